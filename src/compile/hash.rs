@@ -1,0 +1,130 @@
+//! The plan hash: SHA-256 over a canonical form of what runs.
+//!
+//! The canonical form holds the SQL, shell scripts, sign-off texts,
+//! expectations, assertions, captures, flags, order, connections and
+//! parameter types. It leaves out prose, step ids, titles and locations, so
+//! moving a block or rewording a paragraph keeps the hash, and any change to
+//! what runs changes it.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::plan::{Assertion, Dialect, Expect, OnFail, ParamType, Plan, StepBody};
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    format_version: u32,
+    dialect: Dialect,
+    connections: Vec<(&'a str, Dialect)>,
+    params: Vec<(&'a str, ParamType)>,
+    steps: Vec<CanonicalStep<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonicalStep<'a> {
+    skip: bool,
+    confirm: bool,
+    on_fail: OnFail,
+    timeout_ms: Option<u64>,
+    body: CanonicalBody<'a>,
+}
+
+#[derive(Serialize)]
+enum CanonicalBody<'a> {
+    Sql {
+        connection: &'a str,
+        statements: Vec<CanonicalStatement<'a>>,
+    },
+    Shell {
+        script: &'a str,
+        expect: Option<Expect>,
+        test_expect: Option<Expect>,
+        asserts: Vec<&'a str>,
+        capture: Option<&'a str>,
+    },
+    SignOff {
+        items: Vec<&'a str>,
+    },
+}
+
+#[derive(Serialize)]
+struct CanonicalStatement<'a> {
+    sql: &'a str,
+    expect: Option<Expect>,
+    test_expect: Option<Expect>,
+    asserts: Vec<&'a str>,
+    capture: Option<&'a str>,
+    confirm: bool,
+}
+
+fn exprs(a: &[Assertion]) -> Vec<&str> {
+    a.iter().map(|a| a.expr.as_str()).collect()
+}
+
+/// The hex SHA-256 of `plan`'s canonical form.
+pub fn plan_hash(plan: &Plan) -> String {
+    let canonical = Canonical {
+        format_version: plan.format_version,
+        dialect: plan.dialect,
+        connections: plan
+            .connections
+            .iter()
+            .map(|c| (c.name.as_str(), c.dialect))
+            .collect(),
+        params: plan
+            .params
+            .iter()
+            .map(|p| (p.name.as_str(), p.ty))
+            .collect(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| CanonicalStep {
+                skip: s.skip,
+                confirm: s.confirm,
+                on_fail: s.on_fail,
+                timeout_ms: s.timeout_ms,
+                body: match &s.body {
+                    StepBody::Sql {
+                        connection,
+                        statements,
+                    } => CanonicalBody::Sql {
+                        connection,
+                        statements: statements
+                            .iter()
+                            .map(|st| CanonicalStatement {
+                                sql: &st.sql,
+                                expect: st.expect,
+                                test_expect: st.test_expect,
+                                asserts: exprs(&st.asserts),
+                                capture: st.capture.as_deref(),
+                                confirm: st.confirm,
+                            })
+                            .collect(),
+                    },
+                    StepBody::Shell {
+                        script,
+                        expect,
+                        test_expect,
+                        asserts,
+                        capture,
+                    } => CanonicalBody::Shell {
+                        script,
+                        expect: *expect,
+                        test_expect: *test_expect,
+                        asserts: exprs(asserts),
+                        capture: capture.as_deref(),
+                    },
+                    StepBody::SignOff { items } => CanonicalBody::SignOff {
+                        items: items.iter().map(|i| i.text.as_str()).collect(),
+                    },
+                },
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&canonical).expect("plain data serializes");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,306 @@
+//! A small SQL lexer that knows where statements end.
+//!
+//! It recognises exactly what a statement splitter must: string literals
+//! (with each dialect's escapes), quoted identifiers, line and block comments
+//! (nested on PostgreSQL), PostgreSQL dollar quotes and minijinja tags. It is
+//! hand-written rather than borrowed from `sqlparser` because it must also
+//! step over template tags, accept any statement a server accepts, and never
+//! fail on input it does not understand.
+
+use crate::plan::Dialect;
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A keyword or identifier (letters, digits, `_`, `$`).
+    Word,
+    /// A number.
+    Number,
+    /// A string literal, including its quotes.
+    Str,
+    /// A quoted identifier (`"x"`, `` `x` ``, `[x]`).
+    Ident,
+    /// `-- ...` or `# ...` (MySQL) up to the end of the line.
+    LineComment,
+    /// `/* ... */`.
+    BlockComment,
+    /// A minijinja tag: `{{ ... }}`, `{% ... %}` or `{# ... #}`.
+    Template,
+    /// `;`.
+    Semicolon,
+    /// Spaces, tabs and newlines.
+    Space,
+    /// Any other character.
+    Punct,
+}
+
+/// One token: its kind and byte range in the lexed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// What it is.
+    pub kind: TokenKind,
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// A construct that was opened and never closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unterminated {
+    /// What was left open: "string literal", "block comment", ...
+    pub what: &'static str,
+    /// Where it starts.
+    pub start: usize,
+}
+
+/// Splits `text` into tokens. A construct left open runs to the end of the
+/// text and is reported as [`Unterminated`].
+pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminated>) {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut open = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let c = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        let (kind, end, unterminated) = match c {
+            b';' => (TokenKind::Semicolon, i + 1, None),
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                let end = scan_while(bytes, i, |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+                (TokenKind::Space, end, None)
+            }
+            b'-' if next == Some(b'-') => (TokenKind::LineComment, line_end(bytes, i), None),
+            b'#' if dialect == Dialect::Mysql => (TokenKind::LineComment, line_end(bytes, i), None),
+            b'/' if next == Some(b'*') => {
+                let (end, ok) = block_comment(bytes, i, dialect == Dialect::Postgres);
+                (
+                    TokenKind::BlockComment,
+                    end,
+                    (!ok).then_some("block comment"),
+                )
+            }
+            b'{' if matches!(next, Some(b'{' | b'%' | b'#')) => {
+                let close: &[u8] = match next {
+                    Some(b'{') => b"}}",
+                    Some(b'%') => b"%}",
+                    _ => b"#}",
+                };
+                match find(bytes, i + 2, close) {
+                    Some(at) => (TokenKind::Template, at + 2, None),
+                    None => (TokenKind::Template, bytes.len(), Some("template tag")),
+                }
+            }
+            b'\'' => {
+                let backslash = dialect == Dialect::Mysql || escape_string_prefix(bytes, i);
+                let (end, ok) = quoted(bytes, i, b'\'', backslash);
+                (TokenKind::Str, end, (!ok).then_some("string literal"))
+            }
+            b'"' => {
+                let (end, ok) = quoted(bytes, i, b'"', dialect == Dialect::Mysql);
+                let kind = if dialect == Dialect::Mysql {
+                    TokenKind::Str
+                } else {
+                    TokenKind::Ident
+                };
+                (kind, end, (!ok).then_some("quoted identifier"))
+            }
+            b'`' if dialect != Dialect::Postgres => {
+                let (end, ok) = quoted(bytes, i, b'`', false);
+                (TokenKind::Ident, end, (!ok).then_some("quoted identifier"))
+            }
+            b'[' if dialect == Dialect::Sqlite => match find(bytes, i + 1, b"]") {
+                Some(at) => (TokenKind::Ident, at + 1, None),
+                None => (TokenKind::Ident, bytes.len(), Some("quoted identifier")),
+            },
+            b'$' if dialect == Dialect::Postgres => match dollar_tag(bytes, i) {
+                Some(tag_end) => {
+                    let tag = &bytes[i..tag_end];
+                    match find(bytes, tag_end, tag) {
+                        Some(at) => (TokenKind::Str, at + tag.len(), None),
+                        None => (TokenKind::Str, bytes.len(), Some("dollar-quoted string")),
+                    }
+                }
+                None => (TokenKind::Punct, i + 1, None),
+            },
+            b'0'..=b'9' => (
+                TokenKind::Number,
+                scan_while(bytes, i, |b| {
+                    b.is_ascii_alphanumeric() || b == b'.' || b == b'_'
+                }),
+                None,
+            ),
+            _ if is_word_byte(c) => (TokenKind::Word, scan_while(bytes, i, is_word_byte), None),
+            _ => {
+                let len = text[i..].chars().next().map_or(1, char::len_utf8);
+                (TokenKind::Punct, i + len, None)
+            }
+        };
+        if let Some(what) = unterminated
+            && open.is_none()
+        {
+            open = Some(Unterminated { what, start });
+        }
+        tokens.push(Token { kind, start, end });
+        i = end.max(i + 1);
+    }
+    (tokens, open)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn scan_while(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
+    let mut i = from;
+    while i < bytes.len() && pred(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    find(bytes, from, b"\n").unwrap_or(bytes.len())
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from > bytes.len() || needle.is_empty() {
+        return None;
+    }
+    bytes[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// `E'...'` on PostgreSQL takes backslash escapes.
+fn escape_string_prefix(bytes: &[u8], quote: usize) -> bool {
+    quote > 0
+        && matches!(bytes[quote - 1], b'e' | b'E')
+        && (quote < 2 || !is_word_byte(bytes[quote - 2]))
+}
+
+/// Scans a quoted run starting at `from`; a doubled quote is an escaped quote.
+fn quoted(bytes: &[u8], from: usize, q: u8, backslash: bool) -> (usize, bool) {
+    let mut i = from + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if backslash && b == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b == q {
+            if bytes.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return (i + 1, true);
+        }
+        i += 1;
+    }
+    (bytes.len(), false)
+}
+
+fn block_comment(bytes: &[u8], from: usize, nested: bool) -> (usize, bool) {
+    let mut depth = 1;
+    let mut i = from + 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'*' && bytes[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return (i, true);
+            }
+        } else if nested && bytes[i] == b'/' && bytes[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    (bytes.len(), false)
+}
+
+/// The end of a `$tag$` opener at `from`, if there is one (`$1` is a parameter).
+fn dollar_tag(bytes: &[u8], from: usize) -> Option<usize> {
+    if from > 0 && is_word_byte(bytes[from - 1]) {
+        return None;
+    }
+    let mut i = from + 1;
+    if bytes.get(i).is_some_and(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    while i < bytes.len()
+        && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] >= 0x80)
+    {
+        i += 1;
+    }
+    (bytes.get(i) == Some(&b'$')).then_some(i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str, d: Dialect) -> Vec<(TokenKind, &str)> {
+        tokenize(text, d)
+            .0
+            .into_iter()
+            .filter(|t| t.kind != TokenKind::Space)
+            .map(|t| (t.kind, &text[t.start..t.end]))
+            .collect()
+    }
+
+    #[test]
+    fn strings_and_escapes_per_dialect() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds(r"'it''s;' ;", Dialect::Sqlite),
+            vec![(Str, "'it''s;'"), (Semicolon, ";")]
+        );
+        assert_eq!(
+            kinds(r"'a\';b' ;", Dialect::Mysql),
+            vec![(Str, r"'a\';b'"), (Semicolon, ";")]
+        );
+        assert_eq!(
+            kinds(r"'a\' ;", Dialect::Postgres),
+            vec![(Str, r"'a\'"), (Semicolon, ";")]
+        );
+        assert_eq!(
+            kinds(r"E'a\';b'", Dialect::Postgres),
+            vec![(Word, "E"), (Str, r"E'a\';b'"[1..].as_ref())]
+        );
+    }
+
+    #[test]
+    fn dollar_quotes_comments_and_templates() {
+        use TokenKind::*;
+        let sql = "DO $fn$ BEGIN; END $fn$; $1 /* a /* b */ ; */ {{ x; }}";
+        let toks = kinds(sql, Dialect::Postgres);
+        assert_eq!(toks[1], (Str, "$fn$ BEGIN; END $fn$"));
+        assert_eq!(toks[2], (Semicolon, ";"));
+        assert_eq!(toks[3].1, "$");
+        assert_eq!(toks[5], (BlockComment, "/* a /* b */ ; */"));
+        assert_eq!(toks[6], (Template, "{{ x; }}"));
+        assert_eq!(
+            kinds("# c;\n`a;b`", Dialect::Mysql),
+            vec![(LineComment, "# c;"), (Ident, "`a;b`")]
+        );
+        assert_eq!(kinds("[a;b]", Dialect::Sqlite), vec![(Ident, "[a;b]")]);
+    }
+
+    #[test]
+    fn unterminated_constructs_are_reported() {
+        let (_, open) = tokenize("SELECT 'abc", Dialect::Sqlite);
+        assert_eq!(
+            open,
+            Some(Unterminated {
+                what: "string literal",
+                start: 7
+            })
+        );
+        let (_, open) = tokenize("SELECT 1 /* x", Dialect::Postgres);
+        assert_eq!(open.unwrap().what, "block comment");
+    }
+}

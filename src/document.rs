@@ -1,0 +1,150 @@
+//! The syntax-independent model of a runbook file.
+//!
+//! Both front ends ([`crate::source`]) produce a [`Document`]; nothing
+//! downstream knows whether it came from AsciiDoc or Markdown. Header
+//! attributes use the AsciiDoc names (`db-live`, `param-x`, ...): the
+//! Markdown front end flattens YAML front matter into them.
+
+use crate::diag::{Diagnostic, SourceMap, Span};
+
+/// Which syntax a runbook was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Syntax {
+    /// `.adoc`
+    Asciidoc,
+    /// `.md`
+    Markdown,
+}
+
+/// A parsed runbook file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Markdown or AsciiDoc.
+    pub syntax: Syntax,
+    /// The document title (`= Title` or the first `# Title`), if any.
+    pub title: Option<String>,
+    /// Header attributes in document order, with AsciiDoc-style names.
+    pub header: Vec<HeaderAttr>,
+    /// Every section heading, in document order.
+    pub sections: Vec<Section>,
+    /// Code blocks and task lists, in document order.
+    pub blocks: Vec<Block>,
+    /// The runbook file (id 0) and every file it includes.
+    pub sources: SourceMap,
+    /// Problems found while reading the file.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Document {
+    /// The header attribute named `key`, if given.
+    pub fn attr(&self, key: &str) -> Option<&HeaderAttr> {
+        self.header.iter().find(|a| a.key == key)
+    }
+}
+
+/// One header attribute: `:key: value` or a flattened front-matter entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderAttr {
+    /// The AsciiDoc-style name, e.g. `param-affected_uids`.
+    pub key: String,
+    /// The value, trimmed.
+    pub value: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A section heading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// The heading text.
+    pub title: String,
+    /// 1 for `==` / `#`-under-title, deeper is larger.
+    pub level: u8,
+    /// Where the heading is.
+    pub span: Span,
+}
+
+/// A block the compiler looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A fenced or delimited code block.
+    Code(CodeBlock),
+    /// A list with at least one `[ ]` item.
+    Tasks(TaskList),
+}
+
+/// A code block with its language, attributes and text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeBlock {
+    /// The language, lower-cased (`SQL` is `sql`).
+    pub language: Option<String>,
+    /// Runbook-relevant attributes, normalised to the format's names.
+    pub attrs: Vec<Attr>,
+    /// The block's text, exactly as written (no trailing newline).
+    pub text: String,
+    /// The whole block, from its attribute line or fence to its closing delimiter.
+    pub span: Span,
+    /// For each line of `text`, the byte offset in the file where it starts.
+    pub line_offsets: Vec<usize>,
+    /// Index into [`Document::sections`] of the enclosing section.
+    pub section: Option<usize>,
+}
+
+impl CodeBlock {
+    /// The file span of the byte range `range` of [`CodeBlock::text`].
+    pub fn span_of(&self, start: usize, end: usize) -> Span {
+        let to_file = |offset: usize| {
+            let line = self.text[..offset.min(self.text.len())]
+                .bytes()
+                .filter(|&b| b == b'\n')
+                .count();
+            let line_start = self.text[..offset.min(self.text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            self.line_offsets
+                .get(line)
+                .map_or(self.span.start, |&o| o + (offset - line_start))
+        };
+        let start_file = to_file(start);
+        Span::new(self.span.file, start_file, to_file(end).max(start_file))
+    }
+
+    /// The attribute named `key`.
+    pub fn attr(&self, key: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.key == key)
+    }
+}
+
+/// One block attribute, such as `expect=~792` or the flag `confirm`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attr {
+    /// The name, e.g. `expect`.
+    pub key: String,
+    /// The value; `None` for a bare flag.
+    pub value: Option<String>,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A task list: each item is a sign-off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskList {
+    /// The items, in order.
+    pub items: Vec<TaskItem>,
+    /// The whole list.
+    pub span: Span,
+    /// Index into [`Document::sections`] of the enclosing section.
+    pub section: Option<usize>,
+}
+
+/// One `[ ]` item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskItem {
+    /// The item's text, whitespace collapsed.
+    pub text: String,
+    /// Whether it was written checked (`[x]`).
+    pub checked: bool,
+    /// Where the item is.
+    pub span: Span,
+}

@@ -1,0 +1,182 @@
+//! The `runbook-compile` command: parses arguments, calls the library,
+//! renders diagnostics and maps outcomes to the exit codes of format
+//! section 10 (0 success, 1 expectation failed, 2 usage or compile error,
+//! 3 database or shell error, 4 declined or interrupted).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use runbook_compile::compile::compile_file;
+use runbook_compile::diag::{self, DiagnosticRecord, Severity};
+use runbook_compile::files;
+
+/// Exit code: usage or compile error, nothing ran.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "runbook-compile",
+    version,
+    about = "Executable database runbooks: compile, check, run and publish"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the executable plan of a runbook.
+    Plan {
+        /// The runbook (.adoc or .md).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Report every compile error and warning of the given runbooks.
+    Check {
+        /// Runbook files or folders to search for .adoc and .md files.
+        #[arg(default_value = "runbooks")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Treat warnings as errors (`--deny warnings`).
+        #[arg(long, value_parser = ["warnings"])]
+        deny: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan { file, format } => plan(&file, format),
+        Command::Check {
+            paths,
+            format,
+            deny,
+        } => check(&paths, format, deny.is_some()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
+    if !file.is_file() {
+        anyhow::bail!("{}: no such runbook file", file.display());
+    }
+    let (doc, compiled) = compile_file(file);
+    if !compiled.diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            diag::render(&compiled.diagnostics, &doc.sources, color())
+        );
+    }
+    let Some(plan) = compiled.plan else {
+        let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "error: {} could not be compiled ({errors} error{})",
+            file.display(),
+            plural(errors)
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            writeln!(out)?;
+        }
+        Format::Text => write!(out, "{}", plan.to_text())?,
+    }
+    Ok(0)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<u8> {
+    let files = files::runbooks(paths)?;
+    let mut out = std::io::stdout().lock();
+    let (mut errors, mut warnings) = (0, 0);
+    let mut records = Vec::new();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for file in &files {
+        let (doc, compiled) = compile_file(file);
+        errors += compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        warnings += compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        match format {
+            Format::Text => write!(
+                out,
+                "{}",
+                diag::render(&compiled.diagnostics, &doc.sources, color)
+            )?,
+            Format::Json => records.extend(
+                compiled
+                    .diagnostics
+                    .iter()
+                    .map(|d| DiagnosticRecord::new(d, &doc.sources)),
+            ),
+        }
+    }
+    match format {
+        Format::Text => writeln!(
+            out,
+            "checked {} runbook{}: {errors} error{}, {warnings} warning{}",
+            files.len(),
+            plural(files.len()),
+            plural(errors),
+            plural(warnings)
+        )?,
+        Format::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({
+                    "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+                    "errors": errors,
+                    "warnings": warnings,
+                    "diagnostics": records,
+                }),
+            )?;
+            writeln!(out)?;
+        }
+    }
+    Ok(if errors > 0 || (deny_warnings && warnings > 0) {
+        EXIT_USAGE
+    } else {
+        0
+    })
+}

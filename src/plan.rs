@@ -1,0 +1,577 @@
+//! The executable plan: the compiler's output and every back end's input.
+//!
+//! Plain serde data, with a location on every step and statement, so that
+//! `plan --format json` is a faithful dump and the executor, doc tests, site
+//! and lint rules all read the same thing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diag::Location;
+
+/// The version of the format this plan was compiled from.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A SQL dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+}
+
+impl Dialect {
+    /// Parses a dialect name as written in a header (`postgresql` and `mariadb` are accepted too).
+    pub fn parse(s: &str) -> Option<Dialect> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" | "pg" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::Mysql),
+            _ => None,
+        }
+    }
+
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parameter's declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamType {
+    /// A 64-bit integer.
+    Int,
+    /// Any text.
+    Text,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// A non-empty list of integers.
+    IntList,
+    /// A non-empty list of texts.
+    TextList,
+}
+
+impl ParamType {
+    /// Parses a type name as written in a header.
+    pub fn parse(s: &str) -> Option<ParamType> {
+        match s.trim() {
+            "int" => Some(ParamType::Int),
+            "text" => Some(ParamType::Text),
+            "date" => Some(ParamType::Date),
+            "int-list" => Some(ParamType::IntList),
+            "text-list" => Some(ParamType::TextList),
+            _ => None,
+        }
+    }
+
+    /// The name as written in a header.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Int => "int",
+            ParamType::Text => "text",
+            ParamType::Date => "date",
+            ParamType::IntList => "int-list",
+            ParamType::TextList => "text-list",
+        }
+    }
+}
+
+/// A named database connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// The name steps refer to with `db=`.
+    pub name: String,
+    /// Its dialect.
+    pub dialect: Dialect,
+    /// The fixture that builds its doc-test database, relative to the runbook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixture: Option<String>,
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    /// The doc-test value, as written (`@file` or a literal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_value: Option<String>,
+    /// Where it was declared.
+    pub location: Location,
+}
+
+/// A row-count expectation (format section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Expect {
+    /// Exactly `count`.
+    Exact {
+        /// The count.
+        count: u64,
+    },
+    /// Within a tolerance of `target`; `min..=max` is the tolerance rounded outward.
+    Approx {
+        /// The count aimed at.
+        target: u64,
+        /// How far from it the count may be.
+        tolerance: Tolerance,
+        /// Smallest count that holds.
+        min: u64,
+        /// Largest count that holds.
+        max: u64,
+    },
+    /// Between `min` and `max`, both included.
+    Range {
+        /// Smallest count that holds.
+        min: u64,
+        /// Largest count that holds.
+        max: u64,
+    },
+    /// A comparison such as `>= 1`.
+    Compare {
+        /// The operator.
+        op: CompareOp,
+        /// The right-hand side.
+        count: u64,
+    },
+}
+
+/// How far from its target an approximate count may be.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tolerance {
+    /// A percentage of the target.
+    Percent(f64),
+    /// A number of rows either side.
+    Rows(u64),
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareOp {
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+}
+
+impl CompareOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+        }
+    }
+}
+
+impl Expect {
+    /// Whether a count of `n` satisfies the expectation.
+    pub fn holds(&self, n: u64) -> bool {
+        match *self {
+            Expect::Exact { count } => n == count,
+            Expect::Approx { min, max, .. } | Expect::Range { min, max } => {
+                (min..=max).contains(&n)
+            }
+            Expect::Compare { op, count } => match op {
+                CompareOp::Gt => n > count,
+                CompareOp::Ge => n >= count,
+                CompareOp::Lt => n < count,
+                CompareOp::Le => n <= count,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    /// A person's reading: `467`, `~792 (712..872)`, `233..237`, `>= 1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Exact { count } => write!(f, "{count}"),
+            Expect::Approx {
+                target,
+                tolerance,
+                min,
+                max,
+            } => match tolerance {
+                Tolerance::Percent(p) => write!(f, "~{target} ±{p}% ({min}..{max})"),
+                Tolerance::Rows(r) => write!(f, "~{target} ±{r} ({min}..{max})"),
+            },
+            Expect::Range { min, max } => write!(f, "{min}..{max}"),
+            Expect::Compare { op, count } => write!(f, "{} {count}", op.symbol()),
+        }
+    }
+}
+
+/// What a statement does, as far as running it is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementKind {
+    /// Returns rows (SELECT, WITH, VALUES, SHOW, ...); counted by rows returned.
+    Query,
+    /// Changes rows (INSERT, UPDATE, DELETE, REPLACE, MERGE); counted by rows affected.
+    Write,
+    /// Changes schema (CREATE, ALTER, DROP, TRUNCATE, RENAME, GRANT, REVOKE).
+    Ddl,
+    /// Opens a transaction.
+    Begin,
+    /// Commits the open transaction.
+    Commit,
+    /// Rolls the open transaction back.
+    Rollback,
+    /// Anything else (SET, CALL, SAVEPOINT, ...).
+    Other,
+}
+
+/// A gate: a minijinja expression that must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assertion {
+    /// The expression, e.g. `live == snap`.
+    pub expr: String,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// One SQL statement of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The statement's text, a minijinja template; no trailing `;`.
+    pub sql: String,
+    /// Where it starts.
+    pub location: Location,
+    /// What it does.
+    pub kind: StatementKind,
+    /// Whether it returns rows (a query, or a write with RETURNING).
+    pub returns_rows: bool,
+    /// The row-count expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    /// The expectation used in doc tests instead of `expect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_expect: Option<Expect>,
+    /// Assertions over its first row.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub asserts: Vec<Assertion>,
+    /// The variable its first row is stored in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// On a COMMIT: the operator must confirm it.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub confirm: bool,
+    /// The index into [`Plan::transactions`] of the transaction it runs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<usize>,
+    /// The parameters and captures its template refers to.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub uses: Vec<String>,
+}
+
+/// What a failed expectation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFail {
+    /// Stop the run (rolling back an open transaction).
+    #[default]
+    Stop,
+    /// Report it and go on.
+    Warn,
+}
+
+/// One sign-off item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignOffItem {
+    /// What the operator confirms.
+    pub text: String,
+    /// Whether the source wrote it already checked.
+    pub checked: bool,
+    /// Where it is.
+    pub location: Location,
+}
+
+/// What a step runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepBody {
+    /// SQL statements on one connection.
+    Sql {
+        /// The connection's name.
+        connection: String,
+        /// The statements, in order.
+        statements: Vec<Statement>,
+    },
+    /// A `bash -euo pipefail` script run in the runbook's folder.
+    Shell {
+        /// The script.
+        script: String,
+        /// Expected number of non-empty stdout lines.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expect: Option<Expect>,
+        /// The doc-test expectation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        test_expect: Option<Expect>,
+        /// Assertions over `rows` and earlier captures.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        asserts: Vec<Assertion>,
+        /// The variable its stdout lines are stored in.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        capture: Option<String>,
+    },
+    /// A task list the operator signs off item by item.
+    SignOff {
+        /// The items.
+        items: Vec<SignOffItem>,
+    },
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The step id, unique in the runbook.
+    pub id: String,
+    /// Whether the id was written (`true`) or derived from the section (`false`).
+    pub explicit_id: bool,
+    /// Where the block starts.
+    pub location: Location,
+    /// The enclosing section's title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// Published and shown, never executed.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub skip: bool,
+    /// The operator confirms before the step runs (a `confirm` block with no COMMIT).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub confirm: bool,
+    /// What a failed expectation does.
+    pub on_fail: OnFail,
+    /// The per-statement time limit, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// What it runs.
+    #[serde(flatten)]
+    pub body: StepBody,
+}
+
+/// A transaction: from a BEGIN to its COMMIT or ROLLBACK, possibly across steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The connection it runs on.
+    pub connection: String,
+    /// (step index, statement index) of the BEGIN.
+    pub begin: (usize, usize),
+    /// (step index, statement index) of the COMMIT or ROLLBACK.
+    pub end: (usize, usize),
+    /// Whether it ends in COMMIT (`false`: ROLLBACK).
+    pub commits: bool,
+    /// Whether the operator confirms the COMMIT.
+    pub confirm: bool,
+}
+
+/// The compiled runbook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The format version.
+    pub format_version: u32,
+    /// The runbook id.
+    pub id: String,
+    /// The document title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The runbook file.
+    pub source: String,
+    /// The default dialect.
+    pub dialect: Dialect,
+    /// The connections, in declaration order.
+    pub connections: Vec<Connection>,
+    /// The parameters, in declaration order.
+    pub params: Vec<Param>,
+    /// The steps, in document order.
+    pub steps: Vec<Step>,
+    /// The transactions, in order of their BEGIN.
+    pub transactions: Vec<Transaction>,
+    /// SHA-256 (hex) of what runs.
+    pub hash: String,
+}
+
+impl Plan {
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+
+    /// The parameter named `name`.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// Collapses white space and cuts `s` to `max` characters for one-line display.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+impl Plan {
+    /// The plan as a person reads it: header, connections, parameters, then
+    /// every step with its statements and what is checked.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let title = self
+            .title
+            .as_deref()
+            .map(|t| format!(" — {t}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "runbook {}{title}", self.id);
+        let _ = writeln!(out, "  source   {}", self.source);
+        let _ = writeln!(out, "  dialect  {}", self.dialect);
+        let _ = writeln!(out, "  hash     {}", self.hash);
+        for c in &self.connections {
+            let fixture = c
+                .fixture
+                .as_deref()
+                .map(|f| format!("  fixture {f}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  db       {} ({}){fixture}", c.name, c.dialect);
+        }
+        for p in &self.params {
+            let test = p
+                .test_value
+                .as_deref()
+                .map(|v| format!("  test value {v}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  param    {}: {}{test}", p.name, p.ty.name());
+        }
+        let _ = writeln!(
+            out,
+            "\n{} step{}:",
+            self.steps.len(),
+            if self.steps.len() == 1 { "" } else { "s" }
+        );
+        for (i, step) in self.steps.iter().enumerate() {
+            let mut flags = Vec::new();
+            if step.skip {
+                flags.push("skip".to_string());
+            }
+            if step.confirm {
+                flags.push("confirm before running".to_string());
+            }
+            if step.on_fail == OnFail::Warn {
+                flags.push("on-fail warn".to_string());
+            }
+            if let Some(ms) = step.timeout_ms {
+                flags.push(format!("timeout {ms}ms"));
+            }
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", flags.join(", "))
+            };
+            let what = match &step.body {
+                StepBody::Sql { connection, .. } => format!("sql on {connection}"),
+                StepBody::Shell { .. } => "shell".to_string(),
+                StepBody::SignOff { .. } => "sign-off".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "\n{:>3}. {}  {what}  {}:{}{flags}",
+                i + 1,
+                step.id,
+                step.location.file,
+                step.location.line
+            );
+            match &step.body {
+                StepBody::Sql { statements, .. } => {
+                    for s in statements {
+                        let _ = writeln!(
+                            out,
+                            "       {:<5} {}",
+                            s.location.line,
+                            one_line(&s.sql, 72)
+                        );
+                        let mut checks = Vec::new();
+                        if let Some(e) = &s.expect {
+                            checks.push(format!("expect {e}"));
+                        }
+                        if let Some(e) = &s.test_expect {
+                            checks.push(format!("test-expect {e}"));
+                        }
+                        checks.extend(s.asserts.iter().map(|a| format!("assert {}", a.expr)));
+                        if let Some(c) = &s.capture {
+                            checks.push(format!("capture {c}"));
+                        }
+                        if s.confirm {
+                            checks.push("confirm before COMMIT".into());
+                        }
+                        if !checks.is_empty() {
+                            let _ = writeln!(out, "             ↳ {}", checks.join("; "));
+                        }
+                    }
+                }
+                StepBody::Shell {
+                    script,
+                    expect,
+                    test_expect,
+                    asserts,
+                    capture,
+                } => {
+                    for line in script.lines().filter(|l| !l.trim().is_empty()) {
+                        let _ = writeln!(out, "       $ {}", one_line(line, 72));
+                    }
+                    let mut checks = Vec::new();
+                    if let Some(e) = expect {
+                        checks.push(format!("expect {e} lines"));
+                    }
+                    if let Some(e) = test_expect {
+                        checks.push(format!("test-expect {e} lines"));
+                    }
+                    checks.extend(asserts.iter().map(|a| format!("assert {}", a.expr)));
+                    if let Some(c) = capture {
+                        checks.push(format!("capture {c}"));
+                    }
+                    if !checks.is_empty() {
+                        let _ = writeln!(out, "         ↳ {}", checks.join("; "));
+                    }
+                }
+                StepBody::SignOff { items } => {
+                    for item in items {
+                        let _ = writeln!(out, "       [ ] {}", one_line(&item.text, 72));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,513 @@
+//! The AsciiDoc front end, on asciidork.
+//!
+//! asciidork gives the structure (sections, delimited blocks, checklists,
+//! includes); the code text and attribute lists are taken from the raw source
+//! lines it points at, so a step's SQL is exactly what the author wrote.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path as StdPath, PathBuf};
+use std::rc::Rc;
+
+use asciidork_ast::{
+    Block as AdocBlock, BlockContent, BlockContext, DocContent, Inline, InlineNodes,
+    ListItemTypeMeta, SourceLocation,
+};
+use asciidork_core::{JobSettings, Path, ReadAttr, SafeMode};
+use asciidork_parser::includes::{IncludeBuffer, IncludeResolver, IncludeTarget, ResolveError};
+use asciidork_parser::prelude::{Bump, ParseResult, Parser, SourceFile as AdocFile};
+
+use crate::diag::{Diagnostic, FileId, SourceFile, SourceMap, Span};
+use crate::document::{
+    Block, CodeBlock, Document, HeaderAttr, Section, Syntax, TaskItem, TaskList,
+};
+
+use super::attrs;
+
+/// Files read through `include::`, shared between the resolver's clones.
+type Included = Rc<RefCell<Vec<(String, String)>>>;
+
+/// Resolves `include::` from disk, relative to the including file, and keeps
+/// each file's text so diagnostics can point into it.
+#[derive(Clone)]
+struct DiskResolver {
+    base_dir: String,
+    read: Included,
+}
+
+impl IncludeResolver for DiskResolver {
+    fn resolve(
+        &mut self,
+        target: IncludeTarget,
+        buffer: &mut dyn IncludeBuffer,
+        _safe_mode: SafeMode,
+    ) -> Result<usize, ResolveError> {
+        let IncludeTarget::FilePath(path) = target else {
+            return Err(ResolveError::UriReadNotSupported);
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t.replace("\r\n", "\n"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ResolveError::NotFound);
+            }
+            Err(e) => return Err(ResolveError::Io(e.to_string())),
+        };
+        buffer.initialize(text.len());
+        buffer.as_bytes_mut().copy_from_slice(text.as_bytes());
+        self.read.borrow_mut().push((path, text.clone()));
+        Ok(text.len())
+    }
+
+    fn get_base_dir(&self) -> Option<String> {
+        Some(self.base_dir.clone())
+    }
+
+    fn clone_box(&self) -> Box<dyn IncludeResolver> {
+        Box::new(self.clone())
+    }
+}
+
+/// Reads an AsciiDoc runbook already loaded as `file`.
+pub fn parse(file: SourceFile) -> Document {
+    let base_dir = file
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(StdPath::new("."))
+        .display()
+        .to_string();
+    let mut sources = SourceMap::default();
+    let main = sources.add(file);
+    let mut doc = Document {
+        syntax: Syntax::Asciidoc,
+        title: None,
+        header: Vec::new(),
+        sections: Vec::new(),
+        blocks: Vec::new(),
+        sources,
+        diagnostics: Vec::new(),
+    };
+    let text = doc.sources.file(main).text.clone();
+    let path = doc.sources.file(main).path.display().to_string();
+    let read: Included = Rc::default();
+    let bump = Bump::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut parser = Parser::from_str(&text, AdocFile::Path(Path::new(path.clone())), &bump);
+        let mut settings = JobSettings::r#unsafe();
+        settings.strict = false;
+        settings.embedded = true;
+        parser.apply_job_settings(settings);
+        parser.set_resolver(Box::new(DiskResolver {
+            base_dir: base_dir.clone(),
+            read: read.clone(),
+        }));
+        parser.parse()
+    }));
+    match outcome {
+        Ok(Ok(result)) => {
+            let mut walker = Walker {
+                pr: &result,
+                doc: &mut doc,
+                read: &read,
+                files: HashMap::from([(0, main)]),
+            };
+            walker.run();
+        }
+        Ok(Err(errors)) => {
+            for e in errors {
+                let span = line_span(&doc.sources, main, e.line_num);
+                doc.diagnostics
+                    .push(Diagnostic::error("asciidoc", e.message, span));
+            }
+        }
+        Err(_) => doc.diagnostics.push(Diagnostic::error(
+            "asciidoc",
+            "the AsciiDoc parser failed on this file",
+            Span::new(main, 0, 0),
+        )),
+    }
+    header_attrs(&mut doc, main);
+    doc
+}
+
+fn line_span(sources: &SourceMap, file: FileId, line: u32) -> Span {
+    let range = sources.file(file).line_range(line);
+    Span::new(file, range.start, range.end)
+}
+
+/// Reads `:name: value` entries from the document header (the lines before
+/// the first blank line after the title).
+fn header_attrs(doc: &mut Document, main: FileId) {
+    let file = doc.sources.file(main);
+    let mut entries = Vec::new();
+    let mut seen_content = false;
+    let mut title = None;
+    for n in 1..=file.line_count() {
+        let line = file.line(n);
+        if line.trim().is_empty() {
+            if seen_content {
+                break;
+            }
+            continue;
+        }
+        if line.starts_with("//") {
+            continue;
+        }
+        if !seen_content && let Some(t) = line.strip_prefix("= ") {
+            title = Some(t.trim().to_string());
+            seen_content = true;
+            continue;
+        }
+        seen_content = true;
+        let Some(rest) = line.strip_prefix(':') else {
+            continue;
+        };
+        let Some((name, value)) = rest.split_once(':') else {
+            continue;
+        };
+        if name.is_empty() || name.starts_with('!') || name.ends_with('!') {
+            continue;
+        }
+        let range = file.line_range(n);
+        entries.push(HeaderAttr {
+            key: name.to_string(),
+            value: value.trim().to_string(),
+            span: Span::new(main, range.start, range.start + 1 + name.len() + 1),
+        });
+    }
+    if doc.title.is_none() {
+        doc.title = title;
+    }
+    doc.header = entries;
+}
+
+/// Plain text of inline nodes, for headings and list items.
+fn inline_text(nodes: &InlineNodes) -> String {
+    let mut out = String::new();
+    for node in nodes.iter() {
+        match &node.content {
+            Inline::Text(t) | Inline::MultiCharWhitespace(t) => out.push_str(t),
+            Inline::Span(_, _, inner) | Inline::Quote(_, inner) | Inline::InlinePassthru(inner) => {
+                out.push_str(&inline_text(inner))
+            }
+            Inline::Newline | Inline::LineBreak => out.push(' '),
+            Inline::SpecialChar(c) => out.push_str(match c {
+                asciidork_ast::SpecialCharKind::Ampersand => "&",
+                asciidork_ast::SpecialCharKind::LessThan => "<",
+                asciidork_ast::SpecialCharKind::GreaterThan => ">",
+            }),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+struct Walker<'a, 'arena> {
+    pr: &'a ParseResult<'arena>,
+    doc: &'a mut Document,
+    read: &'a Included,
+    files: HashMap<u16, FileId>,
+}
+
+impl Walker<'_, '_> {
+    fn run(&mut self) {
+        if let Some(title) = self.pr.document.title() {
+            self.doc.title = Some(inline_text(&title.main));
+        }
+        for w in &self.pr.warnings {
+            if w.message.starts_with("Include error") || w.message.contains("include") {
+                let file = self.file_for(&w.source_file);
+                let span = line_span(&self.doc.sources, file, w.line_num);
+                self.doc.diagnostics.push(
+                    Diagnostic::error("include", w.message.clone(), span)
+                        .with_hint("include paths are relative to the including file"),
+                );
+            }
+        }
+        match &self.pr.document.content {
+            DocContent::Blocks(blocks) => self.blocks(blocks, None),
+            DocContent::Sections(sectioned) => {
+                if let Some(pre) = &sectioned.preamble {
+                    self.blocks(pre, None);
+                }
+                for s in sectioned.sections.iter() {
+                    self.section(s);
+                }
+            }
+            DocContent::Parts(book) => {
+                if let Some(pre) = &book.preamble {
+                    self.blocks(pre, None);
+                }
+                for s in book.opening_special_sects.iter() {
+                    self.section(s);
+                }
+                for part in book.parts.iter() {
+                    if let Some(intro) = &part.intro {
+                        self.blocks(intro, None);
+                    }
+                    for s in part.sections.iter() {
+                        self.section(s);
+                    }
+                }
+                for s in book.closing_special_sects.iter() {
+                    self.section(s);
+                }
+            }
+        }
+    }
+
+    /// The [`FileId`] of an asciidork source, adding included files on first use.
+    fn file_for(&mut self, file: &AdocFile) -> FileId {
+        let AdocFile::Path(path) = file else {
+            return FileId(0);
+        };
+        let path = path.to_string();
+        if let Some(id) = self.doc.sources.find(StdPath::new(&path)) {
+            return id;
+        }
+        let text = self
+            .read
+            .borrow()
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        self.doc
+            .sources
+            .add(SourceFile::new(PathBuf::from(path), text))
+    }
+
+    fn file_at(&mut self, depth: u16) -> FileId {
+        if let Some(id) = self.files.get(&depth) {
+            return *id;
+        }
+        let file = self.pr.source_file_at(depth).clone();
+        let id = self.file_for(&file);
+        self.files.insert(depth, id);
+        id
+    }
+
+    /// Maps an asciidork position to (file, 1-based line, byte offset in our copy).
+    fn position(&mut self, pos: u32, depth: u16) -> (FileId, u32, usize) {
+        let file = self.file_at(depth);
+        let (line, col) = self
+            .pr
+            .line_number_with_offset(SourceLocation::new(pos, pos, depth));
+        let range = self.doc.sources.file(file).line_range(line);
+        (file, line, (range.start + col as usize).min(range.end))
+    }
+
+    fn section(&mut self, s: &asciidork_ast::Section) {
+        let (file, _, start) = self.position(s.loc.start_pos, s.loc.start_depth);
+        let line_end = self.doc.sources.file(file).text[start..]
+            .find('\n')
+            .map_or(self.doc.sources.file(file).text.len(), |i| start + i);
+        self.doc.sections.push(Section {
+            title: inline_text(&s.heading),
+            level: s.level,
+            span: Span::new(file, start, line_end),
+        });
+        let idx = self.doc.sections.len() - 1;
+        self.blocks(&s.blocks, Some(idx));
+    }
+
+    fn blocks(&mut self, blocks: &[AdocBlock], section: Option<usize>) {
+        for block in blocks {
+            self.block(block, section);
+        }
+    }
+
+    fn block(&mut self, block: &AdocBlock, section: Option<usize>) {
+        match (&block.content, block.context) {
+            (BlockContent::Section(s), _) => self.section(s),
+            (BlockContent::Simple(_), BlockContext::Listing | BlockContext::Literal) => {
+                self.code_block(block, section)
+            }
+            (BlockContent::Compound(children), _) => self.blocks(children, section),
+            (BlockContent::List { items, .. }, _) => {
+                let mut tasks = Vec::new();
+                for item in items.iter() {
+                    if let ListItemTypeMeta::Checklist(checked, _) = &item.type_meta {
+                        let loc = item.marker_src.loc;
+                        let (file, line, start) = self.position(loc.start, loc.include_depth);
+                        let end = self.doc.sources.file(file).line_range(line).end;
+                        tasks.push(TaskItem {
+                            text: inline_text(&item.principle),
+                            checked: *checked,
+                            span: Span::new(file, start, end),
+                        });
+                    }
+                }
+                if let (Some(first), Some(last)) = (tasks.first(), tasks.last()) {
+                    let span = Span::new(first.span.file, first.span.start, last.span.end);
+                    self.doc.blocks.push(Block::Tasks(TaskList {
+                        items: tasks,
+                        span,
+                        section,
+                    }));
+                }
+                for item in items.iter() {
+                    self.blocks(&item.blocks, section);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn code_block(&mut self, block: &AdocBlock, section: Option<usize>) {
+        let (file, first_line, block_start) =
+            self.position(block.loc.start_pos, block.loc.start_depth);
+        let (_, last_line, _) = self.position(block.loc.end_pos, block.loc.end_depth);
+        let mut language = None;
+        let mut style = None;
+        let mut block_attrs = Vec::new();
+        let mut span_start = block_start;
+        for list in block.meta.attrs.iter() {
+            let (afile, _, lo) = self.position(list.loc.start, list.loc.include_depth);
+            let (_, _, hi) = self.position(list.loc.end, list.loc.include_depth);
+            span_start = span_start.min(lo);
+            let raw = self.doc.sources.file(afile).text[lo..hi.max(lo)].to_string();
+            match attrs::parse_asciidoc(&raw, afile, lo) {
+                Ok(parsed) => {
+                    language = parsed.language.or(language);
+                    style = parsed.style.or(style);
+                    block_attrs.extend(parsed.attrs);
+                }
+                Err(diag) => self.doc.diagnostics.push(diag),
+            }
+        }
+        let src = self.doc.sources.file(file);
+        let open = src.line(first_line).trim_end().to_string();
+        let fenced = open.starts_with("```");
+        let delimited = fenced
+            || (open.len() >= 4
+                && (open.bytes().all(|b| b == b'-') || open.bytes().all(|b| b == b'.')));
+        let (content_first, content_last) = if delimited {
+            let mut close = last_line;
+            for n in first_line + 1..=last_line.min(src.line_count()) {
+                let line = src.line(n).trim_end();
+                if (fenced && line.starts_with("```")) || (!fenced && line == open) {
+                    close = n;
+                    break;
+                }
+            }
+            (first_line + 1, close.saturating_sub(1))
+        } else {
+            (first_line, last_line)
+        };
+        if fenced {
+            let info = open.trim_start_matches('`').trim();
+            if let Some(lang) = info.split_whitespace().next() {
+                language = Some(lang.to_ascii_lowercase());
+            }
+        }
+        if language.is_none() && matches!(style.as_deref(), Some("source")) {
+            language = self
+                .pr
+                .document
+                .meta
+                .str("source-language")
+                .map(str::to_ascii_lowercase);
+        }
+        let mut lines = Vec::new();
+        let mut offsets = Vec::new();
+        for n in content_first..=content_last {
+            lines.push(src.line(n));
+            offsets.push(src.line_range(n).start);
+        }
+        let end = src.line_range(last_line.max(first_line)).end;
+        self.doc.blocks.push(Block::Code(CodeBlock {
+            language,
+            attrs: block_attrs,
+            text: lines.join("\n"),
+            span: Span::new(file, span_start.min(block_start), end),
+            line_offsets: offsets,
+            section,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &StdPath, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn blocks_sections_and_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "= Restore\n:dialect: mysql\n:param-uids: int-list\n\n== Scope\n\n[[pre]]\n[source,SQL,expect=467]\n----\nSELECT 1;\nSELECT 'a<b';\n----\n\n* [ ] signed\n* [x] done\n";
+        let p = write(dir.path(), "r.adoc", text);
+        let doc = parse(SourceFile::new(p.clone(), text.to_string()));
+        assert!(doc.diagnostics.is_empty(), "{:?}", doc.diagnostics);
+        assert_eq!(doc.title.as_deref(), Some("Restore"));
+        assert_eq!(doc.attr("param-uids").unwrap().value, "int-list");
+        assert_eq!(
+            doc.sources.location(doc.attr("dialect").unwrap().span).line,
+            2
+        );
+        assert_eq!(doc.sections[0].title, "Scope");
+        let Block::Code(b) = &doc.blocks[0] else {
+            panic!()
+        };
+        assert_eq!(b.language.as_deref(), Some("sql"));
+        assert_eq!(b.text, "SELECT 1;\nSELECT 'a<b';");
+        assert_eq!(doc.sources.location(b.span).line, 7);
+        let second = b.span_of(10, 22);
+        assert_eq!(doc.sources.location(second).line, 11);
+        assert_eq!(doc.sources.text(second), "SELECT 'a<b'");
+        let keys: Vec<_> = b.attrs.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["id", "expect"]);
+        let Block::Tasks(t) = &doc.blocks[1] else {
+            panic!()
+        };
+        assert_eq!(t.items.len(), 2);
+        assert_eq!(t.items[0].text, "signed");
+        assert_eq!(doc.sources.location(t.items[1].span).line, 15);
+    }
+
+    #[test]
+    fn includes_resolve_relative_to_the_including_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "parts/steps.adoc",
+            "== Steps\n\ninclude::more/q.adoc[]\n",
+        );
+        write(
+            dir.path(),
+            "parts/more/q.adoc",
+            "\n[source,sql,id=q]\n----\nDELETE FROM t;\n----\n",
+        );
+        let text = "= R\n\ninclude::parts/steps.adoc[]\n";
+        let p = write(dir.path(), "r.adoc", text);
+        let doc = parse(SourceFile::new(p, text.to_string()));
+        assert!(doc.diagnostics.is_empty(), "{:?}", doc.diagnostics);
+        let Block::Code(b) = &doc.blocks[0] else {
+            panic!()
+        };
+        assert_eq!(b.text, "DELETE FROM t;");
+        let loc = doc.sources.location(b.span_of(0, 6));
+        assert!(loc.file.ends_with("parts/more/q.adoc"), "{}", loc.file);
+        assert_eq!(loc.line, 4);
+        assert_eq!(doc.sources.location(b.attrs[0].span).line, 2);
+    }
+
+    #[test]
+    fn missing_include_is_an_error_at_the_directive() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "= R\n\ninclude::nope.adoc[]\n";
+        let p = write(dir.path(), "r.adoc", text);
+        let doc = parse(SourceFile::new(p, text.to_string()));
+        assert_eq!(doc.diagnostics.len(), 1, "{:?}", doc.diagnostics);
+        assert_eq!(
+            doc.sources.location(doc.diagnostics[0].span.unwrap()).line,
+            3
+        );
+    }
+}
