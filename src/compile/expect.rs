@@ -46,7 +46,10 @@ pub fn parse(spec: &str) -> Result<Expect, String> {
 }
 
 fn count(s: &str) -> Result<u64, String> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+    if s.is_empty() {
+        return Err("a row count is missing".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
         return Err(format!(
             "`{s}` is not a row count (a whole number, such as 467)"
         ));

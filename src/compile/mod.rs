@@ -129,7 +129,11 @@ fn valid_connection(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Lower-case words joined by `-`: a heading as a step-id prefix.
+/// The longest derived step-id prefix, cut at a word boundary.
+const MAX_SLUG: usize = 32;
+
+/// Lower-case words joined by `-`, at most 32 characters cut at a word
+/// boundary: a heading as a step-id prefix.
 pub fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
@@ -139,7 +143,12 @@ pub fn slug(s: &str) -> String {
             out.push('-');
         }
     }
-    out.trim_end_matches('-').to_string()
+    let mut out = out.trim_end_matches('-').to_string();
+    if out.len() > MAX_SLUG {
+        let cut = out[..=MAX_SLUG].rfind('-').unwrap_or(MAX_SLUG);
+        out.truncate(cut);
+    }
+    out
 }
 
 /// Parses a flag value: none (bare), `true`/`yes`, `false`/`no`.

@@ -191,6 +191,12 @@ fn inline_text(nodes: &InlineNodes) -> String {
                 out.push_str(&inline_text(inner))
             }
             Inline::Newline | Inline::LineBreak => out.push(' '),
+            Inline::CurlyQuote(kind) => out.push(match kind {
+                asciidork_ast::CurlyKind::LeftDouble => '“',
+                asciidork_ast::CurlyKind::RightDouble => '”',
+                asciidork_ast::CurlyKind::LeftSingle => '‘',
+                _ => '’',
+            }),
             Inline::SpecialChar(c) => out.push_str(match c {
                 asciidork_ast::SpecialCharKind::Ampersand => "&",
                 asciidork_ast::SpecialCharKind::LessThan => "<",
