@@ -597,18 +597,18 @@ impl Compiler<'_> {
                 a.span,
             );
             Self::hint(d, "only `sql`, `sh`, `bash` and `shell` blocks are steps");
-        } else if SQL_LANGS.contains(&lang) || SHELL_LANGS.contains(&lang) {
-            if let Some(a) = c.attrs.iter().find(|a| a.value.is_some()) {
-                let d = self.warn(
-                    "not-a-step",
-                    format!(
-                        "`{}` is not a step attribute, so this block is documentation",
-                        a.key
-                    ),
-                    a.span,
-                );
-                Self::hint(d, format!("step attributes are {}", STEP_ATTRS.join(", ")));
-            }
+        } else if (SQL_LANGS.contains(&lang) || SHELL_LANGS.contains(&lang))
+            && let Some(a) = c.attrs.iter().find(|a| a.value.is_some())
+        {
+            let d = self.warn(
+                "not-a-step",
+                format!(
+                    "`{}` is not a step attribute, so this block is documentation",
+                    a.key
+                ),
+                a.span,
+            );
+            Self::hint(d, format!("step attributes are {}", STEP_ATTRS.join(", ")));
         }
     }
 

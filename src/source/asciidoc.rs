@@ -379,7 +379,7 @@ impl Walker<'_, '_> {
                     style = parsed.style.or(style);
                     block_attrs.extend(parsed.attrs);
                 }
-                Err(diag) => self.doc.diagnostics.push(diag),
+                Err(diag) => self.doc.diagnostics.push(*diag),
             }
         }
         let src = self.doc.sources.file(file);

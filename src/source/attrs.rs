@@ -92,7 +92,11 @@ fn attr(key: &str, value: Option<String>, file: FileId, base: usize, lo: usize, 
 /// Parses one AsciiDoc block attribute line, brackets included: `[[x]]`,
 /// `[source#x%confirm,sql,db=live,expect=~792]`. `base` is the file offset of
 /// the opening bracket.
-pub fn parse_asciidoc(raw: &str, file: FileId, base: usize) -> Result<ParsedAttrs, Diagnostic> {
+pub fn parse_asciidoc(
+    raw: &str,
+    file: FileId,
+    base: usize,
+) -> Result<ParsedAttrs, Box<Diagnostic>> {
     let mut out = ParsedAttrs::default();
     let whole = Span::new(file, base, base + raw.len());
     if let Some(inner) = raw.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
@@ -108,11 +112,11 @@ pub fn parse_asciidoc(raw: &str, file: FileId, base: usize) -> Result<ParsedAttr
         return Ok(out);
     }
     let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             "bad-attribute-list",
             "attribute list is not closed with `]`",
             whole,
-        ));
+        )));
     };
     let mut positional = 0;
     for (lo, hi) in split_outside_quotes(inner, |c| c == ',') {
@@ -190,7 +194,11 @@ fn parse_style(first: &str, out: &mut ParsedAttrs, file: FileId, base: usize) {
 
 /// Parses a Markdown fence info string: `sql {#x db=live expect=~792 confirm}`.
 /// `base` is the file offset of the info string's first byte.
-pub fn parse_markdown(info: &str, file: FileId, base: usize) -> Result<ParsedAttrs, Diagnostic> {
+pub fn parse_markdown(
+    info: &str,
+    file: FileId,
+    base: usize,
+) -> Result<ParsedAttrs, Box<Diagnostic>> {
     let mut out = ParsedAttrs::default();
     let brace = info.find('{');
     let head = &info[..brace.unwrap_or(info.len())];
@@ -202,12 +210,14 @@ pub fn parse_markdown(info: &str, file: FileId, base: usize) -> Result<ParsedAtt
     };
     let rest = &info[open + 1..];
     let Some(close) = rest.rfind('}') else {
-        return Err(Diagnostic::error(
-            "bad-attribute-list",
-            "attribute list is not closed with `}`",
-            Span::new(file, base + open, base + info.len()),
-        )
-        .with_hint("write the attributes as `{#step-id key=value flag}`"));
+        return Err(Box::new(
+            Diagnostic::error(
+                "bad-attribute-list",
+                "attribute list is not closed with `}`",
+                Span::new(file, base + open, base + info.len()),
+            )
+            .with_hint("write the attributes as `{#step-id key=value flag}`"),
+        ));
     };
     let inner = &rest[..close];
     let inner_base = open + 1;

@@ -392,7 +392,7 @@ fn code_block(
                 block.language = parsed.language;
                 block.attrs = parsed.attrs;
             }
-            Err(diag) => doc.diagnostics.push(diag),
+            Err(diag) => doc.diagnostics.push(*diag),
         }
     }
     doc.blocks.push(Block::Code(block));
