@@ -1311,7 +1311,7 @@ impl Compiler<'_> {
         let start = f
             .line(loc.line)
             .char_indices()
-            .nth(loc.column as usize - 1)
+            .nth((loc.column as usize).saturating_sub(1))
             .map_or(range.start, |(i, _)| range.start + i);
         Span::new(file, start, range.end)
     }

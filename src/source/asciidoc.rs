@@ -372,7 +372,14 @@ impl Walker<'_, '_> {
             let (afile, _, lo) = self.position(list.loc.start, list.loc.include_depth);
             let (_, _, hi) = self.position(list.loc.end, list.loc.include_depth);
             span_start = span_start.min(lo);
-            let raw = self.doc.sources.file(afile).text[lo..hi.max(lo)].to_string();
+            let raw = self
+                .doc
+                .sources
+                .file(afile)
+                .text
+                .get(lo..hi.max(lo))
+                .unwrap_or("")
+                .to_string();
             match attrs::parse_asciidoc(&raw, afile, lo) {
                 Ok(parsed) => {
                     language = parsed.language.or(language);
