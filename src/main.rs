@@ -111,7 +111,7 @@ fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
             serde_json::to_writer_pretty(&mut out, &plan)?;
             writeln!(out)?;
         }
-        Format::Text => write!(out, "{}", plan.to_text())?,
+        Format::Text => write!(out, "{}", plan.to_text()?)?,
     }
     Ok(0)
 }

@@ -443,135 +443,27 @@ pub fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// The text report's template (`templates/plan.txt`).
+const PLAN_TEMPLATE: &str = include_str!("../templates/plan.txt");
+
 impl Plan {
     /// The plan as a person reads it: header, connections, parameters, then
     /// every step with its statements and what is checked.
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let title = self
-            .title
-            .as_deref()
-            .map(|t| format!(" — {t}"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "runbook {}{title}", self.id);
-        let _ = writeln!(out, "  source   {}", self.source);
-        let _ = writeln!(out, "  dialect  {}", self.dialect);
-        let _ = writeln!(out, "  hash     {}", self.hash);
-        for c in &self.connections {
-            let fixture = c
-                .fixture
-                .as_deref()
-                .map(|f| format!("  fixture {f}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  db       {} ({}){fixture}", c.name, c.dialect);
-        }
-        for p in &self.params {
-            let test = p
-                .test_value
-                .as_deref()
-                .map(|v| format!("  test value {v}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  param    {}: {}{test}", p.name, p.ty.name());
-        }
-        let _ = writeln!(
-            out,
-            "\n{} step{}:",
-            self.steps.len(),
-            if self.steps.len() == 1 { "" } else { "s" }
-        );
-        for (i, step) in self.steps.iter().enumerate() {
-            let mut flags = Vec::new();
-            if step.skip {
-                flags.push("skip".to_string());
-            }
-            if step.confirm {
-                flags.push("confirm before running".to_string());
-            }
-            if step.on_fail == OnFail::Warn {
-                flags.push("on-fail warn".to_string());
-            }
-            if let Some(ms) = step.timeout_ms {
-                flags.push(format!("timeout {ms}ms"));
-            }
-            let flags = if flags.is_empty() {
-                String::new()
-            } else {
-                format!("  [{}]", flags.join(", "))
-            };
-            let what = match &step.body {
-                StepBody::Sql { connection, .. } => format!("sql on {connection}"),
-                StepBody::Shell { .. } => "shell".to_string(),
-                StepBody::SignOff { .. } => "sign-off".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "\n{:>3}. {}  {what}  {}:{}{flags}",
-                i + 1,
-                step.id,
-                step.location.file,
-                step.location.line
-            );
-            match &step.body {
-                StepBody::Sql { statements, .. } => {
-                    for s in statements {
-                        let _ = writeln!(
-                            out,
-                            "       {:<5} {}",
-                            s.location.line,
-                            one_line(&s.sql, 72)
-                        );
-                        let mut checks = Vec::new();
-                        if let Some(e) = &s.expect {
-                            checks.push(format!("expect {e}"));
-                        }
-                        if let Some(e) = &s.test_expect {
-                            checks.push(format!("test-expect {e}"));
-                        }
-                        checks.extend(s.asserts.iter().map(|a| format!("assert {}", a.expr)));
-                        if let Some(c) = &s.capture {
-                            checks.push(format!("capture {c}"));
-                        }
-                        if s.confirm {
-                            checks.push("confirm before COMMIT".into());
-                        }
-                        if !checks.is_empty() {
-                            let _ = writeln!(out, "             ↳ {}", checks.join("; "));
-                        }
-                    }
-                }
-                StepBody::Shell {
-                    script,
-                    expect,
-                    test_expect,
-                    asserts,
-                    capture,
-                } => {
-                    for line in script.lines().filter(|l| !l.trim().is_empty()) {
-                        let _ = writeln!(out, "       $ {}", one_line(line, 72));
-                    }
-                    let mut checks = Vec::new();
-                    if let Some(e) = expect {
-                        checks.push(format!("expect {e} lines"));
-                    }
-                    if let Some(e) = test_expect {
-                        checks.push(format!("test-expect {e} lines"));
-                    }
-                    checks.extend(asserts.iter().map(|a| format!("assert {}", a.expr)));
-                    if let Some(c) = capture {
-                        checks.push(format!("capture {c}"));
-                    }
-                    if !checks.is_empty() {
-                        let _ = writeln!(out, "         ↳ {}", checks.join("; "));
-                    }
-                }
-                StepBody::SignOff { items } => {
-                    for item in items {
-                        let _ = writeln!(out, "       [ ] {}", one_line(&item.text, 72));
-                    }
-                }
-            }
-        }
-        out
+    pub fn to_text(&self) -> Result<String, minijinja::Error> {
+        let mut env = minijinja::Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()?;
+        env.set_syntax(syntax);
+        env.add_filter("oneline", |s: String| one_line(&s, 72));
+        env.add_filter("lines", |s: String| {
+            s.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+        let plan = minijinja::Value::from(minijinja::value::Serde(self));
+        env.render_str(PLAN_TEMPLATE, minijinja::context! { plan })
     }
 }

@@ -26,7 +26,7 @@ fn ok_runbooks_compile_cleanly() {
         let rendered = render(&compiled.diagnostics, &doc.sources, false);
         assert!(compiled.diagnostics.is_empty(), "{rendered}");
         let plan = compiled.plan.expect("no errors, so a plan");
-        insta::assert_snapshot!(plan.to_text());
+        insta::assert_snapshot!(plan.to_text().unwrap());
     });
 }
 
