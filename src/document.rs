@@ -37,6 +37,19 @@ pub struct Document {
 }
 
 impl Document {
+    /// An empty document of `syntax` over `sources` (file 0 is the runbook).
+    pub fn new(syntax: Syntax, sources: SourceMap) -> Document {
+        Document {
+            syntax,
+            title: None,
+            header: Vec::new(),
+            sections: Vec::new(),
+            blocks: Vec::new(),
+            sources,
+            diagnostics: Vec::new(),
+        }
+    }
+
     /// The header attribute named `key`, if given.
     pub fn attr(&self, key: &str) -> Option<&HeaderAttr> {
         self.header.iter().find(|a| a.key == key)

@@ -947,31 +947,24 @@ impl Compiler<'_> {
         let target = statements
             .iter()
             .rposition(|s| !matches!(s.kind, StatementKind::Commit | StatementKind::Rollback));
-        if let Some((e, span)) = block.expect
-            && let Some(t) = self.block_target(&statements, target, "expect", span, ok)
-        {
-            if statements[t].expect.is_some() {
+        let expect_slot: ExpectSlot = |s| &mut s.expect;
+        let test_expect_slot: ExpectSlot = |s| &mut s.test_expect;
+        let expectations = [
+            ("expect", block.expect, expect_slot),
+            ("test-expect", block.test_expect, test_expect_slot),
+        ];
+        for (key, given, slot) in expectations {
+            if let Some((e, span)) = given
+                && let Some(t) = self.block_target(&statements, target, key, span, ok)
+                && slot(&mut statements[t]).replace(e).is_some()
+            {
                 self.error(
                     "duplicate-attribute",
-                    "the last statement has both `expect` and `-- @expect`",
+                    format!("the last statement has both `{key}` and `-- @{key}`"),
                     span,
                 );
                 *ok = false;
             }
-            statements[t].expect = Some(e);
-        }
-        if let Some((e, span)) = block.test_expect
-            && let Some(t) = self.block_target(&statements, target, "test-expect", span, ok)
-        {
-            if statements[t].test_expect.is_some() {
-                self.error(
-                    "duplicate-attribute",
-                    "the last statement has both `test-expect` and `-- @test-expect`",
-                    span,
-                );
-                *ok = false;
-            }
-            statements[t].test_expect = Some(e);
         }
         if let Some(a) = block.assert {
             let span = c.attr("assert").map_or(c.span, |x| x.span);
@@ -1316,6 +1309,9 @@ impl Compiler<'_> {
         Span::new(file, start, range.end)
     }
 }
+
+/// Picks `expect` or `test-expect` out of a statement.
+type ExpectSlot = fn(&mut Statement) -> &mut Option<Expect>;
 
 /// What block-level attributes ask of the block's last statement.
 struct BlockLevel {

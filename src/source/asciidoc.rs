@@ -78,15 +78,7 @@ pub fn parse(file: SourceFile) -> Document {
         .to_string();
     let mut sources = SourceMap::default();
     let main = sources.add(file);
-    let mut doc = Document {
-        syntax: Syntax::Asciidoc,
-        title: None,
-        header: Vec::new(),
-        sections: Vec::new(),
-        blocks: Vec::new(),
-        sources,
-        diagnostics: Vec::new(),
-    };
+    let mut doc = Document::new(Syntax::Asciidoc, sources);
     let text = doc.sources.file(main).text.clone();
     let path = doc.sources.file(main).path.display().to_string();
     let read: Included = Rc::default();

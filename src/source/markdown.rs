@@ -16,15 +16,7 @@ pub fn parse(file: SourceFile) -> Document {
     let mut sources = SourceMap::default();
     let id = sources.add(file);
     let src = sources.file(id).clone();
-    let mut doc = Document {
-        syntax: Syntax::Markdown,
-        title: None,
-        header: Vec::new(),
-        sections: Vec::new(),
-        blocks: Vec::new(),
-        sources,
-        diagnostics: Vec::new(),
-    };
+    let mut doc = Document::new(Syntax::Markdown, sources);
     let body_start = front_matter(&src, id, &mut doc);
     body(&src, id, body_start, &mut doc);
     doc

@@ -29,15 +29,9 @@ pub fn load(path: &Path) -> Document {
     let empty = |diag: Diagnostic| {
         let mut sources = SourceMap::default();
         sources.add(SourceFile::new(path.to_path_buf(), String::new()));
-        Document {
-            syntax: syntax_of(path).unwrap_or(Syntax::Markdown),
-            title: None,
-            header: Vec::new(),
-            sections: Vec::new(),
-            blocks: Vec::new(),
-            sources,
-            diagnostics: vec![diag],
-        }
+        let mut doc = Document::new(syntax_of(path).unwrap_or(Syntax::Markdown), sources);
+        doc.diagnostics.push(diag);
+        doc
     };
     let Some(syntax) = syntax_of(path) else {
         return empty(Diagnostic::file_error(
