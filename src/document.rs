@@ -5,7 +5,7 @@
 //! attributes use the AsciiDoc names (`db-live`, `param-x`, ...): the
 //! Markdown front end flattens YAML front matter into them.
 
-use crate::diag::{Diagnostic, SourceMap, Span};
+use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 
 /// Which syntax a runbook was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -98,29 +98,39 @@ pub struct CodeBlock {
     pub text: String,
     /// The whole block, from its attribute line or fence to its closing delimiter.
     pub span: Span,
-    /// For each line of `text`, the byte offset in the file where it starts.
-    pub line_offsets: Vec<usize>,
+    /// For each line of `text`, the file and byte offset where it starts
+    /// (lines pulled in by an `include::` inside the block live in the
+    /// included file).
+    pub line_starts: Vec<(FileId, usize)>,
     /// Index into [`Document::sections`] of the enclosing section.
     pub section: Option<usize>,
 }
 
 impl CodeBlock {
-    /// The file span of the byte range `range` of [`CodeBlock::text`].
+    /// The file span of the byte range `start..end` of [`CodeBlock::text`].
+    /// A range that crosses into another file ends at its first line's end.
     pub fn span_of(&self, start: usize, end: usize) -> Span {
         let to_file = |offset: usize| {
-            let line = self.text[..offset.min(self.text.len())]
-                .bytes()
-                .filter(|&b| b == b'\n')
-                .count();
-            let line_start = self.text[..offset.min(self.text.len())]
-                .rfind('\n')
-                .map_or(0, |i| i + 1);
-            self.line_offsets
+            let offset = offset.min(self.text.len());
+            let line = self.text[..offset].bytes().filter(|&b| b == b'\n').count();
+            let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            self.line_starts
                 .get(line)
-                .map_or(self.span.start, |&o| o + (offset - line_start))
+                .map_or((self.span.file, self.span.start), |&(file, o)| {
+                    (file, o + (offset - line_start))
+                })
         };
-        let start_file = to_file(start);
-        Span::new(self.span.file, start_file, to_file(end).max(start_file))
+        let (file, lo) = to_file(start);
+        let (end_file, hi) = to_file(end);
+        let hi = if end_file == file && hi >= lo {
+            hi
+        } else {
+            let line_end = self.text[start.min(self.text.len())..]
+                .find('\n')
+                .map_or(self.text.len(), |i| start + i);
+            lo + (line_end - start.min(line_end))
+        };
+        Span::new(file, lo, hi)
     }
 
     /// The attribute named `key`.

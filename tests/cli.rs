@@ -182,3 +182,29 @@ fn deny_warnings_turns_a_warning_into_exit_2() {
         .code(2)
         .run();
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::process::Stdio;
+    for format in ["json", "text"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+            .args(["plan", "runbooks/wpca-uid-restore.adoc", "--format", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

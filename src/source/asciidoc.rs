@@ -24,6 +24,9 @@ use crate::document::{
 
 use super::attrs;
 
+/// How deep `include::` inside a code block may nest.
+const MAX_BLOCK_INCLUDE_DEPTH: u32 = 8;
+
 /// Files read through `include::`, shared between the resolver's clones.
 type Included = Rc<RefCell<Vec<(String, String)>>>;
 
@@ -259,20 +262,88 @@ impl Walker<'_, '_> {
         let AdocFile::Path(path) = file else {
             return FileId(0);
         };
-        let path = path.to_string();
-        if let Some(id) = self.doc.sources.find(StdPath::new(&path)) {
-            return id;
+        self.file_named(&path.to_string()).unwrap_or(FileId(0))
+    }
+
+    /// The [`FileId`] of the file at `path`: one already read, one asciidork
+    /// read through the resolver, or `None` when it cannot be read.
+    fn file_named(&mut self, path: &str) -> Option<FileId> {
+        if let Some(id) = self.doc.sources.find(StdPath::new(path)) {
+            return Some(id);
         }
-        let text = self
+        let recorded = self
             .read
             .borrow()
             .iter()
-            .find(|(p, _)| *p == path)
-            .map(|(_, t)| t.clone())
-            .unwrap_or_default();
-        self.doc
-            .sources
-            .add(SourceFile::new(PathBuf::from(path), text))
+            .find(|(p, _)| StdPath::new(p) == StdPath::new(path))
+            .map(|(_, t)| t.clone());
+        let text = match recorded {
+            Some(t) => t,
+            None => std::fs::read_to_string(path).ok()?,
+        };
+        Some(
+            self.doc
+                .sources
+                .add(SourceFile::new(PathBuf::from(path), text)),
+        )
+    }
+
+    /// Lines `first..=last` of `file`, with `include::` directives replaced
+    /// by the lines of the file they name (as asciidoctor does inside
+    /// delimited blocks), each with where it starts.
+    fn content_lines(
+        &mut self,
+        file: FileId,
+        first: u32,
+        last: u32,
+        depth: u32,
+        lines: &mut Vec<String>,
+        starts: &mut Vec<(FileId, usize)>,
+    ) {
+        for n in first..=last {
+            let src = self.doc.sources.file(file);
+            let line = src.line(n).to_string();
+            let range = src.line_range(n);
+            let directive = line
+                .strip_prefix("include::")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|rest| rest.split_once('['));
+            let Some((target, attrs)) = directive.filter(|_| depth < MAX_BLOCK_INCLUDE_DEPTH)
+            else {
+                lines.push(line);
+                starts.push((file, range.start));
+                continue;
+            };
+            let span = Span::new(file, range.start, range.end);
+            if ["lines=", "tag=", "tags="]
+                .iter()
+                .any(|k| attrs.contains(k))
+            {
+                self.doc.diagnostics.push(
+                    Diagnostic::warning(
+                        "include-selection",
+                        "`lines=` and `tag=` are not applied to includes inside a code block",
+                        span,
+                    )
+                    .with_hint(
+                        "the whole file is used: include a file that holds just the statements",
+                    ),
+                );
+            }
+            let dir = src.path.parent().unwrap_or(StdPath::new("")).to_path_buf();
+            let path = dir.join(target).display().to_string();
+            let Some(included) = self.file_named(&path) else {
+                continue;
+            };
+            let inc = self.doc.sources.file(included);
+            let mut count = inc.line_count();
+            if inc.text.ends_with('\n') {
+                count -= 1;
+            }
+            if count > 0 {
+                self.content_lines(included, 1, count, depth + 1, lines, starts);
+            }
+        }
     }
 
     fn file_at(&mut self, depth: u16) -> FileId {
@@ -415,18 +486,23 @@ impl Walker<'_, '_> {
                 .map(str::to_ascii_lowercase);
         }
         let mut lines = Vec::new();
-        let mut offsets = Vec::new();
-        for n in content_first..=content_last {
-            lines.push(src.line(n));
-            offsets.push(src.line_range(n).start);
-        }
+        let mut starts = Vec::new();
+        self.content_lines(
+            file,
+            content_first,
+            content_last,
+            0,
+            &mut lines,
+            &mut starts,
+        );
+        let src = self.doc.sources.file(file);
         let end = src.line_range(last_line.max(first_line)).end;
         self.doc.blocks.push(Block::Code(CodeBlock {
             language,
             attrs: block_attrs,
             text: lines.join("\n"),
             span: Span::new(file, span_start.min(block_start), end),
-            line_offsets: offsets,
+            line_starts: starts,
             section,
         }));
     }
@@ -501,6 +577,40 @@ mod tests {
         assert!(loc.file.ends_with("parts/more/q.adoc"), "{}", loc.file);
         assert_eq!(loc.line, 4);
         assert_eq!(doc.sources.location(b.attrs[0].span).line, 2);
+    }
+
+    #[test]
+    fn include_inside_a_listing_block_supplies_the_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "sql/q.sql",
+            "SELECT 1;\n-- @expect 1\nSELECT 2;\n",
+        );
+        let text = "= R\n\n[source,sql,id=q]\n----\nBEGIN;\ninclude::sql/q.sql[]\nCOMMIT;\n----\n";
+        let p = write(dir.path(), "r.adoc", text);
+        let doc = parse(SourceFile::new(p, text.to_string()));
+        assert!(doc.diagnostics.is_empty(), "{:?}", doc.diagnostics);
+        let Block::Code(b) = &doc.blocks[0] else {
+            panic!()
+        };
+        assert_eq!(
+            b.text,
+            "BEGIN;\nSELECT 1;\n-- @expect 1\nSELECT 2;\nCOMMIT;"
+        );
+        let select2 = b.span_of(
+            b.text.find("SELECT 2").unwrap(),
+            b.text.find("COMMIT").unwrap() - 2,
+        );
+        let loc = doc.sources.location(select2);
+        assert!(loc.file.ends_with("sql/q.sql"), "{}", loc.file);
+        assert_eq!((loc.line, loc.column), (3, 1));
+        assert_eq!(doc.sources.text(select2), "SELECT 2");
+        let commit = doc
+            .sources
+            .location(b.span_of(b.text.len() - 6, b.text.len()));
+        assert!(commit.file.ends_with("r.adoc"));
+        assert_eq!(commit.line, 7);
     }
 
     #[test]

@@ -356,7 +356,7 @@ fn code_block(
     let mut block = CodeBlock {
         language: None,
         attrs: Vec::new(),
-        line_offsets: Vec::new(),
+        line_starts: Vec::new(),
         text,
         span: Span::new(id, start, end),
         section,
@@ -374,7 +374,7 @@ fn code_block(
         } else {
             range.start
         };
-        block.line_offsets.push(offset);
+        block.line_starts.push((id, offset));
     }
     if let Some(info) = info.filter(|i| !i.trim().is_empty()) {
         let fence = src.line(fence_line);
