@@ -231,6 +231,7 @@ fn body(src: &SourceFile, id: FileId, base: usize, doc: &mut Document) {
     let mut lists: Vec<OpenList> = Vec::new();
     let mut items: Vec<OpenItem> = Vec::new();
     let mut section: Option<usize> = None;
+    let mut title_seen = false;
     for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
         let (lo, hi) = (base + range.start, base + range.end);
         match event {
@@ -240,8 +241,9 @@ fn body(src: &SourceFile, id: FileId, base: usize, doc: &mut Document) {
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((level, title, start)) = heading.take() {
                     let title = title.trim().to_string();
-                    if level == 1 && doc.title.is_none() && doc.sections.is_empty() {
-                        doc.title = Some(title);
+                    if level == 1 && !title_seen && doc.sections.is_empty() {
+                        title_seen = true;
+                        doc.title.get_or_insert(title);
                     } else {
                         doc.sections.push(Section {
                             title,
@@ -423,7 +425,12 @@ mod tests {
         let loc = d.sources.location(d.attr("param-uids").unwrap().span);
         assert_eq!((loc.line, loc.column), (8, 3));
         assert_eq!(d.title.as_deref(), Some("Title"));
+        assert!(d.sections.is_empty(), "the title heading is not a section");
         assert!(d.diagnostics.is_empty());
+        let d = doc("---\ntitle: From front matter\n---\n# Heading\n\n## Part\n");
+        assert_eq!(d.title.as_deref(), Some("From front matter"));
+        assert_eq!(d.sections.len(), 1);
+        assert_eq!(d.sections[0].title, "Part");
     }
 
     #[test]
