@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod diag;
 pub mod document;
+pub mod exec;
 pub mod files;
 pub mod plan;
 pub mod source;

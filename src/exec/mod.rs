@@ -1,0 +1,3 @@
+//! Executing a plan.
+
+pub mod params;

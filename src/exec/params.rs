@@ -1,0 +1,349 @@
+//! Parameter values: `--param NAME=VALUE` or `NAME=@FILE`, checked against
+//! their declared types before anything runs (format section 7).
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use minijinja::Value;
+
+use crate::plan::{ParamType, Plan};
+
+/// A checked parameter value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    /// An `int`.
+    Int(i64),
+    /// A `text`.
+    Text(String),
+    /// A `date`, `YYYY-MM-DD`.
+    Date(String),
+    /// An `int-list`, never empty.
+    IntList(Vec<i64>),
+    /// A `text-list`, never empty.
+    TextList(Vec<String>),
+}
+
+impl ParamValue {
+    /// The value as a template value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ParamValue::Int(i) => Value::from(*i),
+            ParamValue::Text(s) | ParamValue::Date(s) => Value::from(s.as_str()),
+            ParamValue::IntList(v) => Value::from(v.clone()),
+            ParamValue::TextList(v) => Value::from(v.clone()),
+        }
+    }
+
+    /// The value as a shell step sees it in `RUNBOOK_PARAM_<NAME>`: lists one item a line.
+    pub fn to_env(&self) -> String {
+        match self {
+            ParamValue::Int(i) => i.to_string(),
+            ParamValue::Text(s) | ParamValue::Date(s) => s.clone(),
+            ParamValue::IntList(v) => v.iter().map(i64::to_string).collect::<Vec<_>>().join("\n"),
+            ParamValue::TextList(v) => v.join("\n"),
+        }
+    }
+}
+
+/// A value that does not fit its parameter, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", where_.as_ref().map(|(f, l)| format!("{}:{l}: ", f.display())).unwrap_or_default())]
+pub struct ParamError {
+    /// What is wrong, naming the parameter.
+    pub message: String,
+    /// The file and 1-based line, for values read from `@FILE`.
+    pub where_: Option<(PathBuf, usize)>,
+}
+
+/// Where a value was read: the file and 1-based line, or `None` when given inline.
+type Origin = Option<(PathBuf, usize)>;
+
+fn err(message: String) -> ParamError {
+    ParamError {
+        message,
+        where_: None,
+    }
+}
+
+/// Parses one value of type `ty` for parameter `name`. `raw` is the value as
+/// given; `@FILE` reads one value a line from `FILE` (relative to `base`),
+/// skipping blank lines and `#` comments. A list given inline is
+/// comma-separated.
+pub fn parse(name: &str, ty: ParamType, raw: &str, base: &Path) -> Result<ParamValue, ParamError> {
+    let list = matches!(ty, ParamType::IntList | ParamType::TextList);
+    let items: Vec<(String, Origin)> = match raw.strip_prefix('@') {
+        Some(file) => read_lines(name, &base.join(file))?,
+        None if list => raw
+            .split(',')
+            .map(|s| (s.trim().to_string(), None))
+            .filter(|(s, _)| !s.is_empty())
+            .collect(),
+        None => vec![(raw.to_string(), None)],
+    };
+    let at = |w: &Origin, message: String| ParamError {
+        message,
+        where_: w.clone(),
+    };
+    if list {
+        if items.is_empty() {
+            return Err(err(format!(
+                "parameter `{name}` ({}) is an empty list",
+                ty.name()
+            )));
+        }
+    } else if items.len() != 1 {
+        let source = raw.strip_prefix('@').unwrap_or(raw);
+        return Err(err(format!(
+            "parameter `{name}` ({}) takes one value, {source} holds {}",
+            ty.name(),
+            items.len()
+        )));
+    }
+    let int = |(s, w): &(String, Origin)| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| at(w, format!("parameter `{name}`: `{s}` is not an integer")))
+    };
+    Ok(match ty {
+        ParamType::Int => ParamValue::Int(int(&items[0])?),
+        ParamType::IntList => ParamValue::IntList(items.iter().map(int).collect::<Result<_, _>>()?),
+        ParamType::Text => ParamValue::Text(items[0].0.clone()),
+        ParamType::TextList => ParamValue::TextList(items.into_iter().map(|(s, _)| s).collect()),
+        ParamType::Date => {
+            let (s, w) = &items[0];
+            if !valid_date(s.trim()) {
+                return Err(at(
+                    w,
+                    format!("parameter `{name}`: `{s}` is not a date (YYYY-MM-DD)"),
+                ));
+            }
+            ParamValue::Date(s.trim().to_string())
+        }
+    })
+}
+
+/// Reads one value a line, skipping blank lines and `#` comments.
+fn read_lines(name: &str, path: &Path) -> Result<Vec<(String, Origin)>, ParamError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        err(format!(
+            "parameter `{name}`: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| ParamError {
+            message: format!("parameter `{name}`: {e}"),
+            where_: Some((path.to_path_buf(), i + 1)),
+        })?;
+        let value = line.trim();
+        if value.is_empty() || value.starts_with('#') {
+            continue;
+        }
+        out.push((value.to_string(), Some((path.to_path_buf(), i + 1))));
+    }
+    Ok(out)
+}
+
+/// Whether `s` is a calendar date `YYYY-MM-DD`.
+fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        let part = &s[r];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse::<u32>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+/// Checks `given` (`NAME=VALUE` pairs, `@FILE` relative to `base`) against
+/// `plan`'s parameters: every declared parameter given once, nothing
+/// unknown, every value of its type. All problems are returned together.
+pub fn resolve(
+    plan: &Plan,
+    given: &[(String, String)],
+    base: &Path,
+) -> Result<BTreeMap<String, ParamValue>, Vec<ParamError>> {
+    let mut values = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, raw) in given {
+        let Some(param) = plan.param(name) else {
+            let declared: Vec<_> = plan.params.iter().map(|p| p.name.as_str()).collect();
+            errors.push(err(format!(
+                "`{name}` is not a parameter of this runbook{}",
+                if declared.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (parameters: {})", declared.join(", "))
+                }
+            )));
+            continue;
+        };
+        if !seen.insert(name.as_str()) {
+            errors.push(err(format!("parameter `{name}` is given twice")));
+            continue;
+        }
+        match parse(name, param.ty, raw, base) {
+            Ok(v) => {
+                values.insert(name.clone(), v);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    for p in &plan.params {
+        if !seen.contains(p.name.as_str()) {
+            errors.push(err(format!(
+                "parameter `{}` ({}) is not given: pass --param {}=VALUE (declared at {})",
+                p.name,
+                p.ty.name(),
+                p.name,
+                p.location
+            )));
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_and_inline_lists() {
+        let here = Path::new(".");
+        assert_eq!(
+            parse("n", ParamType::Int, "-42", here),
+            Ok(ParamValue::Int(-42))
+        );
+        assert_eq!(
+            parse("d", ParamType::Date, "2024-02-29", here),
+            Ok(ParamValue::Date("2024-02-29".into()))
+        );
+        assert_eq!(
+            parse("l", ParamType::IntList, "1, 2,3", here),
+            Ok(ParamValue::IntList(vec![1, 2, 3]))
+        );
+        assert_eq!(
+            parse("t", ParamType::Text, "it's; DROP", here),
+            Ok(ParamValue::Text("it's; DROP".into()))
+        );
+        for (ty, bad) in [
+            (ParamType::Int, "4x"),
+            (ParamType::Int, ""),
+            (ParamType::Date, "2023-02-29"),
+            (ParamType::Date, "2024-13-01"),
+            (ParamType::Date, "24-01-01"),
+            (ParamType::IntList, ""),
+            (ParamType::IntList, "1,two"),
+        ] {
+            assert!(
+                parse("p", ty, bad, here).is_err(),
+                "{bad:?} passed as {}",
+                ty.name()
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_reports_every_problem_at_once() {
+        let doc = crate::source::parse_str(
+            Path::new("r.md"),
+            "---\nparams: {n: int, d: date, ids: int-list}\n---\n# R\n".into(),
+            crate::document::Syntax::Markdown,
+        );
+        let plan = crate::compile::compile(&doc, Path::new("r.md"))
+            .plan
+            .unwrap();
+        let given = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let ok = resolve(
+            &plan,
+            &given(&[("n", "1"), ("d", "2026-04-17"), ("ids", "1,2")]),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(ok["ids"], ParamValue::IntList(vec![1, 2]));
+        let errors = resolve(
+            &plan,
+            &given(&[("n", "x"), ("n", "2"), ("zz", "1")]),
+            Path::new("."),
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 5, "{text:#?}");
+        assert!(text.iter().any(|t| t.contains("`x` is not an integer")));
+        assert!(text.iter().any(|t| t.contains("given twice")));
+        assert!(text.iter().any(|t| t.contains("`zz` is not a parameter")));
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`d` (date) is not given") && t.contains("r.md:2"))
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`ids` (int-list) is not given"))
+        );
+    }
+
+    #[test]
+    fn files_skip_comments_and_name_the_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("uids.txt"), "# affected\n12\n\n13\n").unwrap();
+        assert_eq!(
+            parse("u", ParamType::IntList, "@uids.txt", dir.path()),
+            Ok(ParamValue::IntList(vec![12, 13]))
+        );
+        std::fs::write(dir.path().join("bad.txt"), "12\n# c\nx13\n").unwrap();
+        let e = parse("u", ParamType::IntList, "@bad.txt", dir.path()).unwrap_err();
+        assert_eq!(e.where_.as_ref().map(|(_, l)| *l), Some(3));
+        assert!(
+            e.to_string()
+                .ends_with("bad.txt:3: parameter `u`: `x13` is not an integer"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("empty.txt"), "# nothing\n\n").unwrap();
+        assert!(
+            parse("u", ParamType::IntList, "@empty.txt", dir.path())
+                .unwrap_err()
+                .message
+                .contains("empty list")
+        );
+        assert!(
+            parse("u", ParamType::Int, "@uids.txt", dir.path())
+                .unwrap_err()
+                .message
+                .contains("takes one value")
+        );
+        assert!(
+            parse("u", ParamType::Int, "@missing.txt", dir.path())
+                .unwrap_err()
+                .message
+                .contains("cannot read")
+        );
+    }
+}
