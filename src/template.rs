@@ -153,3 +153,116 @@ fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::lex::{TokenKind, tokenize};
+
+    const HOSTILE: &[&str] = &[
+        "plain",
+        "it's",
+        "'); DROP TABLE t; --",
+        "back\\slash\\",
+        "\\'; DROP TABLE t; --",
+        "quote\"double",
+        "nul\0byte",
+        "ünïcödé ✓ 𝄞",
+        "$$; DROP TABLE t; $$",
+        "*/ DROP TABLE t; /*",
+        "{{ x }}",
+        "line\nbreak",
+    ];
+
+    /// The code tokens of `sql`: everything but spaces.
+    fn shape(sql: &str, dialect: Dialect) -> Vec<TokenKind> {
+        tokenize(sql, dialect)
+            .0
+            .into_iter()
+            .map(|t| t.kind)
+            .filter(|k| *k != TokenKind::Space)
+            .collect()
+    }
+
+    #[test]
+    fn hostile_text_stays_one_literal_on_every_dialect() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
+            let env = environment(dialect);
+            for &v in HOSTILE {
+                if dialect == Dialect::Postgres && v.contains('\0') {
+                    let err = env
+                        .render_str("SELECT {{ v }}", minijinja::context! { v })
+                        .unwrap_err();
+                    assert!(err.to_string().contains("NUL"), "{err}");
+                    continue;
+                }
+                let sql = env
+                    .render_str("SELECT {{ v }} AS x", minijinja::context! { v })
+                    .unwrap();
+                let (tokens, open) = tokenize(&sql, dialect);
+                assert!(open.is_none(), "{dialect} {v:?}: {sql}");
+                let kinds = shape(&sql, dialect);
+                let expected_literal = if dialect == Dialect::Sqlite && v.contains('\0') {
+                    kinds.len() > 4
+                        && kinds.iter().all(|k| {
+                            !matches!(
+                                k,
+                                TokenKind::Semicolon
+                                    | TokenKind::LineComment
+                                    | TokenKind::BlockComment
+                            )
+                        })
+                } else {
+                    kinds
+                        == [
+                            TokenKind::Word,
+                            TokenKind::Str,
+                            TokenKind::Word,
+                            TokenKind::Word,
+                        ]
+                };
+                assert!(
+                    expected_literal,
+                    "{dialect} {v:?} changed the shape: {sql} {tokens:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn literals_by_type() {
+        let env = environment(Dialect::Mysql);
+        let r = |src: &str| {
+            env.render_str(src, minijinja::context! { n => 42, l => vec![1, 2], t => vec!["a'b", "c"], z => Value::from(()), b => true, f => 1.5 }).unwrap()
+        };
+        assert_eq!(r("{{ n }}"), "42");
+        assert_eq!(r("{{ l }}"), "1, 2");
+        assert_eq!(r("{{ t }}"), "'a''b', 'c'");
+        assert_eq!(r("{{ z }}"), "NULL");
+        assert_eq!(r("{{ b }}"), "TRUE");
+        assert_eq!(r("{{ f }}"), "1.5");
+        assert_eq!(r("{{ 'wp_users' | ident }}"), "`wp_users`");
+        assert_eq!(r("{{ 'a`b' | ident }}"), "`a``b`");
+        let pg = environment(Dialect::Postgres);
+        assert_eq!(
+            pg.render_str("{{ 'a\"b' | ident }}", ()).unwrap(),
+            "\"a\"\"b\""
+        );
+        assert_eq!(
+            pg.render_str("{{ x }}", minijinja::context! { x => "a\\b" })
+                .unwrap(),
+            "E'a\\\\b'"
+        );
+        let empty: Vec<i64> = Vec::new();
+        assert!(
+            env.render_str("{{ e }}", minijinja::context! { e => empty })
+                .unwrap_err()
+                .to_string()
+                .contains("empty list")
+        );
+        assert!(
+            env.render_str("{{ missing }}", ()).is_err(),
+            "undefined names must fail"
+        );
+    }
+}

@@ -92,9 +92,16 @@ pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminate
                     None => (TokenKind::Template, bytes.len(), Some("template tag")),
                 }
             }
+            b'e' | b'E'
+                if dialect == Dialect::Postgres
+                    && next == Some(b'\'')
+                    && (i == 0 || !is_word_byte(bytes[i - 1])) =>
+            {
+                let (end, ok) = quoted(bytes, i + 1, b'\'', true);
+                (TokenKind::Str, end, (!ok).then_some("string literal"))
+            }
             b'\'' => {
-                let backslash = dialect == Dialect::Mysql || escape_string_prefix(bytes, i);
-                let (end, ok) = quoted(bytes, i, b'\'', backslash);
+                let (end, ok) = quoted(bytes, i, b'\'', dialect == Dialect::Mysql);
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
             b'"' => {
@@ -172,13 +179,6 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .windows(needle.len())
         .position(|w| w == needle)
         .map(|p| from + p)
-}
-
-/// `E'...'` on PostgreSQL takes backslash escapes.
-fn escape_string_prefix(bytes: &[u8], quote: usize) -> bool {
-    quote > 0
-        && matches!(bytes[quote - 1], b'e' | b'E')
-        && (quote < 2 || !is_word_byte(bytes[quote - 2]))
 }
 
 /// Scans a quoted run starting at `from`; a doubled quote is an escaped quote.
@@ -268,8 +268,12 @@ mod tests {
             vec![(Str, r"'a\'"), (Semicolon, ";")]
         );
         assert_eq!(
-            kinds(r"E'a\';b'", Dialect::Postgres),
-            vec![(Word, "E"), (Str, r"E'a\';b'"[1..].as_ref())]
+            kinds(r"E'a\';b' ;", Dialect::Postgres),
+            vec![(Str, r"E'a\';b'"), (Semicolon, ";")]
+        );
+        assert_eq!(
+            kinds("tablE'x'", Dialect::Postgres),
+            vec![(Word, "tablE"), (Str, "'x'")]
         );
     }
 
