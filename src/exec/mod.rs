@@ -1,3 +1,4 @@
 //! Executing a plan.
 
+pub mod db;
 pub mod params;

@@ -1,0 +1,339 @@
+//! The database trait and its sqlx implementation for SQLite, PostgreSQL and
+//! MySQL/MariaDB.
+//!
+//! Statements run as unprepared SQL (`raw_sql`), so every value comes back in
+//! the text protocol; the column's type decides how it is read (format
+//! section 5): integer and integral decimal columns are integers, other
+//! numerics floats, NULL is `none`, everything else text.
+
+use futures_util::TryStreamExt;
+use minijinja::Value;
+use sqlx::{AssertSqlSafe, Column, Connection as _, Either, Row, TypeInfo, ValueRef};
+
+use crate::plan::{Dialect, StatementKind};
+
+/// What the plan knows of a statement, which decides how it is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// What the statement does.
+    pub kind: StatementKind,
+    /// Whether it returns rows (a query, or a write with RETURNING).
+    pub returns_rows: bool,
+}
+
+/// What running one statement produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The count n of format section 4: rows returned by a statement that
+    /// returns rows, otherwise rows affected (an UPDATE's rows matched).
+    pub count: u64,
+    /// Whether the statement returned a result set.
+    pub returned_rows: bool,
+    /// The first row's columns, in order, when there was one.
+    pub first_row: Option<Vec<(String, Value)>>,
+}
+
+/// A database error: the server's message, and its codes when it gave any.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DbError {
+    /// The message.
+    pub message: String,
+    /// The SQLSTATE, when the server gave one.
+    pub sqlstate: Option<String>,
+    /// MySQL's error number (1205 lock wait timeout, 1213 deadlock).
+    pub mysql_number: Option<u16>,
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> DbError {
+        let (sqlstate, mysql_number) = match &e {
+            sqlx::Error::Database(db) => (
+                db.code().map(|c| c.to_string()),
+                db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .map(|m| m.number()),
+            ),
+            _ => (None, None),
+        };
+        DbError {
+            message: e.to_string(),
+            sqlstate,
+            mysql_number,
+        }
+    }
+}
+
+/// A connection statements run on. The executor knows nothing else of a database.
+#[async_trait::async_trait]
+pub trait Database: Send {
+    /// The connection's dialect.
+    fn dialect(&self) -> Dialect;
+    /// Runs one statement of shape `shape`, counts its rows and keeps the first.
+    async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError>;
+}
+
+/// A live sqlx connection.
+pub enum SqlxDatabase {
+    /// SQLite.
+    Sqlite(sqlx::SqliteConnection),
+    /// PostgreSQL.
+    Postgres(sqlx::PgConnection),
+    /// MySQL or MariaDB.
+    Mysql(sqlx::MySqlConnection),
+}
+
+impl SqlxDatabase {
+    /// Connects to `url` with the driver of `dialect`.
+    pub async fn connect(dialect: Dialect, url: &str) -> Result<SqlxDatabase, DbError> {
+        Ok(match dialect {
+            Dialect::Sqlite => SqlxDatabase::Sqlite(sqlx::SqliteConnection::connect(url).await?),
+            Dialect::Postgres => SqlxDatabase::Postgres(sqlx::PgConnection::connect(url).await?),
+            Dialect::Mysql => SqlxDatabase::Mysql(sqlx::MySqlConnection::connect(url).await?),
+        })
+    }
+}
+
+/// Reads a text-protocol value by its type name.
+fn typed(type_name: &str, text: Option<String>) -> Value {
+    let Some(text) = text else {
+        return Value::from(());
+    };
+    let t = type_name.to_ascii_uppercase();
+    let integer = t.contains("INT") || t.contains("SERIAL") || t == "OID";
+    let decimal = t.contains("NUMERIC") || t.contains("DECIMAL");
+    let float = t.contains("FLOAT") || t.contains("DOUBLE") || t == "REAL";
+    if integer || decimal {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::from(i);
+        }
+        if let Ok(i) = text.parse::<i128>() {
+            return Value::from(i);
+        }
+        if decimal
+            && let Some((whole, frac)) = text.split_once('.')
+            && frac.bytes().all(|b| b == b'0')
+            && let Ok(i) = whole.parse::<i64>()
+        {
+            return Value::from(i);
+        }
+    }
+    if (integer || decimal || float)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::from(f);
+    }
+    if t == "BOOL" || t == "BOOLEAN" {
+        match text.as_str() {
+            "t" | "true" | "1" => return Value::from(true),
+            "f" | "false" | "0" => return Value::from(false),
+            _ => {}
+        }
+    }
+    Value::from(text)
+}
+
+/// Runs `sql` on `conn`, counting rows and keeping the first one.
+///
+/// A statement that returns rows is counted by the rows it returned, also
+/// when there were none; a write by the rows it affected. Any other
+/// statement that returns nothing counts its rows affected, except where the
+/// driver's figure only means something after a write (`dml_only`: SQLite's
+/// `changes()` still holds the previous write's count after a SELECT).
+async fn run_on<'c, DB, E>(
+    conn: E,
+    sql: &str,
+    shape: Shape,
+    dml_only: bool,
+) -> Result<Outcome, DbError>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'c, Database = DB>,
+    for<'r> Option<String>: sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    DB::QueryResult: QueryResultRows,
+{
+    let mut rows = 0u64;
+    let mut affected = 0u64;
+    let mut returned_rows = false;
+    let mut first_row = None;
+    let mut stream = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch_many(conn);
+    while let Some(item) = stream.try_next().await? {
+        match item {
+            Either::Left(result) => affected += result.affected(),
+            Either::Right(row) => {
+                returned_rows = true;
+                rows += 1;
+                if first_row.is_none() {
+                    let mut values = Vec::with_capacity(row.columns().len());
+                    for (i, col) in row.columns().iter().enumerate() {
+                        let raw = row.try_get_raw(i)?;
+                        let type_name = if raw.is_null() {
+                            col.type_info().name().to_string()
+                        } else {
+                            raw.type_info().name().to_string()
+                        };
+                        let text: Option<String> = row.try_get_unchecked(i)?;
+                        values.push((col.name().to_string(), typed(&type_name, text)));
+                    }
+                    first_row = Some(values);
+                }
+            }
+        }
+    }
+    let count = if returned_rows || shape.returns_rows {
+        rows
+    } else if shape.kind == StatementKind::Write || !dml_only {
+        affected
+    } else {
+        0
+    };
+    Ok(Outcome {
+        count,
+        returned_rows,
+        first_row,
+    })
+}
+
+/// Rows affected, for each driver's query result.
+pub trait QueryResultRows {
+    /// The rows affected (an UPDATE's rows matched).
+    fn affected(&self) -> u64;
+}
+
+impl QueryResultRows for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl QueryResultRows for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl QueryResultRows for sqlx::mysql::MySqlQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+#[async_trait::async_trait]
+impl Database for SqlxDatabase {
+    fn dialect(&self) -> Dialect {
+        match self {
+            SqlxDatabase::Sqlite(_) => Dialect::Sqlite,
+            SqlxDatabase::Postgres(_) => Dialect::Postgres,
+            SqlxDatabase::Mysql(_) => Dialect::Mysql,
+        }
+    }
+
+    async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
+        match self {
+            SqlxDatabase::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
+            SqlxDatabase::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
+            SqlxDatabase::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite() -> SqlxDatabase {
+        SqlxDatabase::connect(Dialect::Sqlite, "sqlite::memory:")
+            .await
+            .unwrap()
+    }
+
+    /// Runs `sql` with the shape the compiler gives it.
+    async fn run(db: &mut SqlxDatabase, sql: &str) -> Result<Outcome, DbError> {
+        let (kind, returns_rows) = crate::compile::classify(sql, db.dialect());
+        db.run(sql, Shape { kind, returns_rows }).await
+    }
+
+    #[tokio::test]
+    async fn counts_rows_returned_or_affected() {
+        let mut db = sqlite().await;
+        run(
+            &mut db,
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, n NUMERIC, f REAL)",
+        )
+        .await
+        .unwrap();
+        let ins = run(
+            &mut db,
+            "INSERT INTO t VALUES (1,'x',2.0,1.5),(2,'y',3.25,NULL),(3,'z',4,2)",
+        )
+        .await
+        .unwrap();
+        assert_eq!((ins.count, ins.returned_rows), (3, false));
+        let upd = run(&mut db, "UPDATE t SET a = a WHERE id <= 2")
+            .await
+            .unwrap();
+        assert_eq!(
+            upd.count, 2,
+            "an UPDATE to the same value counts rows matched"
+        );
+        let sel = run(&mut db, "SELECT id, a, n, f, NULL AS z FROM t ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!((sel.count, sel.returned_rows), (3, true));
+        let first = sel.first_row.unwrap();
+        let get = |k: &str| first.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("id"), Value::from(1));
+        assert_eq!(get("a"), Value::from("x"));
+        assert_eq!(
+            get("n"),
+            Value::from(2),
+            "an integral numeric is an integer"
+        );
+        assert_eq!(get("f"), Value::from(1.5));
+        assert!(get("z").is_none());
+        let none = run(&mut db, "SELECT id FROM t WHERE id > 10")
+            .await
+            .unwrap();
+        assert_eq!(
+            (none.count, none.first_row),
+            (0, None),
+            "SQLite's stale changes() must not count"
+        );
+        run(&mut db, "DELETE FROM t WHERE id = 3").await.unwrap();
+        let ddl = run(&mut db, "CREATE TABLE u AS SELECT * FROM t")
+            .await
+            .unwrap();
+        assert_eq!(ddl.count, 0);
+        let ret = run(&mut db, "DELETE FROM t WHERE id > 100 RETURNING id")
+            .await
+            .unwrap();
+        assert_eq!(ret.count, 0);
+    }
+
+    #[tokio::test]
+    async fn errors_carry_the_server_message() {
+        let mut db = sqlite().await;
+        let e = run(&mut db, "SELECT * FROM missing_table")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("no such table"), "{e}");
+    }
+
+    #[test]
+    fn text_protocol_values_by_type() {
+        assert_eq!(typed("BIGINT", Some("42".into())), Value::from(42));
+        assert_eq!(typed("NUMERIC", Some("10.000".into())), Value::from(10));
+        assert_eq!(typed("DECIMAL", Some("10.5".into())), Value::from(10.5));
+        assert_eq!(typed("FLOAT8", Some("0.25".into())), Value::from(0.25));
+        assert_eq!(typed("BOOL", Some("t".into())), Value::from(true));
+        assert_eq!(
+            typed("DATE", Some("2026-04-17".into())),
+            Value::from("2026-04-17")
+        );
+        assert_eq!(
+            typed("BIGINT UNSIGNED", Some("18446744073709551615".into())),
+            Value::from(18446744073709551615i128)
+        );
+        assert!(typed("TEXT", None).is_none());
+    }
+}
