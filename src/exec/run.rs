@@ -1,0 +1,616 @@
+//! Running a plan: statements in order, counts checked, gates evaluated,
+//! transactions managed, the operator asked before COMMIT (format sections
+//! 4-9).
+//!
+//! The runner talks to databases only through [`Database`] and to the
+//! person at the keyboard only through [`Operator`], and reports what
+//! happens as [`Event`]s, so the CLI, doc tests and unit tests drive it the
+//! same way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use minijinja::Value;
+
+use super::db::{Database, DbError, Shape};
+use crate::plan::{
+    Assertion, Dialect, Expect, OnFail, Plan, Statement, StatementKind, Step, StepBody,
+};
+
+/// The person running the plan: asked before COMMIT, before `confirm`
+/// steps, and for each sign-off item.
+pub trait Operator {
+    /// Shows `review` (every statement of the transaction with expected and
+    /// actual counts) and returns whether the operator typed `COMMIT`.
+    fn confirm_commit(&mut self, review: &str) -> bool;
+    /// Returns whether the operator agrees to run `step`.
+    fn confirm_step(&mut self, step: &Step) -> bool;
+    /// Returns whether the operator signs off `item`.
+    fn sign_off(&mut self, item: &str) -> bool;
+}
+
+/// What happened, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A statement ran.
+    Statement {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// The rendered SQL.
+        sql: String,
+        /// The count n.
+        count: u64,
+        /// The expectation checked, if any.
+        expect: Option<Expect>,
+        /// Whether every check (expectation and assertions) held.
+        passed: bool,
+        /// Why a check failed.
+        failure: Option<String>,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// A shell step ran.
+    Shell {
+        /// Step index.
+        step: usize,
+        /// Non-empty stdout lines.
+        count: u64,
+        /// Whether its checks held.
+        passed: bool,
+        /// Why a check failed.
+        failure: Option<String>,
+    },
+    /// A sign-off item was answered.
+    SignedOff {
+        /// Step index.
+        step: usize,
+        /// The item.
+        item: String,
+        /// Whether the operator confirmed it.
+        confirmed: bool,
+    },
+    /// A transaction committed.
+    Committed {
+        /// The connection.
+        connection: String,
+    },
+    /// A transaction was rolled back.
+    RolledBack {
+        /// The connection.
+        connection: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How a run ended; maps to the exit codes of format section 10.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every step ran and every check held (0).
+    Success,
+    /// An expectation or assertion failed; its transaction rolled back (1).
+    CheckFailed(String),
+    /// A database or shell error (3).
+    Error(String),
+    /// The operator declined, or could not be asked (4).
+    Declined(String),
+}
+
+impl Ending {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ending::Success => 0,
+            Ending::CheckFailed(_) => 1,
+            Ending::Error(_) => 3,
+            Ending::Declined(_) => 4,
+        }
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Doc-test mode: `test-expect` replaces `expect`, confirmations and
+    /// sign-offs are accepted when every expectation held.
+    pub test: bool,
+    /// `--yes`: commit without asking when every check of the transaction held.
+    pub yes: bool,
+    /// The folder shell steps run in (the runbook's).
+    pub dir: PathBuf,
+    /// `RUNBOOK_PARAM_<NAME>` values for shell steps.
+    pub env: Vec<(String, String)>,
+}
+
+/// A statement's result, kept for the review before COMMIT.
+struct Reviewed {
+    sql: String,
+    expect: Option<Expect>,
+    count: u64,
+    passed: bool,
+}
+
+/// Runs plans on a set of connections.
+pub struct Runner<'a> {
+    plan: &'a Plan,
+    dbs: HashMap<String, Box<dyn Database + 'a>>,
+    operator: &'a mut dyn Operator,
+    events: Vec<Event>,
+    values: BTreeMap<String, Value>,
+    open: HashMap<String, Vec<Reviewed>>,
+    options: Options,
+}
+
+/// A check that did not hold, or an error: what stops a step.
+enum Stop {
+    Check(String),
+    Db(String),
+    Declined(String),
+}
+
+impl<'a> Runner<'a> {
+    /// A runner for `plan` with one database per connection and the parameter values.
+    pub fn new(
+        plan: &'a Plan,
+        dbs: HashMap<String, Box<dyn Database + 'a>>,
+        params: BTreeMap<String, Value>,
+        operator: &'a mut dyn Operator,
+        options: Options,
+    ) -> Runner<'a> {
+        Runner {
+            plan,
+            dbs,
+            operator,
+            events: Vec::new(),
+            values: params,
+            open: HashMap::new(),
+            options,
+        }
+    }
+
+    /// Everything that happened so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The captured and parameter values.
+    pub fn values(&self) -> &BTreeMap<String, Value> {
+        &self.values
+    }
+
+    /// Runs every step in order. Whatever ends the run, every transaction
+    /// still open is rolled back.
+    pub async fn run(&mut self) -> Ending {
+        let plan = self.plan;
+        for (si, step) in plan.steps.iter().enumerate() {
+            if step.skip {
+                continue;
+            }
+            if step.confirm && !self.options.test && !self.operator.confirm_step(step) {
+                return self
+                    .end(Stop::Declined(format!(
+                        "step `{}` was not confirmed",
+                        step.id
+                    )))
+                    .await;
+            }
+            let result = match &step.body {
+                StepBody::Sql {
+                    connection,
+                    statements,
+                } => self.sql_step(si, step, connection, statements).await,
+                StepBody::Shell {
+                    script,
+                    expect,
+                    test_expect,
+                    asserts,
+                    capture,
+                } => {
+                    let expect = if self.options.test {
+                        test_expect.or(*expect)
+                    } else {
+                        *expect
+                    };
+                    self.shell_step(si, step, script, expect, asserts, capture.as_deref())
+                        .await
+                }
+                StepBody::SignOff { items } => {
+                    self.sign_off(si, items.iter().map(|i| i.text.as_str()))
+                }
+            };
+            if let Err(stop) = result {
+                return self.end(stop).await;
+            }
+        }
+        Ending::Success
+    }
+
+    /// Rolls back whatever is open and says how the run ended.
+    async fn end(&mut self, stop: Stop) -> Ending {
+        let (reason, ending) = match stop {
+            Stop::Check(m) => (m.clone(), Ending::CheckFailed(m)),
+            Stop::Db(m) => (m.clone(), Ending::Error(m)),
+            Stop::Declined(m) => (m.clone(), Ending::Declined(m)),
+        };
+        let mut open: Vec<String> = self.open.keys().cloned().collect();
+        open.sort();
+        for connection in open {
+            self.rollback(&connection, &reason).await;
+        }
+        ending
+    }
+
+    async fn rollback(&mut self, connection: &str, reason: &str) {
+        self.open.remove(connection);
+        if let Some(db) = self.dbs.get_mut(connection) {
+            let shape = Shape {
+                kind: StatementKind::Rollback,
+                returns_rows: false,
+            };
+            let _ = db.run("ROLLBACK", shape).await;
+        }
+        self.events.push(Event::RolledBack {
+            connection: connection.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn sign_off<'i>(
+        &mut self,
+        si: usize,
+        items: impl Iterator<Item = &'i str>,
+    ) -> Result<(), Stop> {
+        for item in items {
+            let confirmed = self.options.test || self.operator.sign_off(item);
+            self.events.push(Event::SignedOff {
+                step: si,
+                item: item.to_string(),
+                confirmed,
+            });
+            if !confirmed {
+                return Err(Stop::Declined(format!("sign-off not given: {item}")));
+            }
+        }
+        Ok(())
+    }
+
+    async fn sql_step(
+        &mut self,
+        si: usize,
+        step: &Step,
+        connection: &str,
+        statements: &[Statement],
+    ) -> Result<(), Stop> {
+        let dialect = self
+            .plan
+            .connection(connection)
+            .map_or(self.plan.dialect, |c| c.dialect);
+        let env = crate::template::environment(dialect);
+        for (ti, stmt) in statements.iter().enumerate() {
+            let sql = match env.render_str(&stmt.sql, &self.values) {
+                Ok(sql) => sql,
+                Err(e) => {
+                    return Err(Stop::Db(format!(
+                        "{}: cannot render the statement: {e}",
+                        stmt.location
+                    )));
+                }
+            };
+            if stmt.kind == StatementKind::Commit {
+                self.commit(connection, stmt, step).await?;
+                continue;
+            }
+            let db = self
+                .dbs
+                .get_mut(connection)
+                .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+            let started = Instant::now();
+            let shape = Shape {
+                kind: stmt.kind,
+                returns_rows: stmt.returns_rows,
+            };
+            let outcome = match run_with_timeout(db.as_mut(), &sql, shape, step.timeout_ms).await {
+                Ok(o) => o,
+                Err(e) => return Err(Stop::Db(format!("{}: {}", stmt.location, e.message))),
+            };
+            let elapsed = started.elapsed();
+            match stmt.kind {
+                StatementKind::Begin => {
+                    self.open.insert(connection.to_string(), Vec::new());
+                }
+                StatementKind::Rollback => {
+                    self.open.remove(connection);
+                    self.events.push(Event::RolledBack {
+                        connection: connection.to_string(),
+                        reason: "the runbook rolls back".into(),
+                    });
+                }
+                _ => {}
+            }
+            let expect = if self.options.test {
+                stmt.test_expect.or(stmt.expect)
+            } else {
+                stmt.expect
+            };
+            let mut failure = expect
+                .filter(|e| !e.holds(outcome.count))
+                .map(|e| format!("expected {e} rows, got {}", outcome.count));
+            if failure.is_none() {
+                failure = self
+                    .assertions(
+                        &stmt.asserts,
+                        outcome.count,
+                        outcome.first_row.as_deref(),
+                        dialect,
+                    )
+                    .err();
+            }
+            if failure.is_none()
+                && let Some(name) = &stmt.capture
+            {
+                match capture_value(outcome.first_row.as_deref()) {
+                    Some(v) => {
+                        self.values.insert(name.clone(), v);
+                    }
+                    None => {
+                        failure = Some(format!("capture `{name}`: the statement returned no row"))
+                    }
+                }
+            }
+            let passed = failure.is_none();
+            if let Some(open) = self.open.get_mut(connection)
+                && !matches!(stmt.kind, StatementKind::Begin | StatementKind::Rollback)
+            {
+                open.push(Reviewed {
+                    sql: sql.clone(),
+                    expect,
+                    count: outcome.count,
+                    passed,
+                });
+            }
+            self.events.push(Event::Statement {
+                step: si,
+                index: ti,
+                sql,
+                count: outcome.count,
+                expect,
+                passed,
+                failure: failure.clone(),
+                elapsed,
+            });
+            if let Some(f) = failure
+                && step.on_fail == OnFail::Stop
+            {
+                return Err(Stop::Check(format!(
+                    "{} (step `{}`): {f}",
+                    stmt.location, step.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks (when the transaction is confirmed), then commits or rolls back.
+    async fn commit(
+        &mut self,
+        connection: &str,
+        stmt: &Statement,
+        step: &Step,
+    ) -> Result<(), Stop> {
+        let reviewed = self
+            .open
+            .get(connection)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let all_passed = reviewed.iter().all(|r| r.passed);
+        let asks = stmt.confirm;
+        let agreed = if !asks {
+            all_passed || step.on_fail == OnFail::Warn
+        } else if self.options.test || self.options.yes {
+            all_passed
+        } else {
+            let review = review(reviewed);
+            self.operator.confirm_commit(&review)
+        };
+        if !agreed {
+            let reason = if all_passed {
+                "the operator did not type COMMIT".to_string()
+            } else {
+                "a check of the transaction failed".to_string()
+            };
+            self.rollback(connection, &reason).await;
+            return Err(if all_passed {
+                Stop::Declined(reason)
+            } else {
+                Stop::Check(reason)
+            });
+        }
+        let db = self
+            .dbs
+            .get_mut(connection)
+            .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+        let shape = Shape {
+            kind: StatementKind::Commit,
+            returns_rows: false,
+        };
+        if let Err(e) = db.run(&stmt.sql, shape).await {
+            return Err(Stop::Db(format!(
+                "{}: COMMIT failed: {}",
+                stmt.location, e.message
+            )));
+        }
+        self.open.remove(connection);
+        self.events.push(Event::Committed {
+            connection: connection.to_string(),
+        });
+        Ok(())
+    }
+
+    fn assertions(
+        &self,
+        asserts: &[Assertion],
+        count: u64,
+        row: Option<&[(String, Value)]>,
+        dialect: Dialect,
+    ) -> Result<(), String> {
+        if asserts.is_empty() {
+            return Ok(());
+        }
+        let env = crate::template::environment(dialect);
+        let mut ctx = self.values.clone();
+        ctx.insert("rows".into(), Value::from(count));
+        for (name, value) in row.unwrap_or_default() {
+            ctx.insert(name.clone(), value.clone());
+        }
+        for a in asserts {
+            let expr = env
+                .compile_expression(&a.expr)
+                .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
+            match expr.eval(&ctx) {
+                Ok(v) if v.is_true() => {}
+                Ok(v) => return Err(format!("assert `{}` does not hold (it is {v})", a.expr)),
+                Err(e) if row.is_none() && e.kind() == minijinja::ErrorKind::UndefinedError => {
+                    return Err(format!(
+                        "assert `{}`: the statement returned no row to read columns from",
+                        a.expr
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "assert `{}`: {}",
+                        a.expr,
+                        e.detail().unwrap_or(&e.to_string())
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn shell_step(
+        &mut self,
+        si: usize,
+        step: &Step,
+        script: &str,
+        expect: Option<Expect>,
+        asserts: &[Assertion],
+        capture: Option<&str>,
+    ) -> Result<(), Stop> {
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.arg("-euo")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&self.options.dir);
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(std::process::Stdio::null());
+        let run = cmd.output();
+        let output = match step.timeout_ms {
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(Stop::Db(format!(
+                        "{}: shell step timed out after {ms}ms",
+                        step.location
+                    )));
+                }
+            },
+            None => run.await,
+        }
+        .map_err(|e| Stop::Db(format!("{}: cannot run bash: {e}", step.location)))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Stop::Db(format!(
+                "{}: shell step failed ({}): {}",
+                step.location,
+                output.status,
+                stderr.trim()
+            )));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<String> = stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        let count = lines.len() as u64;
+        let mut failure = expect
+            .filter(|e| !e.holds(count))
+            .map(|e| format!("expected {e} lines, got {count}"));
+        if failure.is_none() {
+            failure = self
+                .assertions(asserts, count, None, self.plan.dialect)
+                .err();
+        }
+        if failure.is_none()
+            && let Some(name) = capture
+        {
+            self.values.insert(name.to_string(), Value::from(lines));
+        }
+        self.events.push(Event::Shell {
+            step: si,
+            count,
+            passed: failure.is_none(),
+            failure: failure.clone(),
+        });
+        match failure {
+            Some(f) if step.on_fail == OnFail::Stop => Err(Stop::Check(format!(
+                "{} (step `{}`): {f}",
+                step.location, step.id
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn run_with_timeout(
+    db: &mut (dyn Database + '_),
+    sql: &str,
+    shape: Shape,
+    timeout_ms: Option<u64>,
+) -> Result<super::db::Outcome, DbError> {
+    match timeout_ms {
+        None => db.run(sql, shape).await,
+        Some(ms) => tokio::time::timeout(Duration::from_millis(ms), db.run(sql, shape))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DbError {
+                    message: format!("statement timed out after {ms}ms"),
+                    sqlstate: None,
+                    mysql_number: None,
+                })
+            }),
+    }
+}
+
+/// The value a capture stores: one column's value, or a map of columns.
+fn capture_value(row: Option<&[(String, Value)]>) -> Option<Value> {
+    let row = row?;
+    if let [(_, only)] = row {
+        return Some(only.clone());
+    }
+    Some(Value::from_iter(
+        row.iter().map(|(k, v)| (k.clone(), v.clone())),
+    ))
+}
+
+/// The review shown before COMMIT: every statement with expected and actual counts.
+fn review(reviewed: &[Reviewed]) -> String {
+    let mut out = String::new();
+    for r in reviewed {
+        let mark = if r.passed { "✓" } else { "✗" };
+        let expected = r
+            .expect
+            .map(|e| format!("expected {e}, "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {mark} {}  ({expected}actual {})\n",
+            crate::plan::one_line(&r.sql, 60),
+            r.count
+        ));
+    }
+    out
+}
