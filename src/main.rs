@@ -12,8 +12,10 @@ use runbook_compile::compile::compile_file;
 use runbook_compile::diag::{self, DiagnosticRecord, Severity};
 use runbook_compile::files;
 
+mod cli;
+
 /// Exit code: usage or compile error, nothing ran.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +50,31 @@ enum Command {
         #[arg(long, value_parser = ["warnings"])]
         deny: Option<String>,
     },
+    /// Run a runbook against its databases.
+    Exec {
+        /// The runbook (.adoc or .md).
+        file: PathBuf,
+        /// A connection's URL, `NAME=URL` (also from `RUNBOOK_DB_<NAME>`).
+        #[arg(long = "db", value_name = "NAME=URL", value_parser = name_value)]
+        dbs: Vec<(String, String)>,
+        /// A parameter, `NAME=VALUE` or `NAME=@FILE`.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = name_value)]
+        params: Vec<(String, String)>,
+        /// Commit without asking when every check of the transaction held.
+        #[arg(long)]
+        yes: bool,
+        /// Refuse to run unless the plan's hash is this one.
+        #[arg(long, value_name = "HEX")]
+        plan_hash: Option<String>,
+    },
+}
+
+/// Parses `NAME=VALUE`.
+fn name_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -65,6 +92,13 @@ fn main() -> ExitCode {
             format,
             deny,
         } => check(&paths, format, deny.is_some()),
+        Command::Exec {
+            file,
+            dbs,
+            params,
+            yes,
+            plan_hash,
+        } => cli::exec::exec(&file, &dbs, &params, yes, plan_hash.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -91,6 +125,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether stderr takes colour.
 fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

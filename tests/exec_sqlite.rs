@@ -102,9 +102,14 @@ async fn run(
 ) -> (Ending, Vec<Event>) {
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
     dbs.insert(plan.connections[0].name.clone(), Box::new(open(url).await));
-    let mut runner = Runner::new(plan, dbs, BTreeMap::new(), operator, options);
+    let mut seen = 0;
+    let mut observer = |_: &Event| seen += 1;
+    let mut runner = Runner::new(plan, dbs, BTreeMap::new(), operator, &mut observer, options);
     let ending = runner.run().await;
-    (ending, runner.events().to_vec())
+    let events = runner.events().to_vec();
+    drop(runner);
+    assert_eq!(seen, events.len(), "the observer sees every event");
+    (ending, events)
 }
 
 const INCIDENT_0036: &str = "# Migration 0036 as a runbook\n\n```sql {#relabel-amber}\nBEGIN TRANSACTION;\nUPDATE point_info\nSET display_name = 'Grid import'\nWHERE id IN (\n  SELECT pi.id FROM point_info pi\n  JOIN systems s ON pi.system_id = s.id\n  WHERE s.vendor_type = 'amber' AND pi.subsystem = 'grid'\n);\n-- @expect 6\nCOMMIT;\n```\n";

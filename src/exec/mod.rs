@@ -3,3 +3,4 @@
 pub mod db;
 pub mod params;
 pub mod run;
+pub mod secret;

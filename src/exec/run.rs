@@ -138,6 +138,7 @@ pub struct Runner<'a> {
     plan: &'a Plan,
     dbs: HashMap<String, Box<dyn Database + 'a>>,
     operator: &'a mut dyn Operator,
+    observer: &'a mut dyn FnMut(&Event),
     events: Vec<Event>,
     values: BTreeMap<String, Value>,
     open: HashMap<String, Vec<Reviewed>>,
@@ -152,23 +153,31 @@ enum Stop {
 }
 
 impl<'a> Runner<'a> {
-    /// A runner for `plan` with one database per connection and the parameter values.
+    /// A runner for `plan` with one database per connection and the
+    /// parameter values; `observer` sees every event as it happens.
     pub fn new(
         plan: &'a Plan,
         dbs: HashMap<String, Box<dyn Database + 'a>>,
         params: BTreeMap<String, Value>,
         operator: &'a mut dyn Operator,
+        observer: &'a mut dyn FnMut(&Event),
         options: Options,
     ) -> Runner<'a> {
         Runner {
             plan,
             dbs,
             operator,
+            observer,
             events: Vec::new(),
             values: params,
             open: HashMap::new(),
             options,
         }
+    }
+
+    fn emit(&mut self, event: Event) {
+        (self.observer)(&event);
+        self.events.push(event);
     }
 
     /// Everything that happened so far.
@@ -252,7 +261,7 @@ impl<'a> Runner<'a> {
             };
             let _ = db.run("ROLLBACK", shape).await;
         }
-        self.events.push(Event::RolledBack {
+        self.emit(Event::RolledBack {
             connection: connection.to_string(),
             reason: reason.to_string(),
         });
@@ -265,7 +274,7 @@ impl<'a> Runner<'a> {
     ) -> Result<(), Stop> {
         for item in items {
             let confirmed = self.options.test || self.operator.sign_off(item);
-            self.events.push(Event::SignedOff {
+            self.emit(Event::SignedOff {
                 step: si,
                 item: item.to_string(),
                 confirmed,
@@ -323,7 +332,7 @@ impl<'a> Runner<'a> {
                 }
                 StatementKind::Rollback => {
                     self.open.remove(connection);
-                    self.events.push(Event::RolledBack {
+                    self.emit(Event::RolledBack {
                         connection: connection.to_string(),
                         reason: "the runbook rolls back".into(),
                     });
@@ -371,7 +380,7 @@ impl<'a> Runner<'a> {
                     passed,
                 });
             }
-            self.events.push(Event::Statement {
+            self.emit(Event::Statement {
                 step: si,
                 index: ti,
                 sql,
@@ -443,7 +452,7 @@ impl<'a> Runner<'a> {
             )));
         }
         self.open.remove(connection);
-        self.events.push(Event::Committed {
+        self.emit(Event::Committed {
             connection: connection.to_string(),
         });
         Ok(())
@@ -550,7 +559,7 @@ impl<'a> Runner<'a> {
         {
             self.values.insert(name.to_string(), Value::from(lines));
         }
-        self.events.push(Event::Shell {
+        self.emit(Event::Shell {
             step: si,
             count,
             passed: failure.is_none(),

@@ -1,0 +1,316 @@
+//! `runbook-compile exec`: connections, parameters, the terminal operator
+//! and what the operator sees while a runbook runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use runbook_compile::compile::compile_file;
+use runbook_compile::diag;
+use runbook_compile::exec::db::{Database, SqlxDatabase};
+use runbook_compile::exec::params;
+use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
+use runbook_compile::exec::secret::DbUrl;
+use runbook_compile::plan::{Dialect, Plan, StatementKind, Step, StepBody, one_line};
+
+use crate::{EXIT_USAGE, color};
+
+/// Asks the person at the terminal; without one, every question is declined.
+struct Terminal {
+    interactive: bool,
+}
+
+impl Terminal {
+    fn ask(&self, prompt: &str) -> Option<String> {
+        if !self.interactive {
+            eprintln!("{prompt}(no terminal to answer: declined)");
+            return None;
+        }
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        Some(line.trim().to_string())
+    }
+}
+
+impl Operator for Terminal {
+    fn confirm_commit(&mut self, review: &str) -> bool {
+        eprintln!("\nThe transaction is ready to commit:\n{review}");
+        self.ask("Type COMMIT to commit; anything else rolls back: ")
+            .as_deref()
+            == Some("COMMIT")
+    }
+
+    fn confirm_step(&mut self, step: &Step) -> bool {
+        let answer = self.ask(&format!(
+            "Run step `{}` ({}:{})? [y/N] ",
+            step.id, step.location.file, step.location.line
+        ));
+        matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
+    }
+
+    fn sign_off(&mut self, item: &str) -> bool {
+        let answer = self.ask(&format!("[ ] {item}\n    Confirmed? [y/N] "));
+        matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
+    }
+}
+
+/// One line per event: a mark, what ran, expected vs actual, time.
+fn show(plan: &Plan, event: &Event) {
+    let mut out = std::io::stdout().lock();
+    let _ = match event {
+        Event::Statement {
+            step,
+            index,
+            sql,
+            count,
+            expect,
+            passed,
+            failure,
+            elapsed,
+        } => {
+            let mark = if *passed { "✓" } else { "✗" };
+            let control = matches!(
+                plan.steps[*step].body,
+                StepBody::Sql { ref statements, .. } if matches!(statements[*index].kind, StatementKind::Begin | StatementKind::Rollback)
+            );
+            let check = match (expect, failure) {
+                (_, None) if control => String::new(),
+                (_, Some(f)) => format!("  {f}"),
+                (Some(e), None) => format!("  expect {e} → {count}"),
+                (None, None) => format!("  {count} rows"),
+            };
+            writeln!(
+                out,
+                "  {mark} {}#{}  {}{check}  {}ms",
+                plan.steps[*step].id,
+                index + 1,
+                one_line(sql, 56),
+                elapsed.as_millis()
+            )
+        }
+        Event::Shell {
+            step,
+            count,
+            passed,
+            failure,
+        } => {
+            let mark = if *passed { "✓" } else { "✗" };
+            writeln!(
+                out,
+                "  {mark} {}  shell: {count} lines{}",
+                plan.steps[*step].id,
+                failure
+                    .as_deref()
+                    .map(|f| format!("  {f}"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::SignedOff {
+            step,
+            item,
+            confirmed,
+        } => {
+            writeln!(
+                out,
+                "  {} {}  sign-off: {}",
+                if *confirmed { "✓" } else { "✗" },
+                plan.steps[*step].id,
+                one_line(item, 60)
+            )
+        }
+        Event::Committed { connection } => writeln!(out, "  ● COMMIT on {connection}"),
+        Event::RolledBack { connection, reason } => {
+            writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
+        }
+    };
+}
+
+/// Runs `file`; returns the exit code.
+pub fn exec(
+    file: &Path,
+    dbs: &[(String, String)],
+    given: &[(String, String)],
+    yes: bool,
+    plan_hash: Option<&str>,
+) -> anyhow::Result<u8> {
+    if !file.is_file() {
+        anyhow::bail!("{}: no such runbook file", file.display());
+    }
+    let (doc, compiled) = compile_file(file);
+    if !compiled.diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            diag::render(&compiled.diagnostics, &doc.sources, color())
+        );
+    }
+    let Some(plan) = compiled.plan else {
+        eprintln!(
+            "error: {} could not be compiled; nothing ran",
+            file.display()
+        );
+        return Ok(EXIT_USAGE);
+    };
+    if let Some(expected) = plan_hash
+        && !expected.eq_ignore_ascii_case(&plan.hash)
+    {
+        eprintln!(
+            "error: the plan hash is {}, not {expected}: the runbook changed since it was reviewed; nothing ran",
+            plan.hash
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let values = match params::resolve(&plan, given, Path::new(".")) {
+        Ok(v) => v,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("error: parameters are not valid; nothing ran");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let mut urls: BTreeMap<String, DbUrl> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, url) in dbs {
+        if plan.connection(name).is_none() {
+            problems.push(format!(
+                "--db {name}: the runbook declares no connection `{name}`"
+            ));
+        } else {
+            urls.insert(name.clone(), DbUrl::new(url));
+        }
+    }
+    for c in &plan.connections {
+        let var = format!("RUNBOOK_DB_{}", c.name.to_ascii_uppercase());
+        if !urls.contains_key(&c.name) {
+            match std::env::var(&var) {
+                Ok(url) => {
+                    urls.insert(c.name.clone(), DbUrl::new(&url));
+                }
+                Err(_) => problems.push(format!(
+                    "connection `{}` ({}) is not given: pass --db {}=URL or set {var}",
+                    c.name, c.dialect, c.name
+                )),
+            }
+        }
+    }
+    for c in &plan.connections {
+        if let Some(url) = urls.get(&c.name) {
+            let scheme = url
+                .expose()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let fits = match c.dialect {
+                Dialect::Sqlite => scheme == "sqlite",
+                Dialect::Postgres => scheme == "postgres" || scheme == "postgresql",
+                Dialect::Mysql => scheme == "mysql" || scheme == "mariadb",
+            };
+            if !fits {
+                problems.push(format!(
+                    "connection `{}` is {}, but its URL is {}",
+                    c.name,
+                    c.dialect,
+                    url.redacted()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        eprintln!("error: nothing ran");
+        return Ok(EXIT_USAGE);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut connections: HashMap<String, Box<dyn Database>> = HashMap::new();
+        for c in &plan.connections {
+            let url = &urls[&c.name];
+            match SqlxDatabase::connect(c.dialect, url.expose()).await {
+                Ok(db) => {
+                    connections.insert(c.name.clone(), Box::new(db));
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot connect `{}` to {}: {}",
+                        c.name,
+                        url.redacted(),
+                        url.scrub(&e.message)
+                    );
+                    eprintln!("error: nothing ran");
+                    return Ok(3);
+                }
+            }
+        }
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let env = values
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("RUNBOOK_PARAM_{}", k.to_ascii_uppercase()),
+                    v.to_env(),
+                )
+            })
+            .collect();
+        let params = values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_value()))
+            .collect();
+        let mut operator = Terminal {
+            interactive: std::io::stdin().is_terminal(),
+        };
+        let mut observer = |e: &Event| show(&plan, e);
+        let options = Options {
+            test: false,
+            yes,
+            dir,
+            env,
+        };
+        println!(
+            "runbook {} ({} steps, plan {})",
+            plan.id,
+            plan.steps.iter().filter(|s| !s.skip).count(),
+            &plan.hash[..12]
+        );
+        let mut runner = Runner::new(
+            &plan,
+            connections,
+            params,
+            &mut operator,
+            &mut observer,
+            options,
+        );
+        let ending = runner.run().await;
+        let scrub = |m: &str| urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc));
+        match &ending {
+            Ending::Success => {
+                let statements = runner
+                    .events()
+                    .iter()
+                    .filter(|e| matches!(e, Event::Statement { .. }))
+                    .count();
+                let sql_steps = plan
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s.body, StepBody::Sql { .. }))
+                    .count();
+                println!("ok: {statements} statements in {sql_steps} SQL steps, every check held");
+            }
+            Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),
+            Ending::Error(m) => eprintln!("error: {}", scrub(m)),
+            Ending::Declined(m) => eprintln!("stopped: {}", scrub(m)),
+        }
+        Ok(ending.exit_code())
+    })
+}

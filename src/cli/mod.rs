@@ -1,0 +1,3 @@
+//! The binary's own modules: terminal I/O for the commands that need it.
+
+pub mod exec;

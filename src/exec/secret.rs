@@ -1,0 +1,116 @@
+//! Database URLs whose passwords never reach output, errors or journals.
+
+/// A connection URL and the secrets in it.
+#[derive(Clone)]
+pub struct DbUrl {
+    url: String,
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DbUrl({})", self.redacted())
+    }
+}
+
+/// Decodes `%XX` escapes, leaving anything malformed as it is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl DbUrl {
+    /// Wraps `url`, noting the password of its user info and of a
+    /// `password=` query parameter, raw and percent-decoded.
+    pub fn new(url: &str) -> DbUrl {
+        let mut found = Vec::new();
+        if let Some((_, rest)) = url.split_once("://") {
+            let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+            if let Some((userinfo, _)) = authority.rsplit_once('@')
+                && let Some((_, password)) = userinfo.split_once(':')
+            {
+                found.push(password.to_string());
+            }
+        }
+        if let Some((_, query)) = url.split_once('?') {
+            for pair in query.split('&') {
+                if let Some(("password" | "pass" | "pwd", v)) = pair.split_once('=') {
+                    found.push(v.to_string());
+                }
+            }
+        }
+        let mut secrets = Vec::new();
+        for s in found.into_iter().filter(|s| !s.is_empty()) {
+            let decoded = percent_decode(&s);
+            if decoded != s {
+                secrets.push(decoded);
+            }
+            secrets.push(s);
+        }
+        DbUrl {
+            url: url.to_string(),
+            secrets,
+        }
+    }
+
+    /// The URL itself, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with every secret replaced by `***`.
+    pub fn redacted(&self) -> String {
+        self.scrub(&self.url)
+    }
+
+    /// `text` with every secret of this URL replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut secrets = self.secrets.clone();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in secrets {
+            out = out.replace(&s, "***");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_in_every_form() {
+        let u = DbUrl::new("postgres://ops:s3cr%40t@db.internal:5432/wpca?sslmode=require");
+        assert_eq!(
+            u.redacted(),
+            "postgres://ops:***@db.internal:5432/wpca?sslmode=require"
+        );
+        assert_eq!(
+            u.scrub("auth failed for s3cr@t and s3cr%40t"),
+            "auth failed for *** and ***"
+        );
+        let q = DbUrl::new("mysql://root@127.0.0.1/x?password=hunter2&ssl-mode=disabled");
+        assert_eq!(
+            q.redacted(),
+            "mysql://root@127.0.0.1/x?password=***&ssl-mode=disabled"
+        );
+        let none = DbUrl::new("sqlite://runbooks/x.db?mode=rwc");
+        assert_eq!(none.redacted(), "sqlite://runbooks/x.db?mode=rwc");
+        assert!(!format!("{u:?}").contains("s3cr"));
+    }
+}
