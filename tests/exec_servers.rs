@@ -1,0 +1,202 @@
+//! The database layer on real PostgreSQL and MariaDB servers (and SQLite),
+//! started by `scripts/test-servers`, which sets `RUNBOOK_TEST_DB_POSTGRES`
+//! and `RUNBOOK_TEST_DB_MYSQL`. Under CI a missing server fails the tests;
+//! elsewhere they are skipped with a note.
+
+use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::plan::Dialect;
+use runbook_compile::template::environment;
+
+/// The databases to test on: SQLite always, the servers when configured.
+fn targets() -> Vec<(Dialect, String)> {
+    let mut out = vec![(Dialect::Sqlite, "sqlite::memory:".to_string())];
+    for (dialect, var) in [
+        (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
+        (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) => out.push((dialect, url)),
+            Err(_) if std::env::var_os("CI").is_some() => {
+                panic!("{var} is not set: run `eval \"$(scripts/test-servers)\"`")
+            }
+            Err(_) => eprintln!("note: {var} is not set; {dialect} is not tested"),
+        }
+    }
+    out
+}
+
+async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Outcome {
+    let (kind, returns_rows) = runbook_compile::compile::classify(sql, db.dialect());
+    db.run(sql, Shape { kind, returns_rows })
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn temp_table(dialect: Dialect, name: &str, columns: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("CREATE TEMPORARY TABLE {name} ({columns})"),
+        _ => format!("CREATE TEMP TABLE {name} ({columns})"),
+    }
+}
+
+#[tokio::test]
+async fn counts_follow_section_4_on_every_dialect() {
+    for (dialect, url) in targets() {
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        run(
+            &mut db,
+            &temp_table(dialect, "cnt", "id INT PRIMARY KEY, v VARCHAR(10)"),
+        )
+        .await;
+        assert_eq!(
+            run(&mut db, "INSERT INTO cnt VALUES (1,'a'),(2,'a'),(3,'b')")
+                .await
+                .count,
+            3,
+            "{dialect}"
+        );
+        let same = run(&mut db, "UPDATE cnt SET v = 'a' WHERE id <= 2").await;
+        assert_eq!(
+            same.count, 2,
+            "{dialect}: an UPDATE to the same values counts rows matched"
+        );
+        let mixed = run(&mut db, "UPDATE cnt SET v = 'a' WHERE id <= 3").await;
+        assert_eq!(mixed.count, 3, "{dialect}: matched, not changed (1)");
+        let empty = run(&mut db, "SELECT id FROM cnt WHERE id > 99").await;
+        assert_eq!((empty.count, empty.returned_rows), (0, false), "{dialect}");
+        assert_eq!(
+            run(&mut db, "SELECT id FROM cnt").await.count,
+            3,
+            "{dialect}"
+        );
+        assert_eq!(
+            run(&mut db, "DELETE FROM cnt WHERE v = 'a'").await.count,
+            3,
+            "{dialect}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn first_row_values_are_typed_on_every_dialect() {
+    for (dialect, url) in targets() {
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        let sql = match dialect {
+            Dialect::Sqlite => {
+                "SELECT 42 AS i, 2.0 AS d, 0.25 AS f, NULL AS z, '2026-04-17' AS day"
+            }
+            Dialect::Postgres => {
+                "SELECT 42::bigint AS i, 2.000::numeric AS d, 0.25::float8 AS f, NULL::int AS z, DATE '2026-04-17' AS day"
+            }
+            Dialect::Mysql => {
+                "SELECT CAST(42 AS SIGNED) AS i, CAST(2 AS DECIMAL(10,3)) AS d, CAST(0.25 AS DOUBLE) AS f, NULL AS z, DATE '2026-04-17' AS day"
+            }
+        };
+        let row = run(&mut db, sql).await.first_row.unwrap();
+        let get = |k: &str| row.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("i"), minijinja::Value::from(42), "{dialect}");
+        if dialect != Dialect::Sqlite {
+            assert_eq!(
+                get("d"),
+                minijinja::Value::from(2),
+                "{dialect}: integral decimal is an integer"
+            );
+        }
+        assert_eq!(get("f"), minijinja::Value::from(0.25), "{dialect}");
+        assert!(get("z").is_none(), "{dialect}");
+        assert_eq!(
+            get("day"),
+            minijinja::Value::from("2026-04-17"),
+            "{dialect}"
+        );
+    }
+}
+
+const HOSTILE: &[&str] = &[
+    "it's",
+    "'); DROP TABLE victim; --",
+    "back\\slash\\",
+    "\\'; DROP TABLE victim; --",
+    "\"double\" `tick`",
+    "ünïcödé ✓ 𝄞",
+    "$$; DROP TABLE victim; $$",
+    "*/ DROP TABLE victim; /*",
+    "line\nbreak",
+];
+
+#[tokio::test]
+async fn hostile_values_round_trip_and_never_change_the_statement() {
+    for (dialect, url) in targets() {
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        let env = environment(dialect);
+        run(
+            &mut db,
+            &temp_table(dialect, "victim", "id INT PRIMARY KEY"),
+        )
+        .await;
+        run(&mut db, "INSERT INTO victim VALUES (1)").await;
+        run(
+            &mut db,
+            &temp_table(dialect, "store", "id INT PRIMARY KEY, v TEXT"),
+        )
+        .await;
+        let mut values: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+        if dialect != Dialect::Postgres {
+            values.push("nul\0byte".into());
+        }
+        for (i, v) in values.iter().enumerate() {
+            let sql = env
+                .render_str(
+                    "INSERT INTO store VALUES ({{ i }}, {{ v }})",
+                    minijinja::context! { i, v },
+                )
+                .unwrap();
+            assert_eq!(run(&mut db, &sql).await.count, 1, "{dialect}: {sql}");
+            let back = env
+                .render_str(
+                    "SELECT v FROM store WHERE v = {{ v }}",
+                    minijinja::context! { v },
+                )
+                .unwrap();
+            let row = run(&mut db, &back).await;
+            assert_eq!(row.count, 1, "{dialect}: {v:?} did not read back: {back}");
+            assert_eq!(
+                row.first_row.unwrap()[0].1,
+                minijinja::Value::from(v.as_str()),
+                "{dialect}"
+            );
+        }
+        assert_eq!(
+            run(&mut db, "SELECT id FROM victim").await.count,
+            1,
+            "{dialect}: victim survived"
+        );
+        let ident = env
+            .render_str(
+                "SELECT COUNT(*) AS n FROM {{ t | ident }}",
+                minijinja::context! { t => "store" },
+            )
+            .unwrap();
+        assert_eq!(
+            run(&mut db, &ident).await.first_row.unwrap()[0].1,
+            minijinja::Value::from(values.len() as i64),
+            "{dialect}"
+        );
+        let evil = env
+            .render_str(
+                "SELECT * FROM {{ t | ident }}",
+                minijinja::context! { t => "store; DROP TABLE victim" },
+            )
+            .unwrap();
+        let (kind, returns_rows) = runbook_compile::compile::classify(&evil, dialect);
+        assert!(
+            db.run(&evil, Shape { kind, returns_rows }).await.is_err(),
+            "{dialect}: a table named like an attack does not exist"
+        );
+        assert_eq!(
+            run(&mut db, "SELECT id FROM victim").await.count,
+            1,
+            "{dialect}: victim survived"
+        );
+    }
+}
