@@ -66,6 +66,12 @@ enum Command {
         /// Refuse to run unless the plan's hash is this one.
         #[arg(long, value_name = "HEX")]
         plan_hash: Option<String>,
+        /// Where the run journal goes (default: `.runbook/runs/` beside the runbook).
+        #[arg(long, value_name = "DIR")]
+        journal: Option<PathBuf>,
+        /// Who runs it, for the journal (default: `$USER`).
+        #[arg(long, value_name = "NAME")]
+        operator: Option<String>,
     },
 }
 
@@ -98,7 +104,17 @@ fn main() -> ExitCode {
             params,
             yes,
             plan_hash,
-        } => cli::exec::exec(&file, &dbs, &params, yes, plan_hash.as_deref()),
+            journal,
+            operator,
+        } => cli::exec::exec(cli::exec::ExecArgs {
+            file: &file,
+            dbs: &dbs,
+            params: &params,
+            yes,
+            plan_hash: plan_hash.as_deref(),
+            journal: journal.as_deref(),
+            operator: operator.as_deref(),
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -184,3 +184,137 @@ fn the_right_plan_hash_runs() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The journal's records, parsed.
+fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(files.pop().unwrap()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_journal_records_every_statement_before_and_after_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = setup(dir.path());
+    let runs = dir.path().join("runs");
+    let out = exec(&[
+        "tests/data/exec/relabel-bug.md",
+        "--db",
+        &format!("default={url}"),
+        "--journal",
+        runs.to_str().unwrap(),
+        "--operator",
+        "alice",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let records = journal(&runs);
+    let events: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "start",
+            "running",
+            "statement",
+            "running",
+            "statement",
+            "rollback",
+            "end"
+        ]
+    );
+    assert_eq!(records[0]["operator"], "alice");
+    assert_eq!(records[0]["plan_hash"].as_str().unwrap().len(), 64);
+    assert!(
+        records[0]["connections"][0]["identity"]
+            .as_str()
+            .unwrap()
+            .ends_with("points.db")
+    );
+    assert!(
+        records[3]["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("UPDATE point_info")
+    );
+    assert_eq!(records[4]["count"], 36);
+    assert_eq!(records[4]["passed"], false);
+    assert_eq!(records[6]["outcome"], "check_failed");
+    assert_eq!(records[6]["exit_code"], 1);
+    assert!(
+        records
+            .iter()
+            .all(|r| r["at"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
+}
+
+#[test]
+fn the_password_reaches_no_output_and_no_journal() {
+    let Ok(url) = std::env::var("RUNBOOK_TEST_DB_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "RUNBOOK_TEST_DB_POSTGRES is not set under CI"
+        );
+        eprintln!("note: RUNBOOK_TEST_DB_POSTGRES is not set; skipped");
+        return;
+    };
+    let password = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .and_then(|u| u.split(':').nth(1))
+        .unwrap();
+    assert!(password.len() >= 8, "the test password must be distinctive");
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let runbook = dir.path().join("pg.md");
+    std::fs::write(&runbook, "---\ndialect: postgres\n---\n# PG\n\n```sql {#one expect=1}\nSELECT 1;\n```\n\n```sql {#bad}\nSELECT * FROM no_such_table_here;\n```\n").unwrap();
+    let runbook = runbook.to_str().unwrap();
+    let journal_dir = runs.to_str().unwrap();
+    let ok = exec(&[
+        runbook,
+        "--db",
+        &format!("default={url}"),
+        "--journal",
+        journal_dir,
+    ]);
+    assert_eq!(ok.status.code(), Some(3), "{}", text(&ok));
+    let wrong = url.replacen(password, "wrong-password-zz", 1);
+    let denied = exec(&[
+        runbook,
+        "--db",
+        &format!("default={wrong}"),
+        "--journal",
+        journal_dir,
+    ]);
+    assert_eq!(denied.status.code(), Some(3), "{}", text(&denied));
+    for (what, out) in [("run", &ok), ("refused login", &denied)] {
+        assert!(
+            !text(out).contains(password),
+            "{what} output shows the password: {}",
+            text(out)
+        );
+        assert!(
+            !text(out).contains("wrong-password-zz"),
+            "{what} output shows the password: {}",
+            text(out)
+        );
+    }
+    let records = journal(&runs);
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(!all.contains(password), "the journal holds the password");
+    assert!(all.contains("postgres://runbook:***@"), "{all}");
+    assert!(
+        records[0]["connections"][0]["identity"]
+            .as_str()
+            .unwrap()
+            .starts_with("system ")
+    );
+}

@@ -103,7 +103,10 @@ async fn run(
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
     dbs.insert(plan.connections[0].name.clone(), Box::new(open(url).await));
     let mut seen = 0;
-    let mut observer = |_: &Event| seen += 1;
+    let mut observer = |_: &Event| {
+        seen += 1;
+        Ok(())
+    };
     let mut runner = Runner::new(plan, dbs, BTreeMap::new(), operator, &mut observer, options);
     let ending = runner.run().await;
     let events = runner.events().to_vec();

@@ -8,6 +8,7 @@ use std::path::Path;
 use runbook_compile::compile::compile_file;
 use runbook_compile::diag;
 use runbook_compile::exec::db::{Database, SqlxDatabase};
+use runbook_compile::exec::journal::{Journal, JournalConnection, Record, run_id};
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::DbUrl;
@@ -120,6 +121,7 @@ fn show(plan: &Plan, event: &Event) {
                 one_line(item, 60)
             )
         }
+        Event::Running { .. } | Event::Confirmation { .. } => Ok(()),
         Event::Committed { connection } => writeln!(out, "  ● COMMIT on {connection}"),
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
@@ -127,14 +129,35 @@ fn show(plan: &Plan, event: &Event) {
     };
 }
 
-/// Runs `file`; returns the exit code.
-pub fn exec(
-    file: &Path,
-    dbs: &[(String, String)],
-    given: &[(String, String)],
-    yes: bool,
-    plan_hash: Option<&str>,
-) -> anyhow::Result<u8> {
+/// What `exec` was asked to do.
+pub struct ExecArgs<'a> {
+    /// The runbook.
+    pub file: &'a Path,
+    /// `--db NAME=URL`.
+    pub dbs: &'a [(String, String)],
+    /// `--param NAME=VALUE`.
+    pub params: &'a [(String, String)],
+    /// `--yes`.
+    pub yes: bool,
+    /// `--plan-hash`.
+    pub plan_hash: Option<&'a str>,
+    /// `--journal DIR`.
+    pub journal: Option<&'a Path>,
+    /// `--operator NAME`.
+    pub operator: Option<&'a str>,
+}
+
+/// Runs a runbook; returns the exit code.
+pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
+    let ExecArgs {
+        file,
+        dbs,
+        params: given,
+        yes,
+        plan_hash,
+        journal,
+        operator,
+    } = args;
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
     }
@@ -254,6 +277,53 @@ pub fn exec(
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        let mut journal_connections = Vec::new();
+        for c in &plan.connections {
+            let identity = match connections.get_mut(&c.name) {
+                Some(db) => db.identity().await,
+                None => "unknown".to_string(),
+            };
+            journal_connections.push(JournalConnection {
+                name: c.name.clone(),
+                dialect: c.dialect,
+                url: urls[&c.name].redacted(),
+                identity: urls[&c.name].scrub(&identity),
+            });
+        }
+        let operator = operator
+            .map(str::to_string)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".to_string());
+        let journal_dir =
+            journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
+        let run_id = run_id(&plan.id);
+        let steps = plan.steps.iter().map(|s| s.id.clone()).collect();
+        let mut journal = match Journal::create(&journal_dir, &run_id, &operator, steps) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot create the journal in {}: {e}; nothing ran",
+                    journal_dir.display()
+                );
+                return Ok(EXIT_USAGE);
+            }
+        };
+        let start = Record::Start {
+            run_id: &run_id,
+            runbook: &plan.id,
+            source: &plan.source,
+            plan_hash: &plan.hash,
+            operator: &operator,
+            connections: &journal_connections,
+        };
+        if let Err(e) = journal.write(&start) {
+            eprintln!(
+                "error: cannot write the journal {}: {e}; nothing ran",
+                journal.path().display()
+            );
+            return Ok(EXIT_USAGE);
+        }
+        println!("journal {}", journal.path().display());
         let env = values
             .iter()
             .map(|(k, v)| {
@@ -270,7 +340,10 @@ pub fn exec(
         let mut operator = Terminal {
             interactive: std::io::stdin().is_terminal(),
         };
-        let mut observer = |e: &Event| show(&plan, e);
+        let mut observer = |e: &Event| {
+            show(&plan, e);
+            journal.event(e).map_err(|e| e.to_string())
+        };
         let options = Options {
             test: false,
             yes,
@@ -293,13 +366,24 @@ pub fn exec(
         );
         let ending = runner.run().await;
         let scrub = |m: &str| urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc));
+        let statements = runner
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Statement { .. }))
+            .count();
+        drop(runner);
+        let message = match &ending {
+            Ending::Success => None,
+            Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(scrub(m)),
+        };
+        if let Err(e) = journal.end(&ending, message.as_deref()) {
+            eprintln!(
+                "error: cannot write the end of the journal {}: {e}",
+                journal.path().display()
+            );
+        }
         match &ending {
             Ending::Success => {
-                let statements = runner
-                    .events()
-                    .iter()
-                    .filter(|e| matches!(e, Event::Statement { .. }))
-                    .count();
                 let sql_steps = plan
                     .steps
                     .iter()

@@ -70,6 +70,9 @@ pub trait Database: Send {
     fn dialect(&self) -> Dialect;
     /// Runs one statement of shape `shape`, counts its rows and keeps the first.
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError>;
+    /// Which database this is, for the journal: a server's identifier and
+    /// database name, or a file's path.
+    async fn identity(&mut self) -> String;
 }
 
 /// A live sqlx connection.
@@ -225,6 +228,33 @@ impl Database for SqlxDatabase {
             SqlxDatabase::Sqlite(_) => Dialect::Sqlite,
             SqlxDatabase::Postgres(_) => Dialect::Postgres,
             SqlxDatabase::Mysql(_) => Dialect::Mysql,
+        }
+    }
+
+    async fn identity(&mut self) -> String {
+        let sql = match self {
+            SqlxDatabase::Sqlite(_) => "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            SqlxDatabase::Postgres(_) => {
+                "SELECT 'system ' || (SELECT system_identifier FROM pg_control_system()) || ' db ' || current_database()"
+            }
+            SqlxDatabase::Mysql(_) => {
+                "SELECT CONCAT('host ', @@hostname, ':', @@port, ' server_id ', @@server_id, ' db ', IFNULL(DATABASE(), ''))"
+            }
+        };
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        match self.run(sql, shape).await {
+            Ok(Outcome {
+                first_row: Some(row),
+                ..
+            }) => match row.first().map(|(_, v)| v.to_string()) {
+                Some(id) if !id.is_empty() => id,
+                _ => "in-memory".to_string(),
+            },
+            Ok(_) => "unknown".to_string(),
+            Err(e) => format!("unknown ({})", e.message),
         }
     }
 

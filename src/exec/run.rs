@@ -33,6 +33,22 @@ pub trait Operator {
 /// What happened, as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// A statement or shell step is about to run.
+    Running {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step (0 for a shell step).
+        index: usize,
+        /// The rendered SQL, or the shell script.
+        sql: String,
+    },
+    /// The operator answered the question before a COMMIT.
+    Confirmation {
+        /// The connection.
+        connection: String,
+        /// Whether they typed COMMIT (or `--yes` / a doc test accepted it).
+        accepted: bool,
+    },
     /// A statement ran.
     Statement {
         /// Step index.
@@ -138,7 +154,7 @@ pub struct Runner<'a> {
     plan: &'a Plan,
     dbs: HashMap<String, Box<dyn Database + 'a>>,
     operator: &'a mut dyn Operator,
-    observer: &'a mut dyn FnMut(&Event),
+    observer: &'a mut dyn FnMut(&Event) -> Result<(), String>,
     events: Vec<Event>,
     values: BTreeMap<String, Value>,
     open: HashMap<String, Vec<Reviewed>>,
@@ -160,7 +176,7 @@ impl<'a> Runner<'a> {
         dbs: HashMap<String, Box<dyn Database + 'a>>,
         params: BTreeMap<String, Value>,
         operator: &'a mut dyn Operator,
-        observer: &'a mut dyn FnMut(&Event),
+        observer: &'a mut dyn FnMut(&Event) -> Result<(), String>,
         options: Options,
     ) -> Runner<'a> {
         Runner {
@@ -175,9 +191,12 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn emit(&mut self, event: Event) {
-        (self.observer)(&event);
+    /// Reports `event`; an observer that fails (a journal that cannot be
+    /// written) stops the run.
+    fn emit(&mut self, event: Event) -> Result<(), Stop> {
+        let result = (self.observer)(&event);
         self.events.push(event);
+        result.map_err(|e| Stop::Db(format!("cannot record the run: {e}")))
     }
 
     /// Everything that happened so far.
@@ -261,7 +280,7 @@ impl<'a> Runner<'a> {
             };
             let _ = db.run("ROLLBACK", shape).await;
         }
-        self.emit(Event::RolledBack {
+        let _ = self.emit(Event::RolledBack {
             connection: connection.to_string(),
             reason: reason.to_string(),
         });
@@ -278,7 +297,7 @@ impl<'a> Runner<'a> {
                 step: si,
                 item: item.to_string(),
                 confirmed,
-            });
+            })?;
             if !confirmed {
                 return Err(Stop::Declined(format!("sign-off not given: {item}")));
             }
@@ -312,6 +331,11 @@ impl<'a> Runner<'a> {
                 self.commit(connection, stmt, step).await?;
                 continue;
             }
+            self.emit(Event::Running {
+                step: si,
+                index: ti,
+                sql: sql.clone(),
+            })?;
             let db = self
                 .dbs
                 .get_mut(connection)
@@ -335,7 +359,7 @@ impl<'a> Runner<'a> {
                     self.emit(Event::RolledBack {
                         connection: connection.to_string(),
                         reason: "the runbook rolls back".into(),
-                    });
+                    })?;
                 }
                 _ => {}
             }
@@ -389,7 +413,7 @@ impl<'a> Runner<'a> {
                 passed,
                 failure: failure.clone(),
                 elapsed,
-            });
+            })?;
             if let Some(f) = failure
                 && step.on_fail == OnFail::Stop
             {
@@ -424,6 +448,12 @@ impl<'a> Runner<'a> {
             let review = review(reviewed);
             self.operator.confirm_commit(&review)
         };
+        if asks {
+            self.emit(Event::Confirmation {
+                connection: connection.to_string(),
+                accepted: agreed,
+            })?;
+        }
         if !agreed {
             let reason = if all_passed {
                 "the operator did not type COMMIT".to_string()
@@ -454,8 +484,7 @@ impl<'a> Runner<'a> {
         self.open.remove(connection);
         self.emit(Event::Committed {
             connection: connection.to_string(),
-        });
-        Ok(())
+        })
     }
 
     fn assertions(
@@ -508,6 +537,11 @@ impl<'a> Runner<'a> {
         asserts: &[Assertion],
         capture: Option<&str>,
     ) -> Result<(), Stop> {
+        self.emit(Event::Running {
+            step: si,
+            index: 0,
+            sql: script.to_string(),
+        })?;
         let mut cmd = tokio::process::Command::new("bash");
         cmd.arg("-euo")
             .arg("pipefail")
@@ -564,7 +598,7 @@ impl<'a> Runner<'a> {
             count,
             passed: failure.is_none(),
             failure: failure.clone(),
-        });
+        })?;
         match failure {
             Some(f) if step.on_fail == OnFail::Stop => Err(Stop::Check(format!(
                 "{} (step `{}`): {f}",
