@@ -72,6 +72,10 @@ enum Command {
         /// Who runs it, for the journal (default: `$USER`).
         #[arg(long, value_name = "NAME")]
         operator: Option<String>,
+        /// Rehearse: build each SQLite connection's new, empty database from
+        /// the runbook's fixture before running.
+        #[arg(long)]
+        load_fixture: bool,
     },
 }
 
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
             plan_hash,
             journal,
             operator,
+            load_fixture,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
             plan_hash: plan_hash.as_deref(),
             journal: journal.as_deref(),
             operator: operator.as_deref(),
+            load_fixture,
         }),
     };
     match result {

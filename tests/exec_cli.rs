@@ -318,3 +318,74 @@ fn the_password_reaches_no_output_and_no_journal() {
             .starts_with("system ")
     );
 }
+
+#[test]
+fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rehearsal.db");
+    let runs = dir.path().join("runs");
+    let command = format!(
+        "{} exec runbooks/point-info-recovery.md --db 'default=sqlite://{}?mode=rwc' --load-fixture --journal {} --operator rehearsal",
+        env!("CARGO_BIN_EXE_runbook-compile"),
+        db.display(),
+        runs.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs the command on a pseudo-terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"y\ny\nCOMMIT\ny\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("Type COMMIT to commit"), "{shown}");
+    assert!(
+        shown.contains("expected ~42018 ±10% (37816..46220), actual 42016"),
+        "{shown}"
+    );
+    assert!(shown.contains("ok: 20 statements"), "{shown}");
+    let records = journal(&runs);
+    let commits = records.iter().filter(|r| r["event"] == "commit").count();
+    assert_eq!(commits, 3);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["event"] == "statement")
+            .all(|r| r["passed"] == true)
+    );
+    let confirmation = records
+        .iter()
+        .find(|r| r["event"] == "confirmation")
+        .unwrap();
+    assert_eq!(
+        (
+            confirmation["accepted"].as_bool(),
+            confirmation["operator"].as_str()
+        ),
+        (Some(true), Some("rehearsal"))
+    );
+    assert_eq!(records.last().unwrap()["outcome"], "success");
+    let again = exec(&[
+        "runbooks/point-info-recovery.md",
+        "--db",
+        &format!("default=sqlite://{}", db.display()),
+        "--load-fixture",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "a used database is never overwritten: {}",
+        text(&again)
+    );
+    assert!(text(&again).contains("is not empty"));
+}

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use runbook_compile::compile::compile_file;
 use runbook_compile::diag;
-use runbook_compile::exec::db::{Database, SqlxDatabase};
+use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::exec::fixture;
 use runbook_compile::exec::journal::{Journal, JournalConnection, Record, run_id};
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
@@ -145,6 +146,8 @@ pub struct ExecArgs<'a> {
     pub journal: Option<&'a Path>,
     /// `--operator NAME`.
     pub operator: Option<&'a str>,
+    /// `--load-fixture`.
+    pub load_fixture: bool,
 }
 
 /// Runs a runbook; returns the exit code.
@@ -157,6 +160,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         plan_hash,
         journal,
         operator,
+        load_fixture,
     } = args;
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
@@ -242,6 +246,18 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
     }
+    if load_fixture {
+        for c in &plan.connections {
+            match (&c.fixture, c.dialect) {
+                (None, _) => problems.push(format!("--load-fixture: connection `{}` has no fixture", c.name)),
+                (Some(_), Dialect::Sqlite) => {}
+                (Some(_), d) => problems.push(format!(
+                    "--load-fixture builds SQLite databases only; `{}` is {d} (doc tests build server databases)",
+                    c.name
+                )),
+            }
+        }
+    }
     if !problems.is_empty() {
         for p in problems {
             eprintln!("error: {p}");
@@ -277,6 +293,27 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        if load_fixture {
+            for c in &plan.connections {
+                let (Some(fixture), Some(db)) = (&c.fixture, connections.get_mut(&c.name)) else {
+                    continue;
+                };
+                let tables = Shape { kind: StatementKind::Query, returns_rows: true };
+                let existing = db.run("SELECT name FROM sqlite_master", tables).await.map(|o| o.count);
+                if existing != Ok(0) {
+                    eprintln!("error: --load-fixture builds a new database, and `{}` at {} is not empty; nothing ran", c.name, urls[&c.name].redacted());
+                    return Ok(EXIT_USAGE);
+                }
+                let path = dir.join(fixture);
+                match fixture::load(db.as_mut(), &path).await {
+                    Ok(n) => println!("fixture {} loaded into `{}` ({n} statements)", path.display(), c.name),
+                    Err(e) => {
+                        eprintln!("error: fixture: {e}; nothing ran");
+                        return Ok(EXIT_USAGE);
+                    }
+                }
+            }
+        }
         let mut journal_connections = Vec::new();
         for c in &plan.connections {
             let identity = match connections.get_mut(&c.name) {
