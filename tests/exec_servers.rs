@@ -200,3 +200,70 @@ async fn hostile_values_round_trip_and_never_change_the_statement() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lock_wait_timeout_rolls_back_and_stops_with_exit_3() {
+    let Some((_, url)) = targets().into_iter().find(|(d, _)| *d == Dialect::Mysql) else {
+        return;
+    };
+    let suffix = std::process::id();
+    let (locked, log) = (format!("locked_{suffix}"), format!("lock_log_{suffix}"));
+    let mut holder = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    run(
+        &mut holder,
+        &format!("CREATE TABLE {locked} (id INT PRIMARY KEY, v INT)"),
+    )
+    .await;
+    run(
+        &mut holder,
+        &format!("CREATE TABLE {log} (id INT PRIMARY KEY)"),
+    )
+    .await;
+    run(&mut holder, &format!("INSERT INTO {locked} VALUES (1, 0)")).await;
+    run(&mut holder, "START TRANSACTION").await;
+    run(
+        &mut holder,
+        &format!("UPDATE {locked} SET v = 1 WHERE id = 1"),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = dir.path().join("lock.md");
+    std::fs::write(
+        &runbook,
+        format!(
+            "---\ndialect: mysql\n---\n# Lock\n\n```sql {{#wait}}\nSET SESSION innodb_lock_wait_timeout = 1;\nSTART TRANSACTION;\nINSERT INTO {log} VALUES (1);\n-- @expect 1\nUPDATE {locked} SET v = 2 WHERE id = 1;\n-- @expect 1\nINSERT INTO {log} VALUES (2);\nCOMMIT;\n```\n\n```sql {{#after}}\nINSERT INTO {log} VALUES (3);\n```\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .arg("exec")
+        .arg(&runbook)
+        .arg("--db")
+        .arg(format!("default={url}"))
+        .arg("--journal")
+        .arg(dir.path().join("runs"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(&mut holder, "ROLLBACK").await;
+    let logged = run(&mut holder, &format!("SELECT id FROM {log}"))
+        .await
+        .count;
+    run(&mut holder, &format!("DROP TABLE {locked}, {log}")).await;
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("lock.md:11:1") && shown.to_lowercase().contains("lock wait timeout"),
+        "{shown}"
+    );
+    assert!(shown.contains("ROLLBACK on default"), "{shown}");
+    assert_eq!(
+        logged, 0,
+        "the transaction's insert was rolled back and nothing ran after the error"
+    );
+}
