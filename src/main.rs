@@ -76,6 +76,9 @@ enum Command {
         /// the runbook's fixture before running.
         #[arg(long)]
         load_fixture: bool,
+        /// Run every statement and check every count, then roll everything back.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             journal,
             operator,
             load_fixture,
+            dry_run,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             journal: journal.as_deref(),
             operator: operator.as_deref(),
             load_fixture,
+            dry_run,
         }),
     };
     match result {

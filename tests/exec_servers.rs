@@ -267,3 +267,105 @@ async fn a_lock_wait_timeout_rolls_back_and_stops_with_exit_3() {
         "the transaction's insert was rolled back and nothing ran after the error"
     );
 }
+
+/// Every row of `table`, as text, to compare a database before and after.
+async fn rows(db: &mut SqlxDatabase, table: &str) -> Vec<String> {
+    let sql = format!("SELECT id, v FROM {table} ORDER BY id");
+    let (kind, returns_rows) = runbook_compile::compile::classify(&sql, db.dialect());
+    let mut out = Vec::new();
+    let count = db
+        .run(&sql, Shape { kind, returns_rows })
+        .await
+        .unwrap()
+        .count;
+    out.push(format!("{count} rows"));
+    let sum = format!("SELECT SUM(id * 7 + v) AS s FROM {table}");
+    let row = db
+        .run(&sum, Shape { kind, returns_rows })
+        .await
+        .unwrap()
+        .first_row
+        .unwrap();
+    out.push(row[0].1.to_string());
+    out
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets() {
+        let url = if dialect == Dialect::Sqlite {
+            format!("sqlite://{}?mode=rwc", dir.path().join("dry.db").display())
+        } else {
+            url
+        };
+        let suffix = std::process::id();
+        let (table, made) = (format!("dry_{suffix}"), format!("dry_made_{suffix}"));
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        run(
+            &mut db,
+            &format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"),
+        )
+        .await;
+        run(
+            &mut db,
+            &format!("INSERT INTO {table} VALUES (1, 10), (2, 20), (3, 30)"),
+        )
+        .await;
+        let before = rows(&mut db, &table).await;
+        let runbook = dir.path().join(format!("dry-{dialect}.md"));
+        std::fs::write(
+            &runbook,
+            format!(
+                "---\ndialect: {dialect}\n---\n# Dry\n\n```sql {{#autocommit expect=1}}\nINSERT INTO {table} VALUES (4, 40);\n```\n\n```sql {{#tx confirm}}\nBEGIN;\nUPDATE {table} SET v = v + 1 WHERE id <= 4;\n-- @expect 4\nDELETE FROM {table} WHERE id = 1;\n-- @expect 1\nSELECT id FROM {table};\n-- @expect 3\nCOMMIT;\n```\n\n```sql {{#ddl}}\nCREATE TABLE {made} (id INT PRIMARY KEY);\nINSERT INTO {made} VALUES (1);\n-- @expect 1\n```\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+            .arg("exec")
+            .arg(&runbook)
+            .arg("--db")
+            .arg(format!("default={url}"))
+            .arg("--dry-run")
+            .arg("--journal")
+            .arg(dir.path().join("runs"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = rows(&mut db, &table).await;
+        let exists = format!("SELECT 1 FROM {made}");
+        let (kind, returns_rows) = runbook_compile::compile::classify(&exists, dialect);
+        let made_exists = db.run(&exists, Shape { kind, returns_rows }).await.is_ok();
+        run(&mut db, &format!("DROP TABLE {table}")).await;
+        if made_exists {
+            run(&mut db, &format!("DROP TABLE {made}")).await;
+        }
+        assert_eq!(out.status.code(), Some(0), "{dialect}: {shown}");
+        assert!(
+            shown.contains("nothing was committed"),
+            "{dialect}: {shown}"
+        );
+        assert_eq!(
+            after, before,
+            "{dialect}: the dry run changed the table: {shown}"
+        );
+        assert!(!made_exists, "{dialect}: the dry run left a table behind");
+        if dialect == Dialect::Mysql {
+            assert!(
+                shown.contains("MySQL DDL commits implicitly, so it is not run"),
+                "{shown}"
+            );
+            assert!(shown.contains("unchecked"), "{shown}");
+        } else {
+            assert!(
+                shown.contains("ddl#2") && shown.contains("expect 1 → 1"),
+                "{dialect}: {shown}"
+            );
+        }
+    }
+}

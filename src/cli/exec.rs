@@ -123,6 +123,25 @@ fn show(plan: &Plan, event: &Event) {
             )
         }
         Event::Running { .. } | Event::Confirmation { .. } => Ok(()),
+        Event::Skipped {
+            step,
+            index,
+            reason,
+        } => {
+            writeln!(out, "  – {}#{}  {reason}", plan.steps[*step].id, index + 1)
+        }
+        Event::Unchecked {
+            step,
+            index,
+            reason,
+        } => {
+            writeln!(
+                out,
+                "  ? {}#{}  unchecked: {reason}",
+                plan.steps[*step].id,
+                index + 1
+            )
+        }
         Event::Committed { connection } => writeln!(out, "  ● COMMIT on {connection}"),
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
@@ -148,6 +167,8 @@ pub struct ExecArgs<'a> {
     pub operator: Option<&'a str>,
     /// `--load-fixture`.
     pub load_fixture: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
 }
 
 /// Runs a runbook; returns the exit code.
@@ -161,6 +182,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         journal,
         operator,
         load_fixture,
+        dry_run,
     } = args;
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
@@ -350,6 +372,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             runbook: &plan.id,
             source: &plan.source,
             plan_hash: &plan.hash,
+            dry_run,
             operator: &operator,
             connections: &journal_connections,
         };
@@ -381,9 +404,14 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             show(&plan, e);
             journal.event(e).map_err(|e| e.to_string())
         };
+        let mut env: Vec<(String, String)> = env;
+        if dry_run {
+            env.push(("RUNBOOK_DRY_RUN".into(), "1".into()));
+        }
         let options = Options {
             test: false,
             yes,
+            dry_run,
             dir,
             env,
         };
@@ -408,6 +436,11 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .iter()
             .filter(|e| matches!(e, Event::Statement { .. }))
             .count();
+        let events_unchecked = runner
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Unchecked { .. }))
+            .count();
         drop(runner);
         let message = match &ending {
             Ending::Success => None,
@@ -426,7 +459,15 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     .iter()
                     .filter(|s| matches!(s.body, StepBody::Sql { .. }))
                     .count();
-                println!("ok: {statements} statements in {sql_steps} SQL steps, every check held");
+                let unchecked = events_unchecked;
+                if dry_run {
+                    println!("dry run ok: {statements} statements in {sql_steps} SQL steps, every check held; nothing was committed");
+                    if unchecked > 0 {
+                        println!("{unchecked} results were not checked: they follow MySQL DDL that a dry run does not run");
+                    }
+                } else {
+                    println!("ok: {statements} statements in {sql_steps} SQL steps, every check held");
+                }
             }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),
             Ending::Error(m) => eprintln!("error: {}", scrub(m)),

@@ -38,6 +38,8 @@ pub enum Record<'a> {
         source: &'a str,
         /// The plan hash.
         plan_hash: &'a str,
+        /// Whether it is a dry run (nothing persists).
+        dry_run: bool,
         /// Who ran it.
         operator: &'a str,
         /// The connections.
@@ -99,6 +101,24 @@ pub enum Record<'a> {
         accepted: bool,
         /// By whom.
         operator: &'a str,
+    },
+    /// A dry run did not run a statement.
+    Skipped {
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// Why.
+        reason: &'a str,
+    },
+    /// A dry run could not check a result.
+    Unchecked {
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// Why.
+        reason: &'a str,
     },
     /// A transaction committed.
     Commit {
@@ -238,6 +258,24 @@ impl Journal {
                 connection,
                 accepted: *accepted,
                 operator: &operator,
+            }),
+            Event::Skipped {
+                step: s,
+                index,
+                reason,
+            } => self.write(&Record::Skipped {
+                step: step(s),
+                index: *index,
+                reason,
+            }),
+            Event::Unchecked {
+                step: s,
+                index,
+                reason,
+            } => self.write(&Record::Unchecked {
+                step: step(s),
+                index: *index,
+                reason,
             }),
             Event::Committed { connection } => self.write(&Record::Commit { connection }),
             Event::RolledBack { connection, reason } => {

@@ -88,6 +88,24 @@ pub enum Event {
         /// Whether the operator confirmed it.
         confirmed: bool,
     },
+    /// A dry run did not run a statement (MySQL DDL, which commits implicitly).
+    Skipped {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A dry run could not check a result because it follows a skipped statement.
+    Unchecked {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// What went wrong, and the skipped statement it follows.
+        reason: String,
+    },
     /// A transaction committed.
     Committed {
         /// The connection.
@@ -135,6 +153,8 @@ pub struct Options {
     pub test: bool,
     /// `--yes`: commit without asking when every check of the transaction held.
     pub yes: bool,
+    /// `--dry-run`: nothing persists (see [`Runner::run`]).
+    pub dry_run: bool,
     /// The folder shell steps run in (the runbook's).
     pub dir: PathBuf,
     /// `RUNBOOK_PARAM_<NAME>` values for shell steps.
@@ -158,7 +178,23 @@ pub struct Runner<'a> {
     events: Vec<Event>,
     values: BTreeMap<String, Value>,
     open: HashMap<String, Vec<Reviewed>>,
+    /// Per connection, the first statement a dry run on MySQL skipped or
+    /// rolled back; results after it are unchecked, not failed.
+    skipped: HashMap<String, String>,
     options: Options,
+}
+
+/// The savepoint a dry run puts in place of the runbook's BEGIN.
+const DRY_SAVEPOINT: &str = "runbook_dry_run_tx";
+
+/// What goes to the server for one statement.
+struct Wire {
+    /// Sent first, not counted.
+    before: Option<&'static str>,
+    /// The statement that is counted.
+    sql: String,
+    /// Sent after, not counted.
+    after: Option<String>,
 }
 
 /// A check that did not hold, or an error: what stops a step.
@@ -187,6 +223,7 @@ impl<'a> Runner<'a> {
             events: Vec::new(),
             values: params,
             open: HashMap::new(),
+            skipped: HashMap::new(),
             options,
         }
     }
@@ -211,13 +248,157 @@ impl<'a> Runner<'a> {
 
     /// Runs every step in order. Whatever ends the run, every transaction
     /// still open is rolled back.
+    ///
+    /// A dry run persists nothing. On PostgreSQL and SQLite it runs inside
+    /// one outer transaction per connection, the runbook's own transactions
+    /// as savepoints, and rolls it back at the end. On MySQL, whose DDL
+    /// commits implicitly, each transaction is rolled back instead of
+    /// committed, a write outside a transaction runs inside one that is
+    /// rolled back, DDL is not run, and a result that fails after skipped
+    /// DDL is reported as unchecked rather than stopping the run.
+    /// Confirmations and sign-offs are not asked in a dry run.
     pub async fn run(&mut self) -> Ending {
+        if let Err(stop) = self.begin_dry_run().await {
+            return self.finish(stop).await;
+        }
+        let ending = self.steps().await;
+        self.finish_dry_run().await;
+        ending
+    }
+
+    async fn begin_dry_run(&mut self) -> Result<(), Stop> {
+        if !self.options.dry_run {
+            return Ok(());
+        }
+        let shape = Shape {
+            kind: StatementKind::Begin,
+            returns_rows: false,
+        };
+        for c in &self.plan.connections {
+            if c.dialect != Dialect::Mysql
+                && let Some(db) = self.dbs.get_mut(&c.name)
+            {
+                db.run("BEGIN", shape).await.map_err(|e| {
+                    Stop::Db(format!(
+                        "dry run: cannot open the outer transaction on `{}`: {}",
+                        c.name, e.message
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_dry_run(&mut self) {
+        if !self.options.dry_run {
+            return;
+        }
+        let shape = Shape {
+            kind: StatementKind::Rollback,
+            returns_rows: false,
+        };
+        for c in &self.plan.connections {
+            if c.dialect != Dialect::Mysql
+                && let Some(db) = self.dbs.get_mut(&c.name)
+            {
+                let _ = db.run("ROLLBACK", shape).await;
+                let _ = self.emit(Event::RolledBack {
+                    connection: c.name.clone(),
+                    reason: "dry run: everything it did is rolled back".into(),
+                });
+            }
+        }
+    }
+
+    async fn finish(&mut self, stop: Stop) -> Ending {
+        let ending = self.end(stop).await;
+        self.finish_dry_run().await;
+        ending
+    }
+
+    /// Whether questions are answered without asking (doc tests, dry runs).
+    fn unattended(&self) -> bool {
+        self.options.test || self.options.dry_run
+    }
+
+    /// What a statement of `kind` sends in this mode; `None`: not run.
+    fn wire(
+        &self,
+        connection: &str,
+        dialect: Dialect,
+        kind: StatementKind,
+        sql: &str,
+    ) -> Option<Wire> {
+        let plain = |sql: &str| {
+            Some(Wire {
+                before: None,
+                sql: sql.to_string(),
+                after: None,
+            })
+        };
+        if !self.options.dry_run {
+            return plain(sql);
+        }
+        match (dialect, kind) {
+            (Dialect::Mysql, StatementKind::Commit) => plain("ROLLBACK"),
+            (Dialect::Mysql, StatementKind::Begin | StatementKind::Rollback) => plain(sql),
+            (Dialect::Mysql, _) if crate::compile::mysql_implicit_commit(sql) => None,
+            (Dialect::Mysql, StatementKind::Write) if !self.open.contains_key(connection) => {
+                Some(Wire {
+                    before: Some("START TRANSACTION"),
+                    sql: sql.to_string(),
+                    after: Some("ROLLBACK".into()),
+                })
+            }
+            (Dialect::Mysql, _) => plain(sql),
+            (_, StatementKind::Begin) => plain(&format!("SAVEPOINT {DRY_SAVEPOINT}")),
+            (_, StatementKind::Commit) => plain(&format!("RELEASE SAVEPOINT {DRY_SAVEPOINT}")),
+            (_, StatementKind::Rollback) => Some(Wire {
+                before: None,
+                sql: format!("ROLLBACK TO SAVEPOINT {DRY_SAVEPOINT}"),
+                after: Some(format!("RELEASE SAVEPOINT {DRY_SAVEPOINT}")),
+            }),
+            _ => plain(sql),
+        }
+    }
+
+    /// Sends `wire` on `connection`, counting its main statement.
+    async fn send(
+        &mut self,
+        connection: &str,
+        wire: &Wire,
+        shape: Shape,
+        timeout_ms: Option<u64>,
+    ) -> Result<super::db::Outcome, DbError> {
+        let db = self.dbs.get_mut(connection).ok_or_else(|| DbError {
+            message: format!("no database for connection `{connection}`"),
+            sqlstate: None,
+            mysql_number: None,
+        })?;
+        let quiet = Shape {
+            kind: StatementKind::Other,
+            returns_rows: false,
+        };
+        if let Some(before) = wire.before {
+            db.run(before, quiet).await?;
+        }
+        let outcome = run_with_timeout(db.as_mut(), &wire.sql, shape, timeout_ms).await;
+        if let Some(after) = &wire.after {
+            let undo = db.run(after, quiet).await;
+            if outcome.is_ok() {
+                undo?;
+            }
+        }
+        outcome
+    }
+
+    async fn steps(&mut self) -> Ending {
         let plan = self.plan;
         for (si, step) in plan.steps.iter().enumerate() {
             if step.skip {
                 continue;
             }
-            if step.confirm && !self.options.test && !self.operator.confirm_step(step) {
+            if step.confirm && !self.unattended() && !self.operator.confirm_step(step) {
                 return self
                     .end(Stop::Declined(format!(
                         "step `{}` was not confirmed",
@@ -272,14 +453,18 @@ impl<'a> Runner<'a> {
     }
 
     async fn rollback(&mut self, connection: &str, reason: &str) {
-        self.open.remove(connection);
-        if let Some(db) = self.dbs.get_mut(connection) {
+        let dialect = self
+            .plan
+            .connection(connection)
+            .map_or(self.plan.dialect, |c| c.dialect);
+        if let Some(wire) = self.wire(connection, dialect, StatementKind::Rollback, "ROLLBACK") {
             let shape = Shape {
                 kind: StatementKind::Rollback,
                 returns_rows: false,
             };
-            let _ = db.run("ROLLBACK", shape).await;
+            let _ = self.send(connection, &wire, shape, None).await;
         }
+        self.open.remove(connection);
         let _ = self.emit(Event::RolledBack {
             connection: connection.to_string(),
             reason: reason.to_string(),
@@ -292,7 +477,7 @@ impl<'a> Runner<'a> {
         items: impl Iterator<Item = &'i str>,
     ) -> Result<(), Stop> {
         for item in items {
-            let confirmed = self.options.test || self.operator.sign_off(item);
+            let confirmed = self.unattended() || self.operator.sign_off(item);
             self.emit(Event::SignedOff {
                 step: si,
                 item: item.to_string(),
@@ -336,18 +521,35 @@ impl<'a> Runner<'a> {
                 index: ti,
                 sql: sql.clone(),
             })?;
-            let db = self
-                .dbs
-                .get_mut(connection)
-                .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+            let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
+                self.skipped
+                    .entry(connection.to_string())
+                    .or_insert_with(|| format!("DDL not run at {}", stmt.location));
+                self.emit(Event::Skipped {
+                    step: si,
+                    index: ti,
+                    reason: "dry run: MySQL DDL commits implicitly, so it is not run".into(),
+                })?;
+                continue;
+            };
             let started = Instant::now();
             let shape = Shape {
                 kind: stmt.kind,
                 returns_rows: stmt.returns_rows,
             };
-            let outcome = match run_with_timeout(db.as_mut(), &sql, shape, step.timeout_ms).await {
+            let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
                 Ok(o) => o,
-                Err(e) => return Err(Stop::Db(format!("{}: {}", stmt.location, e.message))),
+                Err(e) => {
+                    if let Some(after) = self.skipped.get(connection).cloned() {
+                        self.emit(Event::Unchecked {
+                            step: si,
+                            index: ti,
+                            reason: format!("{} (follows {after})", e.message),
+                        })?;
+                        continue;
+                    }
+                    return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
+                }
             };
             let elapsed = started.elapsed();
             match stmt.kind {
@@ -393,7 +595,16 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
-            let passed = failure.is_none();
+            let unchecked = match (&failure, self.skipped.get(connection)) {
+                (Some(f), Some(after)) => Some(format!("{f} (follows {after})")),
+                _ => None,
+            };
+            if self.options.dry_run && wire.before.is_some() {
+                self.skipped
+                    .entry(connection.to_string())
+                    .or_insert_with(|| format!("a write rolled back at {}", stmt.location));
+            }
+            let passed = failure.is_none() || unchecked.is_some();
             if let Some(open) = self.open.get_mut(connection)
                 && !matches!(stmt.kind, StatementKind::Begin | StatementKind::Rollback)
             {
@@ -403,6 +614,14 @@ impl<'a> Runner<'a> {
                     count: outcome.count,
                     passed,
                 });
+            }
+            if let Some(reason) = unchecked {
+                self.emit(Event::Unchecked {
+                    step: si,
+                    index: ti,
+                    reason,
+                })?;
+                continue;
             }
             self.emit(Event::Statement {
                 step: si,
@@ -442,7 +661,7 @@ impl<'a> Runner<'a> {
         let asks = stmt.confirm;
         let agreed = if !asks {
             all_passed || step.on_fail == OnFail::Warn
-        } else if self.options.test || self.options.yes {
+        } else if self.unattended() || self.options.yes {
             all_passed
         } else {
             let review = review(reviewed);
@@ -467,21 +686,30 @@ impl<'a> Runner<'a> {
                 Stop::Check(reason)
             });
         }
-        let db = self
-            .dbs
-            .get_mut(connection)
-            .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+        let dialect = self
+            .plan
+            .connection(connection)
+            .map_or(self.plan.dialect, |c| c.dialect);
+        let wire = self
+            .wire(connection, dialect, StatementKind::Commit, &stmt.sql)
+            .ok_or_else(|| Stop::Db("COMMIT cannot be skipped".into()))?;
         let shape = Shape {
             kind: StatementKind::Commit,
             returns_rows: false,
         };
-        if let Err(e) = db.run(&stmt.sql, shape).await {
+        if let Err(e) = self.send(connection, &wire, shape, None).await {
             return Err(Stop::Db(format!(
                 "{}: COMMIT failed: {}",
                 stmt.location, e.message
             )));
         }
         self.open.remove(connection);
+        if self.options.dry_run {
+            return self.emit(Event::RolledBack {
+                connection: connection.to_string(),
+                reason: "dry run: the transaction is not committed".into(),
+            });
+        }
         self.emit(Event::Committed {
             connection: connection.to_string(),
         })
