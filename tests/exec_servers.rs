@@ -369,3 +369,72 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
         }
     }
 }
+
+#[tokio::test]
+async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
+    let Some((_, url)) = targets().into_iter().find(|(d, _)| *d == Dialect::Postgres) else {
+        return;
+    };
+    let table = format!("interrupted_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    run(
+        &mut db,
+        &format!("CREATE TABLE {table} (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = dir.path().join("slow.md");
+    std::fs::write(
+        &runbook,
+        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nSELECT pg_sleep(6);\nCOMMIT;\n```\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .arg("exec")
+        .arg(&runbook)
+        .arg("--db")
+        .arg(format!("default={url}"))
+        .arg("--journal")
+        .arg(dir.path().join("runs"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let elapsed = started.elapsed();
+    let left = run(&mut db, &format!("SELECT id FROM {table}")).await.count;
+    run(&mut db, &format!("DROP TABLE {table}")).await;
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "did not wait for the statement: {elapsed:?}"
+    );
+    assert!(shown.contains("interrupted by the operator"), "{shown}");
+    assert_eq!(left, 0, "the insert was rolled back");
+    let journal = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(journal).unwrap();
+    assert!(
+        text.contains("\"event\":\"rollback\"") && text.contains("\"outcome\":\"declined\""),
+        "{text}"
+    );
+}

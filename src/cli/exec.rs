@@ -408,12 +408,20 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         if dry_run {
             env.push(("RUNBOOK_DRY_RUN".into(), "1".into()));
         }
+        let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: rolling back");
+                let _ = interrupt_tx.send(true);
+            }
+        });
         let options = Options {
             test: false,
             yes,
             dry_run,
             dir,
             env,
+            interrupt: Some(interrupt),
         };
         println!(
             "runbook {} ({} steps, plan {})",

@@ -155,6 +155,10 @@ pub struct Options {
     pub yes: bool,
     /// `--dry-run`: nothing persists (see [`Runner::run`]).
     pub dry_run: bool,
+    /// Becomes `true` when the operator interrupts (Ctrl-C): the statement
+    /// in flight is abandoned, its connection closed (so the server rolls
+    /// its transaction back), and the run ends as declined.
+    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
     /// The folder shell steps run in (the runbook's).
     pub dir: PathBuf,
     /// `RUNBOOK_PARAM_<NAME>` values for shell steps.
@@ -183,6 +187,9 @@ pub struct Runner<'a> {
     skipped: HashMap<String, String>,
     options: Options,
 }
+
+/// The message of a statement abandoned by an interrupt.
+const INTERRUPTED: &str = "interrupted by the operator";
 
 /// The savepoint a dry run puts in place of the runbook's BEGIN.
 const DRY_SAVEPOINT: &str = "runbook_dry_run_tx";
@@ -382,7 +389,22 @@ impl<'a> Runner<'a> {
         if let Some(before) = wire.before {
             db.run(before, quiet).await?;
         }
-        let outcome = run_with_timeout(db.as_mut(), &wire.sql, shape, timeout_ms).await;
+        let mut interrupt = self.options.interrupt.clone();
+        let interrupted = async {
+            match interrupt.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = run_with_timeout(db.as_mut(), &wire.sql, shape, timeout_ms) => outcome,
+            () = interrupted => {
+                self.dbs.remove(connection);
+                return Err(DbError { message: INTERRUPTED.into(), sqlstate: None, mysql_number: None });
+            }
+        };
         if let Some(after) = &wire.after {
             let undo = db.run(after, quiet).await;
             if outcome.is_ok() {
@@ -392,11 +414,26 @@ impl<'a> Runner<'a> {
         outcome
     }
 
+    fn interrupted(&self) -> bool {
+        self.options
+            .interrupt
+            .as_ref()
+            .is_some_and(|rx| *rx.borrow())
+    }
+
     async fn steps(&mut self) -> Ending {
         let plan = self.plan;
         for (si, step) in plan.steps.iter().enumerate() {
             if step.skip {
                 continue;
+            }
+            if self.interrupted() {
+                return self
+                    .end(Stop::Declined(format!(
+                        "{INTERRUPTED} before step `{}`",
+                        step.id
+                    )))
+                    .await;
             }
             if step.confirm && !self.unattended() && !self.operator.confirm_step(step) {
                 return self
@@ -547,6 +584,9 @@ impl<'a> Runner<'a> {
                             reason: format!("{} (follows {after})", e.message),
                         })?;
                         continue;
+                    }
+                    if e.message == INTERRUPTED {
+                        return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
                     }
                     return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
                 }
