@@ -79,6 +79,9 @@ enum Command {
         /// Run every statement and check every count, then roll everything back.
         #[arg(long)]
         dry_run: bool,
+        /// Go on with an unfinished run (its id, or `latest`) after its last checkpoint.
+        #[arg(long, value_name = "RUN_ID|latest")]
+        resume: Option<String>,
     },
 }
 
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
             operator,
             load_fixture,
             dry_run,
+            resume,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             operator: operator.as_deref(),
             load_fixture,
             dry_run,
+            resume: resume.as_deref(),
         }),
     };
     match result {

@@ -389,3 +389,90 @@ fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
     );
     assert!(text(&again).contains("is not empty"));
 }
+
+const RESUMABLE: &str = "---\ndialect: sqlite\n---\n# Resume\n\n```sql {#first expect=1}\nINSERT INTO t VALUES (1);\n```\n\n```sql {#count capture=n}\nSELECT COUNT(*) AS n FROM t;\n```\n\n```bash {#wait}\ntest -f ready\n```\n\n```sql {#second}\nBEGIN;\nINSERT INTO t VALUES (2);\n-- @expect 1\nSELECT COUNT(*) AS c FROM t;\n-- @assert c == n + 1\nCOMMIT;\n```\n";
+
+#[test]
+fn resume_goes_on_after_the_last_checkpoint_and_never_reruns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("default=sqlite://{}", dir.path().join("r.db").display());
+    let setup = dir.path().join("setup.md");
+    std::fs::write(
+        &setup,
+        "# Setup\n\n```sql {#t}\nCREATE TABLE t (id INTEGER PRIMARY KEY);\n```\n",
+    )
+    .unwrap();
+    let created = exec(&[setup.to_str().unwrap(), "--db", &format!("{db}?mode=rwc")]);
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    let runbook = dir.path().join("resume.md");
+    std::fs::write(&runbook, RESUMABLE).unwrap();
+    let runbook = runbook.to_str().unwrap();
+
+    let first = exec(&[runbook, "--db", &db]);
+    assert_eq!(
+        first.status.code(),
+        Some(3),
+        "the shell step fails: {}",
+        text(&first)
+    );
+
+    let edited = dir.path().join("resume.md");
+    std::fs::write(
+        &edited,
+        RESUMABLE.replace("INSERT INTO t VALUES (2)", "INSERT INTO t VALUES (3)"),
+    )
+    .unwrap();
+    let refused = exec(&[runbook, "--db", &db, "--resume", "latest"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("the runbook changed since run"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::write(&edited, RESUMABLE).unwrap();
+
+    std::fs::write(dir.path().join("ready"), "").unwrap();
+    let resumed = exec(&[runbook, "--db", &db, "--resume", "latest"]);
+    let shown = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("after statement 1 of step `count`"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("first#1"),
+        "the committed insert ran again: {shown}"
+    );
+    assert!(shown.contains("second#2"), "{shown}");
+
+    let check = dir.path().join("check.md");
+    std::fs::write(
+        &check,
+        "# Check\n\n```sql {#rows expect=2}\nSELECT id FROM t;\n```\n",
+    )
+    .unwrap();
+    assert_eq!(
+        exec(&[check.to_str().unwrap(), "--db", &db]).status.code(),
+        Some(0),
+        "rows 1 and 2, each once"
+    );
+
+    let again = exec(&[runbook, "--db", &db, "--resume", "latest"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again).contains("finished; there is nothing to resume"),
+        "{}",
+        text(&again)
+    );
+    let runs = dir.path().join(".runbook/runs");
+    let journals: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let resumed_journal = journals
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|t| t.contains("\"event\":\"resume\""))
+        .expect("the resumed run appends to its own journal");
+    assert!(resumed_journal.contains("\"outcome\":\"success\""));
+}

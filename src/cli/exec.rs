@@ -9,7 +9,7 @@ use runbook_compile::compile::compile_file;
 use runbook_compile::diag;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::exec::fixture;
-use runbook_compile::exec::journal::{Journal, JournalConnection, Record, run_id};
+use runbook_compile::exec::journal::{Journal, JournalConnection, Record, resume_point, run_id};
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::DbUrl;
@@ -142,7 +142,8 @@ fn show(plan: &Plan, event: &Event) {
                 index + 1
             )
         }
-        Event::Committed { connection } => writeln!(out, "  ● COMMIT on {connection}"),
+        Event::Captured { .. } => Ok(()),
+        Event::Committed { connection, .. } => writeln!(out, "  ● COMMIT on {connection}"),
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
         }
@@ -169,6 +170,29 @@ pub struct ExecArgs<'a> {
     pub load_fixture: bool,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--resume RUN_ID|latest`.
+    pub resume: Option<&'a str>,
+}
+
+/// The journal of `runbook`'s newest run in `dir`.
+fn latest_run(dir: &Path, runbook: &str) -> Option<std::path::PathBuf> {
+    let mut runs: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter_map(|p| {
+            let first = std::fs::read_to_string(&p)
+                .ok()?
+                .lines()
+                .next()?
+                .to_string();
+            let start: serde_json::Value = serde_json::from_str(&first).ok()?;
+            (start["runbook"] == runbook)
+                .then(|| (start["at"].as_str().unwrap_or_default().to_string(), p))
+        })
+        .collect();
+    runs.sort();
+    runs.pop().map(|(_, p)| p)
 }
 
 /// Runs a runbook; returns the exit code.
@@ -183,6 +207,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         operator,
         load_fixture,
         dry_run,
+        resume,
     } = args;
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
@@ -287,6 +312,42 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         eprintln!("error: nothing ran");
         return Ok(EXIT_USAGE);
     }
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let journal_dir = journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
+    let resume_point = match resume {
+        None => None,
+        Some(which) => {
+            let found = if which == "latest" {
+                latest_run(&journal_dir, &plan.id)
+            } else {
+                let path = journal_dir.join(format!("{which}.jsonl"));
+                path.is_file().then_some(path)
+            };
+            let Some(path) = found else {
+                eprintln!(
+                    "error: no run `{which}` of {} in {}; nothing ran",
+                    plan.id,
+                    journal_dir.display()
+                );
+                return Ok(EXIT_USAGE);
+            };
+            if dry_run {
+                eprintln!("error: --dry-run and --resume do not go together; nothing ran");
+                return Ok(EXIT_USAGE);
+            }
+            match resume_point(&plan, &path) {
+                Ok(point) => Some((path, point)),
+                Err(e) => {
+                    eprintln!("error: cannot resume: {e}; nothing ran");
+                    return Ok(EXIT_USAGE);
+                }
+            }
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -310,11 +371,6 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 }
             }
         }
-        let dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
         if load_fixture {
             for c in &plan.connections {
                 let (Some(fixture), Some(db)) = (&c.fixture, connections.get_mut(&c.name)) else {
@@ -353,35 +409,41 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .map(str::to_string)
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "unknown".to_string());
-        let journal_dir =
-            journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
-        let run_id = run_id(&plan.id);
         let steps = plan.steps.iter().map(|s| s.id.clone()).collect();
-        let mut journal = match Journal::create(&journal_dir, &run_id, &operator, steps) {
+        let opened = match &resume_point {
+            Some((path, point)) => Journal::append(path, &operator, steps).and_then(|mut j| {
+                j.write(&Record::Resume { operator: &operator, after: point.after })?;
+                Ok(j)
+            }),
+            None => {
+                let run_id = run_id(&plan.id);
+                Journal::create(&journal_dir, &run_id, &operator, steps).and_then(|mut j| {
+                    j.write(&Record::Start {
+                        run_id: &run_id,
+                        runbook: &plan.id,
+                        source: &plan.source,
+                        plan_hash: &plan.hash,
+                        dry_run,
+                        operator: &operator,
+                        connections: &journal_connections,
+                    })?;
+                    Ok(j)
+                })
+            }
+        };
+        let mut journal = match opened {
             Ok(j) => j,
             Err(e) => {
-                eprintln!(
-                    "error: cannot create the journal in {}: {e}; nothing ran",
-                    journal_dir.display()
-                );
+                eprintln!("error: cannot write the journal in {}: {e}; nothing ran", journal_dir.display());
                 return Ok(EXIT_USAGE);
             }
         };
-        let start = Record::Start {
-            run_id: &run_id,
-            runbook: &plan.id,
-            source: &plan.source,
-            plan_hash: &plan.hash,
-            dry_run,
-            operator: &operator,
-            connections: &journal_connections,
-        };
-        if let Err(e) = journal.write(&start) {
-            eprintln!(
-                "error: cannot write the journal {}: {e}; nothing ran",
-                journal.path().display()
-            );
-            return Ok(EXIT_USAGE);
+        if let Some((_, point)) = &resume_point {
+            match point.after {
+                Some((s, i)) if i == usize::MAX => println!("resuming run {} after step `{}`", point.run_id, plan.steps[s].id),
+                Some((s, i)) => println!("resuming run {} after statement {} of step `{}`", point.run_id, i + 1, plan.steps[s].id),
+                None => println!("resuming run {} from the start: it passed no checkpoint", point.run_id),
+            }
         }
         println!("journal {}", journal.path().display());
         let env = values
@@ -393,10 +455,13 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 )
             })
             .collect();
-        let params = values
+        let mut params: BTreeMap<String, minijinja::Value> = values
             .iter()
             .map(|(k, v)| (k.clone(), v.to_value()))
             .collect();
+        if let Some((_, point)) = &resume_point {
+            params.extend(point.captures.iter().cloned());
+        }
         let mut operator = Terminal {
             interactive: std::io::stdin().is_terminal(),
         };
@@ -422,6 +487,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             dir,
             env,
             interrupt: Some(interrupt),
+            resume_after: resume_point.as_ref().and_then(|(_, p)| p.after),
         };
         println!(
             "runbook {} ({} steps, plan {})",

@@ -47,6 +47,8 @@ pub enum Record<'a> {
     },
     /// A statement or shell step is about to run.
     Running {
+        /// (step index, statement index) in the plan.
+        position: (usize, usize),
         /// The step id.
         step: &'a str,
         /// Statement index, from 0.
@@ -56,6 +58,8 @@ pub enum Record<'a> {
     },
     /// A statement ran.
     Statement {
+        /// (step index, statement index) in the plan.
+        position: (usize, usize),
         /// The step id.
         step: &'a str,
         /// Statement index, from 0.
@@ -73,6 +77,8 @@ pub enum Record<'a> {
     },
     /// A shell step ran.
     Shell {
+        /// (step index, 0) in the plan.
+        position: (usize, usize),
         /// The step id.
         step: &'a str,
         /// Non-empty stdout lines.
@@ -84,6 +90,8 @@ pub enum Record<'a> {
     },
     /// A sign-off item was answered.
     SignOff {
+        /// (step index, 0) in the plan.
+        position: (usize, usize),
         /// The step id.
         step: &'a str,
         /// The item.
@@ -120,10 +128,28 @@ pub enum Record<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// A value was captured; resuming restores it.
+    Capture {
+        /// (step index, statement index) in the plan.
+        position: (usize, usize),
+        /// The capture's name.
+        name: &'a str,
+        /// Its value.
+        value: &'a minijinja::Value,
+    },
     /// A transaction committed.
     Commit {
+        /// (step index, statement index) of the COMMIT.
+        position: (usize, usize),
         /// The connection.
         connection: &'a str,
+    },
+    /// An unfinished run goes on (`exec --resume`).
+    Resume {
+        /// Who resumed it.
+        operator: &'a str,
+        /// Everything up to this (step, statement) was done before.
+        after: Option<(usize, usize)>,
     },
     /// A transaction was rolled back.
     Rollback {
@@ -180,6 +206,17 @@ impl Journal {
         })
     }
 
+    /// Opens an existing journal to go on writing to it.
+    pub fn append(path: &Path, operator: &str, steps: Vec<String>) -> std::io::Result<Journal> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            operator: operator.to_string(),
+            steps,
+        })
+    }
+
     /// Where the journal is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -208,6 +245,7 @@ impl Journal {
                 index,
                 sql,
             } => self.write(&Record::Running {
+                position: (*s, *index),
                 step: step(s),
                 index: *index,
                 sql,
@@ -222,6 +260,7 @@ impl Journal {
                 elapsed,
                 ..
             } => self.write(&Record::Statement {
+                position: (*s, *index),
                 step: step(s),
                 index: *index,
                 count: *count,
@@ -236,6 +275,7 @@ impl Journal {
                 passed,
                 failure,
             } => self.write(&Record::Shell {
+                position: (*s, 0),
                 step: step(s),
                 count: *count,
                 passed: *passed,
@@ -246,6 +286,7 @@ impl Journal {
                 item,
                 confirmed,
             } => self.write(&Record::SignOff {
+                position: (*s, 0),
                 step: step(s),
                 item,
                 confirmed: *confirmed,
@@ -277,7 +318,24 @@ impl Journal {
                 index: *index,
                 reason,
             }),
-            Event::Committed { connection } => self.write(&Record::Commit { connection }),
+            Event::Captured {
+                step: s,
+                index,
+                name,
+                value,
+            } => self.write(&Record::Capture {
+                position: (*s, *index),
+                name,
+                value,
+            }),
+            Event::Committed {
+                step: s,
+                index,
+                connection,
+            } => self.write(&Record::Commit {
+                position: (*s, *index),
+                connection,
+            }),
             Event::RolledBack { connection, reason } => {
                 self.write(&Record::Rollback { connection, reason })
             }
@@ -309,4 +367,131 @@ pub fn run_id(runbook: &str) -> String {
     let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
     let noise = (now.subsec_nanosecond() as u32) ^ std::process::id().rotate_left(16);
     format!("{runbook}-{stamp}-{:04x}", noise & 0xffff)
+}
+
+/// Where an unfinished run stopped, read back from its journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    /// The run id.
+    pub run_id: String,
+    /// The last checkpoint passed: (step, statement), `usize::MAX` for a whole
+    /// step; `None` when no checkpoint was passed.
+    pub after: Option<(usize, usize)>,
+    /// The captures made up to the checkpoint.
+    pub captures: Vec<(String, minijinja::Value)>,
+}
+
+/// Why a run cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ResumeError(pub String);
+
+/// Reads the journal at `path` of a run of `plan` and finds where it stopped.
+///
+/// Checkpoints are what persisted: a statement outside a transaction whose
+/// checks passed, a COMMIT, a shell step whose checks passed, a sign-off
+/// list confirmed to its last item. Work after the last checkpoint (such as
+/// a transaction that never committed) is done again; captures made after
+/// it are dropped.
+pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint, ResumeError> {
+    use crate::plan::StepBody;
+    let bad = |m: String| ResumeError(m);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => records.push(v),
+            Err(_) if n + 1 == text.lines().count() => {}
+            Err(e) => {
+                return Err(bad(format!(
+                    "{}:{}: not a journal line: {e}",
+                    path.display(),
+                    n + 1
+                )));
+            }
+        }
+    }
+    let start = records
+        .first()
+        .filter(|r| r["event"] == "start")
+        .ok_or_else(|| bad(format!("{} is not a run journal", path.display())))?;
+    if start["plan_hash"] != plan.hash.as_str() {
+        return Err(bad(format!(
+            "the runbook changed since run {} (plan hash {} then, {} now): a changed runbook cannot be resumed",
+            start["run_id"].as_str().unwrap_or("?"),
+            start["plan_hash"].as_str().unwrap_or("?"),
+            plan.hash
+        )));
+    }
+    if start["dry_run"] == true {
+        return Err(bad(
+            "a dry run persisted nothing, so there is nothing to resume: run it again".into(),
+        ));
+    }
+    if records
+        .iter()
+        .any(|r| r["event"] == "end" && r["outcome"] == "success")
+    {
+        return Err(bad(format!(
+            "run {} finished; there is nothing to resume",
+            start["run_id"].as_str().unwrap_or("?")
+        )));
+    }
+    let position = |r: &serde_json::Value| -> Option<(usize, usize)> {
+        Some((
+            r["position"][0].as_u64()? as usize,
+            r["position"][1].as_u64()? as usize,
+        ))
+    };
+    let mut after: Option<(usize, usize)> = None;
+    let mut captures: Vec<((usize, usize), String, serde_json::Value)> = Vec::new();
+    let mut signed: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for r in &records {
+        let Some((s, i)) = position(r) else { continue };
+        let Some(step) = plan.steps.get(s) else {
+            return Err(bad(format!(
+                "the journal names step {s}, which the plan does not have"
+            )));
+        };
+        let checkpoint = match (r["event"].as_str(), &step.body) {
+            (Some("statement"), StepBody::Sql { statements, .. }) => {
+                r["passed"] == true && statements.get(i).is_some_and(|st| st.transaction.is_none())
+            }
+            (Some("commit"), _) => true,
+            (Some("shell"), _) => r["passed"] == true,
+            (Some("sign_off"), StepBody::SignOff { items }) if r["confirmed"] == true => {
+                let n = signed.entry(s).or_default();
+                *n += 1;
+                *n == items.len()
+            }
+            (Some("capture"), _) => {
+                captures.push((
+                    (s, i),
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r["value"].clone(),
+                ));
+                false
+            }
+            _ => false,
+        };
+        if checkpoint {
+            let i = if matches!(step.body, StepBody::Sql { .. }) {
+                i
+            } else {
+                usize::MAX
+            };
+            after = Some((s, i));
+        }
+    }
+    let captures = captures
+        .into_iter()
+        .filter(|(p, _, _)| after.is_some_and(|a| *p <= a))
+        .map(|(_, name, value)| (name, minijinja::Value::from(minijinja::value::Serde(value))))
+        .collect();
+    Ok(ResumePoint {
+        run_id: start["run_id"].as_str().unwrap_or_default().to_string(),
+        after,
+        captures,
+    })
 }

@@ -106,8 +106,23 @@ pub enum Event {
         /// What went wrong, and the skipped statement it follows.
         reason: String,
     },
+    /// A value was captured.
+    Captured {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step (0 for a shell step).
+        index: usize,
+        /// The capture's name.
+        name: String,
+        /// The value.
+        value: Value,
+    },
     /// A transaction committed.
     Committed {
+        /// Step index of the COMMIT.
+        step: usize,
+        /// Statement index of the COMMIT.
+        index: usize,
         /// The connection.
         connection: String,
     },
@@ -155,6 +170,9 @@ pub struct Options {
     pub yes: bool,
     /// `--dry-run`: nothing persists (see [`Runner::run`]).
     pub dry_run: bool,
+    /// Resuming: everything up to and including this (step, statement) is
+    /// done and is not run again (`usize::MAX`: the whole step).
+    pub resume_after: Option<(usize, usize)>,
     /// Becomes `true` when the operator interrupts (Ctrl-C): the statement
     /// in flight is abandoned, its connection closed (so the server rolls
     /// its transaction back), and the run ends as declined.
@@ -427,6 +445,13 @@ impl<'a> Runner<'a> {
             if step.skip {
                 continue;
             }
+            if self
+                .options
+                .resume_after
+                .is_some_and(|(done, i)| si < done || (si == done && i == usize::MAX))
+            {
+                continue;
+            }
             if self.interrupted() {
                 return self
                     .end(Stop::Declined(format!(
@@ -540,6 +565,13 @@ impl<'a> Runner<'a> {
             .map_or(self.plan.dialect, |c| c.dialect);
         let env = crate::template::environment(dialect);
         for (ti, stmt) in statements.iter().enumerate() {
+            if self
+                .options
+                .resume_after
+                .is_some_and(|(done, i)| si == done && ti <= i)
+            {
+                continue;
+            }
             let sql = match env.render_str(&stmt.sql, &self.values) {
                 Ok(sql) => sql,
                 Err(e) => {
@@ -550,7 +582,7 @@ impl<'a> Runner<'a> {
                 }
             };
             if stmt.kind == StatementKind::Commit {
-                self.commit(connection, stmt, step).await?;
+                self.commit(connection, stmt, step, (si, ti)).await?;
                 continue;
             }
             self.emit(Event::Running {
@@ -628,7 +660,13 @@ impl<'a> Runner<'a> {
             {
                 match capture_value(outcome.first_row.as_deref()) {
                     Some(v) => {
-                        self.values.insert(name.clone(), v);
+                        self.values.insert(name.clone(), v.clone());
+                        self.emit(Event::Captured {
+                            step: si,
+                            index: ti,
+                            name: name.clone(),
+                            value: v,
+                        })?;
                     }
                     None => {
                         failure = Some(format!("capture `{name}`: the statement returned no row"))
@@ -691,6 +729,7 @@ impl<'a> Runner<'a> {
         connection: &str,
         stmt: &Statement,
         step: &Step,
+        position: (usize, usize),
     ) -> Result<(), Stop> {
         let reviewed = self
             .open
@@ -751,6 +790,8 @@ impl<'a> Runner<'a> {
             });
         }
         self.emit(Event::Committed {
+            step: position.0,
+            index: position.1,
             connection: connection.to_string(),
         })
     }
@@ -859,7 +900,14 @@ impl<'a> Runner<'a> {
         if failure.is_none()
             && let Some(name) = capture
         {
-            self.values.insert(name.to_string(), Value::from(lines));
+            let value = Value::from(lines);
+            self.values.insert(name.to_string(), value.clone());
+            self.emit(Event::Captured {
+                step: si,
+                index: 0,
+                name: name.to_string(),
+                value,
+            })?;
         }
         self.emit(Event::Shell {
             step: si,
