@@ -438,3 +438,55 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
+    let Some((_, url)) = targets().into_iter().find(|(d, _)| *d == Dialect::Postgres) else {
+        return;
+    };
+    let table = format!("timed_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    run(
+        &mut db,
+        &format!("CREATE TABLE {table} (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = dir.path().join("slow.md");
+    std::fs::write(
+        &runbook,
+        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow timeout=1s}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\nSELECT pg_sleep(5);\nCOMMIT;\n```\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .arg("exec")
+        .arg(&runbook)
+        .arg("--db")
+        .arg(format!("default={url}"))
+        .arg("--journal")
+        .arg(dir.path().join("runs"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = run(&mut db, &format!("SELECT id FROM {table}")).await.count;
+    run(&mut db, &format!("DROP TABLE {table}")).await;
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("slow.md:9:1") && shown.contains("timed out after 1000ms"),
+        "{shown}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "waited for the statement: {elapsed:?}"
+    );
+    assert_eq!(committed, 0);
+}

@@ -300,3 +300,68 @@ async fn a_failing_shell_step_is_an_error_with_exit_3() {
     let (ending, _) = run(&plan(md), &url, &mut Scripted::default(), options).await;
     assert_eq!(ending.exit_code(), 3, "{ending:?}");
 }
+
+#[tokio::test]
+async fn assertions_fail_loudly_on_unknown_names_and_empty_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = point_info(dir.path()).await;
+    for (sql, says) in [
+        (
+            "SELECT COUNT(*) AS n FROM point_info;\n-- @assert nn == 36",
+            "assert `nn == 36`",
+        ),
+        (
+            "SELECT display_name FROM point_info WHERE id > 99;\n-- @assert display_name == 'x'",
+            "returned no row",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM point_info;\n-- @assert n == 35",
+            "does not hold",
+        ),
+    ] {
+        let md = format!("# A\n\n```sql {{#a}}\n{sql}\n```\n");
+        let (ending, _) = run(
+            &plan(&md),
+            &url,
+            &mut Scripted::default(),
+            Options::default(),
+        )
+        .await;
+        let Ending::CheckFailed(msg) = &ending else {
+            panic!("{sql}: {ending:?}")
+        };
+        assert!(msg.contains(says), "{sql}: {msg}");
+    }
+    let md = "# A\n\n```sql {#a}\nSELECT COUNT(*) AS n, 'x' AS t, 2.5 AS f, NULL AS z FROM point_info;\n-- @assert n == 36 and t == 'x' and f > 2 and z is none and rows == 1\n```\n";
+    let (ending, _) = run(
+        &plan(md),
+        &url,
+        &mut Scripted::default(),
+        Options::default(),
+    )
+    .await;
+    assert_eq!(ending, Ending::Success);
+}
+
+#[tokio::test]
+async fn shell_steps_see_parameters_in_their_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = point_info(dir.path()).await;
+    let md = "# Env\n\n```bash {#env expect=2 capture=seen}\nprintf '%s\\n' \"$RUNBOOK_PARAM_LABEL\" \"$(pwd)\"\n```\n\n```sql {#use}\nSELECT {{ seen[0] }} AS label;\n-- @assert label == \"it's here\"\n```\n";
+    let options = Options {
+        dir: dir.path().to_path_buf(),
+        env: vec![("RUNBOOK_PARAM_LABEL".into(), "it's here".into())],
+        ..Options::default()
+    };
+    let (ending, events) = run(&plan(md), &url, &mut Scripted::default(), options).await;
+    assert_eq!(ending, Ending::Success, "{events:?}");
+    let captured = events.iter().find_map(|e| match e {
+        Event::Captured { value, .. } => Some(value.clone()),
+        _ => None,
+    });
+    let cwd = dir.path().canonicalize().unwrap();
+    assert_eq!(
+        captured.unwrap().get_item_by_index(1).unwrap().as_str(),
+        Some(cwd.to_str().unwrap())
+    );
+}

@@ -416,11 +416,28 @@ impl<'a> Runner<'a> {
                 None => std::future::pending::<()>().await,
             }
         };
+        let limit = async {
+            match timeout_ms {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         let outcome = tokio::select! {
-            outcome = run_with_timeout(db.as_mut(), &wire.sql, shape, timeout_ms) => outcome,
+            outcome = db.run(&wire.sql, shape) => outcome,
             () = interrupted => {
                 self.dbs.remove(connection);
                 return Err(DbError { message: INTERRUPTED.into(), sqlstate: None, mysql_number: None });
+            }
+            () = limit => {
+                // The statement may still be running; a ROLLBACK would wait for
+                // it. Closing the connection makes the server roll back instead.
+                self.dbs.remove(connection);
+                let ms = timeout_ms.unwrap_or_default();
+                return Err(DbError {
+                    message: format!("statement timed out after {ms}ms; its connection was closed, so the server rolls its transaction back"),
+                    sqlstate: None,
+                    mysql_number: None,
+                });
             }
         };
         if let Some(after) = &wire.after {
@@ -922,26 +939,6 @@ impl<'a> Runner<'a> {
             ))),
             _ => Ok(()),
         }
-    }
-}
-
-async fn run_with_timeout(
-    db: &mut (dyn Database + '_),
-    sql: &str,
-    shape: Shape,
-    timeout_ms: Option<u64>,
-) -> Result<super::db::Outcome, DbError> {
-    match timeout_ms {
-        None => db.run(sql, shape).await,
-        Some(ms) => tokio::time::timeout(Duration::from_millis(ms), db.run(sql, shape))
-            .await
-            .unwrap_or_else(|_| {
-                Err(DbError {
-                    message: format!("statement timed out after {ms}ms"),
-                    sqlstate: None,
-                    mysql_number: None,
-                })
-            }),
     }
 }
 
