@@ -82,6 +82,9 @@ enum Command {
         /// Go on with an unfinished run (its id, or `latest`) after its last checkpoint.
         #[arg(long, value_name = "RUN_ID|latest")]
         resume: Option<String>,
+        /// Output format: `text` for people, `json` for one JSON object a line.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             load_fixture,
             dry_run,
             resume,
+            format,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
             load_fixture,
             dry_run,
             resume: resume.as_deref(),
+            json: format == Format::Json,
         }),
     };
     match result {

@@ -476,3 +476,47 @@ fn resume_goes_on_after_the_last_checkpoint_and_never_reruns_it() {
         .expect("the resumed run appends to its own journal");
     assert!(resumed_journal.contains("\"outcome\":\"success\""));
 }
+
+#[test]
+fn format_json_prints_one_record_a_line_for_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = setup(dir.path());
+    let out = exec(&[
+        "tests/data/exec/relabel.md",
+        "--db",
+        &format!("default={url}"),
+        "--param",
+        "vendor=amber",
+        "--yes",
+        "--format",
+        "json",
+        "--journal",
+        dir.path().join("runs").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let events: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"start"));
+    assert_eq!(events.last(), Some(&"end"));
+    assert!(events.contains(&"commit"), "{events:?}");
+    let update = records
+        .iter()
+        .find(|r| r["event"] == "statement" && r["index"] == 1)
+        .unwrap();
+    assert_eq!(
+        (update["count"].as_u64(), update["passed"].as_bool()),
+        (Some(6), Some(true))
+    );
+    assert_eq!(records.last().unwrap()["exit_code"], 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ok: "),
+        "people's lines go to stderr"
+    );
+}

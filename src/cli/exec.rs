@@ -9,7 +9,9 @@ use runbook_compile::compile::compile_file;
 use runbook_compile::diag;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::exec::fixture;
-use runbook_compile::exec::journal::{Journal, JournalConnection, Record, resume_point, run_id};
+use runbook_compile::exec::journal::{
+    Journal, JournalConnection, Record, end_record, json_line, record, resume_point, run_id,
+};
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::DbUrl;
@@ -55,6 +57,52 @@ impl Operator for Terminal {
     fn sign_off(&mut self, item: &str) -> bool {
         let answer = self.ask(&format!("[ ] {item}\n    Confirmed? [y/N] "));
         matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
+    }
+}
+
+/// What the operator (or a machine) sees while the runbook runs.
+struct Screen<'p> {
+    plan: &'p Plan,
+    json: bool,
+    steps: Vec<String>,
+    operator: String,
+    /// A spinner on stderr while a statement runs, when stderr is a terminal.
+    spinner: Option<indicatif::ProgressBar>,
+}
+
+impl Screen<'_> {
+    fn event(&mut self, event: &Event) {
+        if self.json {
+            println!("{}", json_line(&record(event, &self.steps, &self.operator)));
+            return;
+        }
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+        if let Event::Running { step, index, sql } = event {
+            if std::io::stderr().is_terminal() {
+                let spinner = indicatif::ProgressBar::new_spinner();
+                spinner.set_message(format!(
+                    "{}#{}  {}",
+                    self.plan.steps[*step].id,
+                    index + 1,
+                    one_line(sql, 56)
+                ));
+                spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+                self.spinner = Some(spinner);
+            }
+            return;
+        }
+        show(self.plan, event);
+    }
+}
+
+/// Prints a line for people: to stdout, or to stderr when stdout carries JSON.
+fn info(json: bool, line: String) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
     }
 }
 
@@ -172,6 +220,8 @@ pub struct ExecArgs<'a> {
     pub dry_run: bool,
     /// `--resume RUN_ID|latest`.
     pub resume: Option<&'a str>,
+    /// `--format json`: JSON lines on stdout.
+    pub json: bool,
 }
 
 /// The journal of `runbook`'s newest run in `dir`.
@@ -208,6 +258,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         load_fixture,
         dry_run,
         resume,
+        json,
     } = args;
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
@@ -384,7 +435,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 }
                 let path = dir.join(fixture);
                 match fixture::load(db.as_mut(), &path).await {
-                    Ok(n) => println!("fixture {} loaded into `{}` ({n} statements)", path.display(), c.name),
+                    Ok(n) => info(json, format!("fixture {} loaded into `{}` ({n} statements)", path.display(), c.name)),
                     Err(e) => {
                         eprintln!("error: fixture: {e}; nothing ran");
                         return Ok(EXIT_USAGE);
@@ -410,27 +461,33 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "unknown".to_string());
         let steps = plan.steps.iter().map(|s| s.id.clone()).collect();
-        let opened = match &resume_point {
-            Some((path, point)) => Journal::append(path, &operator, steps).and_then(|mut j| {
-                j.write(&Record::Resume { operator: &operator, after: point.after })?;
-                Ok(j)
-            }),
-            None => {
-                let run_id = run_id(&plan.id);
-                Journal::create(&journal_dir, &run_id, &operator, steps).and_then(|mut j| {
-                    j.write(&Record::Start {
-                        run_id: &run_id,
-                        runbook: &plan.id,
-                        source: &plan.source,
-                        plan_hash: &plan.hash,
-                        dry_run,
-                        operator: &operator,
-                        connections: &journal_connections,
-                    })?;
-                    Ok(j)
-                })
-            }
+        let new_run_id = run_id(&plan.id);
+        let first = match &resume_point {
+            Some((_, point)) => Record::Resume {
+                operator: &operator,
+                after: point.after,
+            },
+            None => Record::Start {
+                run_id: &new_run_id,
+                runbook: &plan.id,
+                source: &plan.source,
+                plan_hash: &plan.hash,
+                dry_run,
+                operator: &operator,
+                connections: &journal_connections,
+            },
         };
+        let opened = match &resume_point {
+            Some((path, _)) => Journal::append(path, &operator, steps),
+            None => Journal::create(&journal_dir, &new_run_id, &operator, steps),
+        }
+        .and_then(|mut j| {
+            j.write(&first)?;
+            Ok(j)
+        });
+        if json {
+            println!("{}", json_line(&first));
+        }
         let mut journal = match opened {
             Ok(j) => j,
             Err(e) => {
@@ -440,12 +497,12 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         };
         if let Some((_, point)) = &resume_point {
             match point.after {
-                Some((s, i)) if i == usize::MAX => println!("resuming run {} after step `{}`", point.run_id, plan.steps[s].id),
-                Some((s, i)) => println!("resuming run {} after statement {} of step `{}`", point.run_id, i + 1, plan.steps[s].id),
-                None => println!("resuming run {} from the start: it passed no checkpoint", point.run_id),
+                Some((s, i)) if i == usize::MAX => info(json, format!("resuming run {} after step `{}`", point.run_id, plan.steps[s].id)),
+                Some((s, i)) => info(json, format!("resuming run {} after statement {} of step `{}`", point.run_id, i + 1, plan.steps[s].id)),
+                None => info(json, format!("resuming run {} from the start: it passed no checkpoint", point.run_id)),
             }
         }
-        println!("journal {}", journal.path().display());
+        info(json, format!("journal {}", journal.path().display()));
         let env = values
             .iter()
             .map(|(k, v)| {
@@ -462,11 +519,18 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         if let Some((_, point)) = &resume_point {
             params.extend(point.captures.iter().cloned());
         }
-        let mut operator = Terminal {
+        let mut terminal = Terminal {
             interactive: std::io::stdin().is_terminal(),
         };
+        let mut screen = Screen {
+            plan: &plan,
+            json,
+            steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
+            operator: operator.clone(),
+            spinner: None,
+        };
         let mut observer = |e: &Event| {
-            show(&plan, e);
+            screen.event(e);
             journal.event(e).map_err(|e| e.to_string())
         };
         let mut env: Vec<(String, String)> = env;
@@ -489,17 +553,20 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             interrupt: Some(interrupt),
             resume_after: resume_point.as_ref().and_then(|(_, p)| p.after),
         };
-        println!(
-            "runbook {} ({} steps, plan {})",
-            plan.id,
-            plan.steps.iter().filter(|s| !s.skip).count(),
-            &plan.hash[..12]
+        info(
+            json,
+            format!(
+                "runbook {} ({} steps, plan {})",
+                plan.id,
+                plan.steps.iter().filter(|s| !s.skip).count(),
+                &plan.hash[..12]
+            ),
         );
         let mut runner = Runner::new(
             &plan,
             connections,
             params,
-            &mut operator,
+            &mut terminal,
             &mut observer,
             options,
         );
@@ -520,6 +587,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             Ending::Success => None,
             Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(scrub(m)),
         };
+        if json {
+            println!("{}", json_line(&end_record(&ending, message.as_deref())));
+        }
         if let Err(e) = journal.end(&ending, message.as_deref()) {
             eprintln!(
                 "error: cannot write the end of the journal {}: {e}",
@@ -535,12 +605,12 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     .count();
                 let unchecked = events_unchecked;
                 if dry_run {
-                    println!("dry run ok: {statements} statements in {sql_steps} SQL steps, every check held; nothing was committed");
+                    info(json, format!("dry run ok: {statements} statements in {sql_steps} SQL steps, every check held; nothing was committed"));
                     if unchecked > 0 {
-                        println!("{unchecked} results were not checked: they follow MySQL DDL that a dry run does not run");
+                        info(json, format!("{unchecked} results were not checked: they follow a MySQL statement that a dry run skipped or rolled back"));
                     }
                 } else {
-                    println!("ok: {statements} statements in {sql_steps} SQL steps, every check held");
+                    info(json, format!("ok: {statements} statements in {sql_steps} SQL steps, every check held"));
                 }
             }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),

@@ -237,127 +237,145 @@ impl Journal {
     /// Appends what `event` says.
     pub fn event(&mut self, event: &Event) -> std::io::Result<()> {
         let steps = std::mem::take(&mut self.steps);
-        let step = |i: &usize| steps.get(*i).map_or("?", String::as_str);
-        let operator = self.operator.clone();
-        let result = match event {
-            Event::Running {
-                step: s,
-                index,
-                sql,
-            } => self.write(&Record::Running {
-                position: (*s, *index),
-                step: step(s),
-                index: *index,
-                sql,
-            }),
-            Event::Statement {
-                step: s,
-                index,
-                count,
-                expect,
-                passed,
-                failure,
-                elapsed,
-                ..
-            } => self.write(&Record::Statement {
-                position: (*s, *index),
-                step: step(s),
-                index: *index,
-                count: *count,
-                expect: *expect,
-                passed: *passed,
-                failure: failure.as_deref(),
-                ms: elapsed.as_millis(),
-            }),
-            Event::Shell {
-                step: s,
-                count,
-                passed,
-                failure,
-            } => self.write(&Record::Shell {
-                position: (*s, 0),
-                step: step(s),
-                count: *count,
-                passed: *passed,
-                failure: failure.as_deref(),
-            }),
-            Event::SignedOff {
-                step: s,
-                item,
-                confirmed,
-            } => self.write(&Record::SignOff {
-                position: (*s, 0),
-                step: step(s),
-                item,
-                confirmed: *confirmed,
-                operator: &operator,
-            }),
-            Event::Confirmation {
-                connection,
-                accepted,
-            } => self.write(&Record::Confirmation {
-                connection,
-                accepted: *accepted,
-                operator: &operator,
-            }),
-            Event::Skipped {
-                step: s,
-                index,
-                reason,
-            } => self.write(&Record::Skipped {
-                step: step(s),
-                index: *index,
-                reason,
-            }),
-            Event::Unchecked {
-                step: s,
-                index,
-                reason,
-            } => self.write(&Record::Unchecked {
-                step: step(s),
-                index: *index,
-                reason,
-            }),
-            Event::Captured {
-                step: s,
-                index,
-                name,
-                value,
-            } => self.write(&Record::Capture {
-                position: (*s, *index),
-                name,
-                value,
-            }),
-            Event::Committed {
-                step: s,
-                index,
-                connection,
-            } => self.write(&Record::Commit {
-                position: (*s, *index),
-                connection,
-            }),
-            Event::RolledBack { connection, reason } => {
-                self.write(&Record::Rollback { connection, reason })
-            }
-        };
+        let operator = std::mem::take(&mut self.operator);
+        let result = self.write(&record(event, &steps, &operator));
         self.steps = steps;
+        self.operator = operator;
         result
     }
 
     /// Appends how the run ended.
     pub fn end(&mut self, ending: &Ending, message: Option<&str>) -> std::io::Result<()> {
-        let outcome = match ending {
-            Ending::Success => "success",
-            Ending::CheckFailed(_) => "check_failed",
-            Ending::Error(_) => "error",
-            Ending::Declined(_) => "declined",
-        };
-        self.write(&Record::End {
-            outcome,
-            exit_code: ending.exit_code(),
-            message,
-        })
+        self.write(&end_record(ending, message))
     }
+}
+
+/// The journal record of `event`; `steps` are the plan's step ids.
+pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> Record<'a> {
+    let step = |i: &usize| steps.get(*i).map_or("?", String::as_str);
+    match event {
+        Event::Running {
+            step: s,
+            index,
+            sql,
+        } => Record::Running {
+            position: (*s, *index),
+            step: step(s),
+            index: *index,
+            sql,
+        },
+        Event::Statement {
+            step: s,
+            index,
+            count,
+            expect,
+            passed,
+            failure,
+            elapsed,
+            ..
+        } => Record::Statement {
+            position: (*s, *index),
+            step: step(s),
+            index: *index,
+            count: *count,
+            expect: *expect,
+            passed: *passed,
+            failure: failure.as_deref(),
+            ms: elapsed.as_millis(),
+        },
+        Event::Shell {
+            step: s,
+            count,
+            passed,
+            failure,
+        } => Record::Shell {
+            position: (*s, 0),
+            step: step(s),
+            count: *count,
+            passed: *passed,
+            failure: failure.as_deref(),
+        },
+        Event::SignedOff {
+            step: s,
+            item,
+            confirmed,
+        } => Record::SignOff {
+            position: (*s, 0),
+            step: step(s),
+            item,
+            confirmed: *confirmed,
+            operator,
+        },
+        Event::Confirmation {
+            connection,
+            accepted,
+        } => Record::Confirmation {
+            connection,
+            accepted: *accepted,
+            operator,
+        },
+        Event::Skipped {
+            step: s,
+            index,
+            reason,
+        } => Record::Skipped {
+            step: step(s),
+            index: *index,
+            reason,
+        },
+        Event::Unchecked {
+            step: s,
+            index,
+            reason,
+        } => Record::Unchecked {
+            step: step(s),
+            index: *index,
+            reason,
+        },
+        Event::Captured {
+            step: s,
+            index,
+            name,
+            value,
+        } => Record::Capture {
+            position: (*s, *index),
+            name,
+            value,
+        },
+        Event::Committed {
+            step: s,
+            index,
+            connection,
+        } => Record::Commit {
+            position: (*s, *index),
+            connection,
+        },
+        Event::RolledBack { connection, reason } => Record::Rollback { connection, reason },
+    }
+}
+
+/// The record of how a run ended.
+pub fn end_record<'a>(ending: &Ending, message: Option<&'a str>) -> Record<'a> {
+    let outcome = match ending {
+        Ending::Success => "success",
+        Ending::CheckFailed(_) => "check_failed",
+        Ending::Error(_) => "error",
+        Ending::Declined(_) => "declined",
+    };
+    Record::End {
+        outcome,
+        exit_code: ending.exit_code(),
+        message,
+    }
+}
+
+/// `record` as one JSON line with its UTC time, without the newline.
+pub fn json_line(record: &Record<'_>) -> String {
+    let line = Line {
+        at: jiff::Timestamp::now().to_string(),
+        record,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 /// A new run id: the runbook id, the UTC time to the second and a short
