@@ -365,3 +365,67 @@ async fn shell_steps_see_parameters_in_their_environment() {
         Some(cwd.to_str().unwrap())
     );
 }
+
+#[tokio::test]
+async fn every_expectation_form_passes_and_fails_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = point_info(dir.path()).await;
+    // 36 points in all; each form is checked against that count.
+    for (spec, holds) in [
+        ("36", true),
+        ("35", false),
+        ("~36", true),
+        ("~40", true),
+        ("~41", true),
+        ("~42", false),
+        ("~38+-2", true),
+        ("~38±1", false),
+        ("~37+-3%", true),
+        ("~38+-2%", false),
+        ("30..36", true),
+        ("37..40", false),
+        (">=36", true),
+        (">36", false),
+        ("<=36", true),
+        ("<36", false),
+    ] {
+        let md =
+            format!("# E\n\n```sql {{#e}}\nSELECT id FROM point_info;\n-- @expect {spec}\n```\n");
+        let (ending, _) = run(
+            &plan(&md),
+            &url,
+            &mut Scripted::default(),
+            Options::default(),
+        )
+        .await;
+        assert_eq!(
+            ending == Ending::Success,
+            holds,
+            "expect {spec} on 36 rows: {ending:?}"
+        );
+    }
+    let md = "# E\n\n```sql {#e expect=999 test-expect=36}\nSELECT id FROM point_info;\n```\n";
+    let (ending, _) = run(
+        &plan(md),
+        &url,
+        &mut Scripted::default(),
+        Options {
+            test: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        ending,
+        Ending::Success,
+        "doc tests check test-expect instead of expect"
+    );
+    let (ending, _) = run(
+        &plan(md),
+        &url,
+        &mut Scripted::default(),
+        Options::default(),
+    )
+    .await;
+    assert_eq!(ending.exit_code(), 1);
+}
