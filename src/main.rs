@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use runbook_compile::compile::compile_file;
 use runbook_compile::diag::{self, DiagnosticRecord, Severity};
 use runbook_compile::files;
+use runbook_compile::plan::Plan;
 
 mod cli;
 
@@ -167,7 +168,8 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
+/// Compiles `file`, printing its diagnostics to stderr; `None` when it has errors.
+pub(crate) fn compile_reported(file: &Path) -> anyhow::Result<Option<Plan>> {
     if !file.is_file() {
         anyhow::bail!("{}: no such runbook file", file.display());
     }
@@ -178,13 +180,19 @@ fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
             diag::render(&compiled.diagnostics, &doc.sources, color())
         );
     }
-    let Some(plan) = compiled.plan else {
+    if compiled.plan.is_none() {
         let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
         eprintln!(
             "error: {} could not be compiled ({errors} error{})",
             file.display(),
             plural(errors)
         );
+    }
+    Ok(compiled.plan)
+}
+
+fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
+    let Some(plan) = compile_reported(file)? else {
         return Ok(EXIT_USAGE);
     };
     let mut out = std::io::stdout().lock();

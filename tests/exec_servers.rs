@@ -32,6 +32,33 @@ async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Out
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Runs `runbook-compile exec RUNBOOK --db default=URL --journal DIR/runs
+/// EXTRA...` with no terminal; returns the exit code and everything printed.
+fn exec(
+    runbook: &std::path::Path,
+    url: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .arg("exec")
+        .arg(runbook)
+        .arg("--db")
+        .arg(format!("default={url}"))
+        .arg("--journal")
+        .arg(dir.join("runs"))
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
 fn temp_table(dialect: Dialect, name: &str, columns: &str) -> String {
     match dialect {
         Dialect::Mysql => format!("CREATE TEMPORARY TABLE {name} ({columns})"),
@@ -236,27 +263,13 @@ async fn a_lock_wait_timeout_rolls_back_and_stops_with_exit_3() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .arg("exec")
-        .arg(&runbook)
-        .arg("--db")
-        .arg(format!("default={url}"))
-        .arg("--journal")
-        .arg(dir.path().join("runs"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, shown) = exec(&runbook, &url, dir.path(), &[]);
     run(&mut holder, "ROLLBACK").await;
     let logged = run(&mut holder, &format!("SELECT id FROM {log}"))
         .await
         .count;
     run(&mut holder, &format!("DROP TABLE {locked}, {log}")).await;
-    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert_eq!(code, Some(3), "{shown}");
     assert!(
         shown.contains("lock.md:11:1") && shown.to_lowercase().contains("lock wait timeout"),
         "{shown}"
@@ -321,22 +334,7 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-            .arg("exec")
-            .arg(&runbook)
-            .arg("--db")
-            .arg(format!("default={url}"))
-            .arg("--dry-run")
-            .arg("--journal")
-            .arg(dir.path().join("runs"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let shown = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, shown) = exec(&runbook, &url, dir.path(), &["--dry-run"]);
         let after = rows(&mut db, &table).await;
         let exists = format!("SELECT 1 FROM {made}");
         let (kind, returns_rows) = runbook_compile::compile::classify(&exists, dialect);
@@ -345,7 +343,7 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
         if made_exists {
             run(&mut db, &format!("DROP TABLE {made}")).await;
         }
-        assert_eq!(out.status.code(), Some(0), "{dialect}: {shown}");
+        assert_eq!(code, Some(0), "{dialect}: {shown}");
         assert!(
             shown.contains("nothing was committed"),
             "{dialect}: {shown}"
@@ -461,25 +459,11 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .arg("exec")
-        .arg(&runbook)
-        .arg("--db")
-        .arg(format!("default={url}"))
-        .arg("--journal")
-        .arg(dir.path().join("runs"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let (code, shown) = exec(&runbook, &url, dir.path(), &[]);
     let elapsed = started.elapsed();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let committed = run(&mut db, &format!("SELECT id FROM {table}")).await.count;
     run(&mut db, &format!("DROP TABLE {table}")).await;
-    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert_eq!(code, Some(3), "{shown}");
     assert!(
         shown.contains("slow.md:9:1") && shown.contains("timed out after 1000ms"),
         "{shown}"

@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use runbook_compile::compile::compile_file;
-use runbook_compile::diag;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::exec::fixture;
 use runbook_compile::exec::journal::{
@@ -17,7 +15,7 @@ use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::DbUrl;
 use runbook_compile::plan::{Dialect, Plan, StatementKind, Step, StepBody, one_line};
 
-use crate::{EXIT_USAGE, color};
+use crate::{EXIT_USAGE, compile_reported};
 
 /// Asks the person at the terminal; without one, every question is declined.
 struct Terminal {
@@ -260,21 +258,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         resume,
         json,
     } = args;
-    if !file.is_file() {
-        anyhow::bail!("{}: no such runbook file", file.display());
-    }
-    let (doc, compiled) = compile_file(file);
-    if !compiled.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            diag::render(&compiled.diagnostics, &doc.sources, color())
-        );
-    }
-    let Some(plan) = compiled.plan else {
-        eprintln!(
-            "error: {} could not be compiled; nothing ran",
-            file.display()
-        );
+    let Some(plan) = compile_reported(file)? else {
         return Ok(EXIT_USAGE);
     };
     if let Some(expected) = plan_hash
