@@ -8,6 +8,7 @@
 
 pub mod compile;
 pub mod diag;
+pub mod doctest;
 pub mod document;
 pub mod exec;
 pub mod files;

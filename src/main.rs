@@ -51,6 +51,16 @@ enum Command {
         #[arg(long, value_parser = ["warnings"])]
         deny: Option<String>,
     },
+    /// Doc tests: run each runbook with a fixture on fresh databases built from it.
+    Test {
+        /// Runbook files or folders.
+        #[arg(default_value = "runbooks")]
+        paths: Vec<PathBuf>,
+        /// A server to create test databases on: `postgres=URL` or `mysql=URL`
+        /// (also `RUNBOOK_TEST_DB_POSTGRES`, `RUNBOOK_TEST_DB_MYSQL`).
+        #[arg(long = "db", value_name = "DIALECT=URL", value_parser = name_value)]
+        dbs: Vec<(String, String)>,
+    },
     /// Run a runbook against its databases.
     Exec {
         /// The runbook (.adoc or .md).
@@ -112,6 +122,7 @@ fn main() -> ExitCode {
             format,
             deny,
         } => check(&paths, format, deny.is_some()),
+        Command::Test { paths, dbs } => cli::test::test(&paths, &dbs),
         Command::Exec {
             file,
             dbs,

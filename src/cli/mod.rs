@@ -1,3 +1,4 @@
 //! The binary's own modules: terminal I/O for the commands that need it.
 
 pub mod exec;
+pub mod test;

@@ -1,0 +1,344 @@
+//! Doc tests: each runbook with a fixture runs on fresh databases built from
+//! it, in test mode (`test-expect` in place of `expect`, `test-param`
+//! values, confirmations and sign-offs accepted when every check held).
+//!
+//! SQLite databases live in memory. PostgreSQL and MySQL databases are
+//! created on a configured server for the run and dropped afterwards,
+//! whether the run passed or not.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::compile::compile_file;
+use crate::exec::db::{Database, Shape, SqlxDatabase};
+use crate::exec::fixture;
+use crate::exec::params;
+use crate::exec::run::{Ending, Event, Operator, Options, Runner};
+use crate::plan::{Dialect, Plan, StatementKind, Step, StepBody};
+
+/// Where server databases are created: an administrative URL per dialect.
+#[derive(Debug, Clone, Default)]
+pub struct Servers {
+    /// A PostgreSQL URL whose user may create databases.
+    pub postgres: Option<String>,
+    /// A MySQL/MariaDB URL whose user may create databases.
+    pub mysql: Option<String>,
+}
+
+/// One checked statement (or shell step) of a doc test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    /// `runbook::step`, or `runbook::step#n` for a statement.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Where it is in the runbook.
+    pub location: String,
+    /// The SQL that ran.
+    pub sql: String,
+    /// What went wrong.
+    pub failure: Option<String>,
+}
+
+/// How one runbook's doc test went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It ran; every statement's result.
+    Ran {
+        /// The checked statements, in order.
+        cases: Vec<CaseResult>,
+        /// Why the run ended early, if it did.
+        error: Option<String>,
+    },
+    /// It could not run here (no server for its dialect), with the reason.
+    Skipped(String),
+    /// It has no fixture, so it is not doc-tested.
+    NoFixture,
+    /// It does not compile, or its fixture or test values are broken.
+    Broken(String),
+}
+
+/// Accepts what test mode accepts; never asked in test mode, since the runner
+/// answers confirmations and sign-offs itself when every check held.
+struct Unattended;
+
+impl Operator for Unattended {
+    fn confirm_commit(&mut self, _: &str) -> bool {
+        true
+    }
+    fn confirm_step(&mut self, _: &Step) -> bool {
+        true
+    }
+    fn sign_off(&mut self, _: &str) -> bool {
+        true
+    }
+}
+
+/// A database made for one doc test, dropped by [`Throwaway::drop_now`].
+struct Throwaway {
+    dialect: Dialect,
+    admin: String,
+    name: String,
+}
+
+impl Throwaway {
+    async fn create(
+        dialect: Dialect,
+        admin: &str,
+        name: String,
+    ) -> Result<(Throwaway, String), String> {
+        let mut db = SqlxDatabase::connect(dialect, admin)
+            .await
+            .map_err(|e| e.message)?;
+        let quiet = Shape {
+            kind: StatementKind::Ddl,
+            returns_rows: false,
+        };
+        let ident = crate::template::identifier(&name, dialect).map_err(|e| e.to_string())?;
+        db.run(&format!("CREATE DATABASE {ident}"), quiet)
+            .await
+            .map_err(|e| e.message)?;
+        let url = with_database(admin, &name);
+        Ok((
+            Throwaway {
+                dialect,
+                admin: admin.to_string(),
+                name,
+            },
+            url,
+        ))
+    }
+
+    async fn drop_now(self) {
+        if let Ok(mut db) = SqlxDatabase::connect(self.dialect, &self.admin).await
+            && let Ok(ident) = crate::template::identifier(&self.name, self.dialect)
+        {
+            let quiet = Shape {
+                kind: StatementKind::Ddl,
+                returns_rows: false,
+            };
+            let force = if self.dialect == Dialect::Postgres {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            let _ = db
+                .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
+                .await;
+        }
+    }
+}
+
+/// `url` with its database (path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let path = base[start..].find('/').map_or(base.len(), |i| start + i);
+    let mut out = format!("{}/{name}", &base[..path]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Runs the doc test of the runbook at `path`.
+pub async fn run_doctest(path: &Path, servers: &Servers) -> Outcome {
+    let (_, compiled) = compile_file(path);
+    let Some(plan) = compiled.plan else {
+        let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
+        return Outcome::Broken(format!(
+            "does not compile ({errors} errors): run `runbook-compile check {}`",
+            path.display()
+        ));
+    };
+    if plan.connections.iter().all(|c| c.fixture.is_none()) {
+        return Outcome::NoFixture;
+    }
+    for c in &plan.connections {
+        let configured = match c.dialect {
+            Dialect::Sqlite => true,
+            Dialect::Postgres => servers.postgres.is_some(),
+            Dialect::Mysql => servers.mysql.is_some(),
+        };
+        if !configured {
+            let var = if c.dialect == Dialect::Postgres {
+                "RUNBOOK_TEST_DB_POSTGRES"
+            } else {
+                "RUNBOOK_TEST_DB_MYSQL"
+            };
+            return Outcome::Skipped(format!(
+                "no {} server: set {var} or pass --db {}=URL",
+                c.dialect, c.dialect
+            ));
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let given: Vec<(String, String)> = plan
+        .params
+        .iter()
+        .filter_map(|p| p.test_value.clone().map(|v| (p.name.clone(), v)))
+        .collect();
+    let values = match params::resolve(&plan, &given, &dir) {
+        Ok(v) => v,
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Outcome::Broken(format!("test values: {}", text.join("; ")));
+        }
+    };
+    let mut throwaways = Vec::new();
+    let result = build_and_run(&plan, &dir, servers, &values, &mut throwaways).await;
+    for t in throwaways {
+        t.drop_now().await;
+    }
+    result
+}
+
+async fn build_and_run(
+    plan: &Plan,
+    dir: &Path,
+    servers: &Servers,
+    values: &BTreeMap<String, params::ParamValue>,
+    throwaways: &mut Vec<Throwaway>,
+) -> Outcome {
+    let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
+    for (n, c) in plan.connections.iter().enumerate() {
+        let url = match c.dialect {
+            Dialect::Sqlite => "sqlite::memory:".to_string(),
+            d => {
+                let admin = if d == Dialect::Postgres {
+                    &servers.postgres
+                } else {
+                    &servers.mysql
+                };
+                let admin = admin.as_deref().unwrap_or_default();
+                let name = format!(
+                    "rbtest_{}_{}_{n}",
+                    plan.id.replace('-', "_"),
+                    std::process::id()
+                );
+                match Throwaway::create(d, admin, name).await {
+                    Ok((t, url)) => {
+                        throwaways.push(t);
+                        url
+                    }
+                    Err(e) => return Outcome::Broken(format!("cannot create a {d} database: {e}")),
+                }
+            }
+        };
+        let mut db = match SqlxDatabase::connect(c.dialect, &url).await {
+            Ok(db) => db,
+            Err(e) => {
+                return Outcome::Broken(format!("cannot connect `{}`: {}", c.name, e.message));
+            }
+        };
+        if let Some(f) = &c.fixture
+            && let Err(e) = fixture::load(&mut db, &dir.join(f)).await
+        {
+            return Outcome::Broken(format!("fixture {e}"));
+        }
+        dbs.insert(c.name.clone(), Box::new(db));
+    }
+    let env = values
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("RUNBOOK_PARAM_{}", k.to_ascii_uppercase()),
+                v.to_env(),
+            )
+        })
+        .collect();
+    let params = values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_value()))
+        .collect();
+    let options = Options {
+        test: true,
+        dir: dir.to_path_buf(),
+        env,
+        ..Options::default()
+    };
+    let mut operator = Unattended;
+    let mut observer = |_: &Event| Ok(());
+    let mut runner = Runner::new(plan, dbs, params, &mut operator, &mut observer, options);
+    let ending = runner.run().await;
+    let cases = cases(plan, runner.events());
+    let error = match ending {
+        Ending::Success => None,
+        Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(m),
+    };
+    Outcome::Ran { cases, error }
+}
+
+/// The checked statements of a run, named `runbook::step#n`.
+fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            Event::Statement {
+                step,
+                index,
+                sql,
+                passed,
+                failure,
+                ..
+            } => {
+                let s = &plan.steps[*step];
+                let StepBody::Sql { statements, .. } = &s.body else {
+                    continue;
+                };
+                let stmt = &statements[*index];
+                if stmt.expect.is_none() && stmt.test_expect.is_none() && stmt.asserts.is_empty() {
+                    continue;
+                }
+                out.push(CaseResult {
+                    name: format!("{}::{}#{}", plan.id, s.id, index + 1),
+                    passed: *passed,
+                    location: stmt.location.to_string(),
+                    sql: sql.clone(),
+                    failure: failure.clone(),
+                });
+            }
+            Event::Shell {
+                step,
+                passed,
+                failure,
+                ..
+            } => {
+                let s = &plan.steps[*step];
+                out.push(CaseResult {
+                    name: format!("{}::{}", plan.id, s.id),
+                    passed: *passed,
+                    location: s.location.to_string(),
+                    sql: String::new(),
+                    failure: failure.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_get_the_throwaway_database() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/app?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("mysql://u@127.0.0.1:3306", "t2"),
+            "mysql://u@127.0.0.1:3306/t2"
+        );
+    }
+}
