@@ -80,7 +80,7 @@ fn throwaway_databases_are_gone_after_a_failing_run() {
         .args([
             url.as_str(),
             "-tAc",
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'rbtest_%'",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'rbtest\\_postgres\\_%'",
         ])
         .output()
         .unwrap();

@@ -429,3 +429,18 @@ async fn every_expectation_form_passes_and_fails_at_run_time() {
     .await;
     assert_eq!(ending.exit_code(), 1);
 }
+
+#[tokio::test]
+async fn a_capture_of_several_columns_is_a_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = point_info(dir.path()).await;
+    let md = "# Map\n\n```sql {#cap capture=scope}\nSELECT COUNT(*) AS points, COUNT(DISTINCT system_id) AS systems FROM point_info;\n```\n\n```sql {#use}\nDELETE FROM point_info WHERE system_id = 9;\n-- @assert rows == scope.points / scope.systems\n-- @assert scope.systems == 6\n```\n";
+    let (ending, events) = run(
+        &plan(md),
+        &url,
+        &mut Scripted::default(),
+        Options::default(),
+    )
+    .await;
+    assert_eq!(ending, Ending::Success, "{events:?}");
+}

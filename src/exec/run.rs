@@ -836,10 +836,17 @@ impl<'a> Runner<'a> {
             match expr.eval(&ctx) {
                 Ok(v) if v.is_true() => {}
                 Ok(v) => return Err(format!("assert `{}` does not hold (it is {v})", a.expr)),
-                Err(e) if row.is_none() && e.kind() == minijinja::ErrorKind::UndefinedError => {
+                Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
+                    let names: Vec<&str> = ctx.keys().map(String::as_str).collect();
+                    let why = if row.is_none() {
+                        "the statement returned no row, so there are no columns; "
+                    } else {
+                        ""
+                    };
                     return Err(format!(
-                        "assert `{}`: the statement returned no row to read columns from",
-                        a.expr
+                        "assert `{}`: a name is not defined ({why}defined: {})",
+                        a.expr,
+                        names.join(", ")
                     ));
                 }
                 Err(e) => {
@@ -948,9 +955,8 @@ fn capture_value(row: Option<&[(String, Value)]>) -> Option<Value> {
     if let [(_, only)] = row {
         return Some(only.clone());
     }
-    Some(Value::from_iter(
-        row.iter().map(|(k, v)| (k.clone(), v.clone())),
-    ))
+    let map: BTreeMap<String, Value> = row.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Some(Value::from(map))
 }
 
 /// The review shown before COMMIT: every statement with expected and actual counts.
