@@ -60,6 +60,12 @@ enum Command {
         /// (also `RUNBOOK_TEST_DB_POSTGRES`, `RUNBOOK_TEST_DB_MYSQL`).
         #[arg(long = "db", value_name = "DIALECT=URL", value_parser = name_value)]
         dbs: Vec<(String, String)>,
+        /// Only runbooks whose path or id, or checks whose name (`RUNBOOK::STEP#N`), contain this.
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Run a runbook against its databases.
     Exec {
@@ -122,7 +128,17 @@ fn main() -> ExitCode {
             format,
             deny,
         } => check(&paths, format, deny.is_some()),
-        Command::Test { paths, dbs } => cli::test::test(&paths, &dbs),
+        Command::Test {
+            paths,
+            dbs,
+            filter,
+            junit,
+        } => cli::test::test(cli::test::TestArgs {
+            paths: &paths,
+            dbs: &dbs,
+            filter: filter.as_deref(),
+            junit: junit.as_deref(),
+        }),
         Command::Exec {
             file,
             dbs,

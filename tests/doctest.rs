@@ -109,3 +109,36 @@ fn throwaway_databases_are_gone_after_a_failing_run() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("skipped (no postgres server"), "{out}");
 }
+
+#[test]
+fn filter_selects_checks_and_junit_records_failures() {
+    let (code, out) = test(&["runbooks", "--filter", "restore-metadata"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("test point-info-recovery::restore-metadata#2 ... ok"),
+        "{out}"
+    );
+    assert!(!out.contains("migrate-readings"), "{out}");
+    assert!(
+        !out.contains("wpca"),
+        "runbooks the filter does not select are not listed: {out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("junit.xml");
+    let (code, out) = test(&[
+        "tests/data/doctest/drifted.md",
+        "--junit",
+        xml.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    let xml = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        xml.contains(r#"<testcase name="drifted::count#1""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure") && xml.contains("expected 4 rows, got 3"),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+}

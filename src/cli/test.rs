@@ -1,14 +1,59 @@
-//! `runbook-compile test`: doc tests with a libtest-style report.
+//! `runbook-compile test`: doc tests with a libtest-style report, optional
+//! JUnit XML, and a filter.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use runbook_compile::doctest::{Outcome, Servers, run_doctest};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use runbook_compile::compile::compile_file;
+use runbook_compile::doctest::{CaseResult, Outcome, Servers, run_doctest};
 use runbook_compile::exec::secret::DbUrl;
 use runbook_compile::files;
 
-/// Runs the doc tests of the runbooks under `paths`; returns the exit code.
-pub fn test(paths: &[PathBuf], dbs: &[(String, String)]) -> anyhow::Result<u8> {
-    let files = files::runbooks(paths)?;
+/// What `test` was asked to do.
+pub struct TestArgs<'a> {
+    /// Runbook files or folders.
+    pub paths: &'a [PathBuf],
+    /// `--db DIALECT=URL`.
+    pub dbs: &'a [(String, String)],
+    /// `--filter TEXT`: runbooks whose path or id, or checks whose name, contain it.
+    pub filter: Option<&'a str>,
+    /// `--junit FILE`.
+    pub junit: Option<&'a Path>,
+}
+
+/// One runbook's result, as reported.
+struct Reported {
+    name: String,
+    outcome: Outcome,
+}
+
+/// Whether `filter` selects `file`: by its path, its runbook id or a step name.
+fn selected(file: &Path, filter: Option<&str>) -> bool {
+    let Some(f) = filter else { return true };
+    if file.display().to_string().contains(f) {
+        return true;
+    }
+    let (_, compiled) = compile_file(file);
+    compiled.plan.is_some_and(|p| {
+        p.id.contains(f)
+            || p.steps
+                .iter()
+                .any(|s| format!("{}::{}", p.id, s.id).contains(f))
+    })
+}
+
+/// Runs the doc tests; returns the exit code.
+pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
+    let TestArgs {
+        paths,
+        dbs,
+        filter,
+        junit,
+    } = args;
+    let files: Vec<PathBuf> = files::runbooks(paths)?
+        .into_iter()
+        .filter(|f| selected(f, filter))
+        .collect();
     let mut servers = Servers {
         postgres: std::env::var("RUNBOOK_TEST_DB_POSTGRES").ok(),
         mysql: std::env::var("RUNBOOK_TEST_DB_MYSQL").ok(),
@@ -36,13 +81,33 @@ pub fn test(paths: &[PathBuf], dbs: &[(String, String)]) -> anyhow::Result<u8> {
         files.len(),
         if files.len() == 1 { "" } else { "s" }
     );
+    let keep = |case: &CaseResult, file: &Path| {
+        filter.is_none_or(|f| file.display().to_string().contains(f) || case.name.contains(f))
+    };
+    let mut reported = Vec::new();
+    for file in &files {
+        let outcome = match runtime.block_on(run_doctest(file, &servers)) {
+            Outcome::Ran { cases, error } => {
+                let cases = cases.into_iter().filter(|c| keep(c, file)).collect();
+                Outcome::Ran {
+                    cases,
+                    error: error.map(|e| scrub(&e)),
+                }
+            }
+            Outcome::Broken(why) => Outcome::Broken(scrub(&why)),
+            other => other,
+        };
+        reported.push(Reported {
+            name: file.display().to_string(),
+            outcome,
+        });
+    }
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
-    for file in &files {
-        let name = file.display().to_string();
-        match runtime.block_on(run_doctest(file, &servers)) {
+    for r in &reported {
+        match &r.outcome {
             Outcome::Ran { cases, error } => {
-                for case in &cases {
+                for case in cases {
                     println!(
                         "test {} ... {}",
                         case.name,
@@ -52,32 +117,30 @@ pub fn test(paths: &[PathBuf], dbs: &[(String, String)]) -> anyhow::Result<u8> {
                         passed += 1;
                     } else {
                         failed += 1;
+                        let why = case.failure.as_deref().unwrap_or("failed");
                         failures.push(format!(
-                            "---- {} ----\n{}\n{}\n{}",
-                            case.name,
-                            case.location,
-                            case.sql,
-                            case.failure.as_deref().unwrap_or("failed")
+                            "---- {} ----\n{}\n{}\n{why}",
+                            case.name, case.location, case.sql
                         ));
                     }
                 }
                 if let Some(e) = error
-                    && !cases.iter().any(|c| !c.passed)
+                    && cases.iter().all(|c| c.passed)
                 {
-                    println!("test {name} ... FAILED");
+                    println!("test {} ... FAILED", r.name);
                     failed += 1;
-                    failures.push(format!("---- {name} ----\n{}", scrub(&e)));
+                    failures.push(format!("---- {} ----\n{e}", r.name));
                 }
             }
             Outcome::Skipped(why) => {
-                println!("test {name} ... skipped ({why})");
+                println!("test {} ... skipped ({why})", r.name);
                 skipped += 1;
             }
-            Outcome::NoFixture => println!("test {name} ... not doc-tested (no fixture)"),
+            Outcome::NoFixture => println!("test {} ... not doc-tested (no fixture)", r.name),
             Outcome::Broken(why) => {
-                println!("test {name} ... FAILED");
+                println!("test {} ... FAILED", r.name);
                 failed += 1;
-                failures.push(format!("---- {name} ----\n{}", scrub(&why)));
+                failures.push(format!("---- {} ----\n{why}", r.name));
             }
         }
     }
@@ -87,8 +150,57 @@ pub fn test(paths: &[PathBuf], dbs: &[(String, String)]) -> anyhow::Result<u8> {
             println!("{f}\n");
         }
     }
+    if let Some(path) = junit {
+        std::fs::write(path, junit_xml(&reported)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
     println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped");
     println!("{passed} passed, {failed} failed, {skipped} skipped");
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// The results as JUnit XML: a test suite per runbook, a test case per check.
+fn junit_xml(reported: &[Reported]) -> anyhow::Result<String> {
+    let mut report = Report::new("runbook-compile test");
+    for r in reported {
+        let mut suite = TestSuite::new(r.name.as_str());
+        let failed = |message: &str, description: String| {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(message).set_description(description);
+            status
+        };
+        match &r.outcome {
+            Outcome::Ran { cases, error } => {
+                for case in cases {
+                    let status = match &case.failure {
+                        None if case.passed => TestCaseStatus::success(),
+                        f => failed(
+                            f.as_deref().unwrap_or("failed"),
+                            format!("{}\n{}", case.location, case.sql),
+                        ),
+                    };
+                    let mut tc = TestCase::new(case.name.as_str(), status);
+                    tc.set_classname(r.name.as_str());
+                    suite.add_test_case(tc);
+                }
+                if let Some(e) = error
+                    && cases.iter().all(|c| c.passed)
+                {
+                    suite.add_test_case(TestCase::new(r.name.as_str(), failed(e, e.clone())));
+                }
+            }
+            Outcome::Skipped(why) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(why.as_str());
+                suite.add_test_case(TestCase::new(r.name.as_str(), status));
+            }
+            Outcome::NoFixture => {}
+            Outcome::Broken(why) => {
+                suite.add_test_case(TestCase::new(r.name.as_str(), failed(why, why.clone())));
+            }
+        }
+        report.add_test_suite(suite);
+    }
+    Ok(report.to_string()?)
 }
