@@ -66,6 +66,9 @@ enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Output format: the libtest-style report, or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Run a runbook against its databases.
     Exec {
@@ -133,11 +136,13 @@ fn main() -> ExitCode {
             dbs,
             filter,
             junit,
+            format,
         } => cli::test::test(cli::test::TestArgs {
             paths: &paths,
             dbs: &dbs,
             filter: filter.as_deref(),
             junit: junit.as_deref(),
+            json: format == Format::Json,
         }),
         Command::Exec {
             file,

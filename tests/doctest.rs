@@ -142,3 +142,38 @@ fn filter_selects_checks_and_junit_records_failures() {
     );
     assert!(xml.contains(r#"failures="1""#), "{xml}");
 }
+
+#[test]
+fn format_json_gives_each_check_its_count_and_the_time() {
+    let out = Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args([
+            "test",
+            "tests/data/doctest/drifted.md",
+            "tests/data/doctest/no-fixture.md",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert!(v["tested_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let drifted = &v["runbooks"][0];
+    assert_eq!(drifted["outcome"], "failed");
+    let case = &drifted["cases"][0];
+    assert_eq!(
+        (
+            case["step"].as_str(),
+            case["statement"].as_u64(),
+            case["count"].as_u64()
+        ),
+        (Some("count"), Some(0), Some(3))
+    );
+    assert_eq!(case["failure"], "expected 4 rows, got 3");
+    assert_eq!(v["runbooks"][1]["outcome"], "not_doc_tested");
+}

@@ -19,6 +19,8 @@ pub struct TestArgs<'a> {
     pub filter: Option<&'a str>,
     /// `--junit FILE`.
     pub junit: Option<&'a Path>,
+    /// `--format json`: one JSON document on stdout instead of the report.
+    pub json: bool,
 }
 
 /// One runbook's result, as reported.
@@ -49,6 +51,7 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
         dbs,
         filter,
         junit,
+        json,
     } = args;
     let files: Vec<PathBuf> = files::runbooks(paths)?
         .into_iter()
@@ -76,11 +79,14 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    println!(
-        "\nrunning {} runbook{}",
-        files.len(),
-        if files.len() == 1 { "" } else { "s" }
-    );
+    let tested_at = jiff::Timestamp::now().to_string();
+    if !json {
+        println!(
+            "\nrunning {} runbook{}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
+    }
     let keep = |case: &CaseResult, file: &Path| {
         filter.is_none_or(|f| file.display().to_string().contains(f) || case.name.contains(f))
     };
@@ -104,15 +110,16 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
     }
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
+    let mut lines = Vec::new();
     for r in &reported {
         match &r.outcome {
             Outcome::Ran { cases, error } => {
                 for case in cases {
-                    println!(
+                    lines.push(format!(
                         "test {} ... {}",
                         case.name,
                         if case.passed { "ok" } else { "FAILED" }
-                    );
+                    ));
                     if case.passed {
                         passed += 1;
                     } else {
@@ -127,27 +134,41 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
                 if let Some(e) = error
                     && cases.iter().all(|c| c.passed)
                 {
-                    println!("test {} ... FAILED", r.name);
+                    lines.push(format!("test {} ... FAILED", r.name));
                     failed += 1;
                     failures.push(format!("---- {} ----\n{e}", r.name));
                 }
             }
             Outcome::Skipped(why) => {
-                println!("test {} ... skipped ({why})", r.name);
+                lines.push(format!("test {} ... skipped ({why})", r.name));
                 skipped += 1;
             }
-            Outcome::NoFixture => println!("test {} ... not doc-tested (no fixture)", r.name),
+            Outcome::NoFixture => {
+                lines.push(format!("test {} ... not doc-tested (no fixture)", r.name))
+            }
             Outcome::Broken(why) => {
-                println!("test {} ... FAILED", r.name);
+                lines.push(format!("test {} ... FAILED", r.name));
                 failed += 1;
                 failures.push(format!("---- {} ----\n{why}", r.name));
             }
         }
     }
-    if !failures.is_empty() {
-        println!("\nfailures:\n");
-        for f in &failures {
-            println!("{f}\n");
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_results(
+                &reported, &tested_at, passed, failed, skipped
+            ))?
+        );
+    } else {
+        for line in &lines {
+            println!("{line}");
+        }
+        if !failures.is_empty() {
+            println!("\nfailures:\n");
+            for f in &failures {
+                println!("{f}\n");
+            }
         }
     }
     if let Some(path) = junit {
@@ -155,9 +176,45 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped");
-    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    let summary = format!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped\n{passed} passed, {failed} failed, {skipped} skipped"
+    );
+    if json {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// The results as one JSON document: when, totals, and per runbook its
+/// outcome and every check with its count.
+fn json_results(
+    reported: &[Reported],
+    tested_at: &str,
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+) -> serde_json::Value {
+    let runbooks: Vec<serde_json::Value> = reported
+        .iter()
+        .map(|r| match &r.outcome {
+            Outcome::Ran { cases, error } => serde_json::json!({
+                "path": r.name, "outcome": if error.is_none() && cases.iter().all(|c| c.passed) { "passed" } else { "failed" },
+                "error": error, "cases": cases,
+            }),
+            Outcome::Skipped(why) => serde_json::json!({ "path": r.name, "outcome": "skipped", "reason": why }),
+            Outcome::NoFixture => serde_json::json!({ "path": r.name, "outcome": "not_doc_tested" }),
+            Outcome::Broken(why) => serde_json::json!({ "path": r.name, "outcome": "failed", "error": why }),
+        })
+        .collect();
+    serde_json::json!({
+        "tested_at": tested_at,
+        "passed": passed,
+        "failed": failed,
+        "skipped": skipped,
+        "runbooks": runbooks,
+    })
 }
 
 /// The results as JUnit XML: a test suite per runbook, a test case per check.

@@ -26,10 +26,16 @@ pub struct Servers {
 }
 
 /// One checked statement (or shell step) of a doc test.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CaseResult {
     /// `runbook::step`, or `runbook::step#n` for a statement.
     pub name: String,
+    /// The step id.
+    pub step: String,
+    /// The statement's index in the step, from 0; `None` for a shell step.
+    pub statement: Option<usize>,
+    /// The count n it produced.
+    pub count: u64,
     /// Whether it passed.
     pub passed: bool,
     /// Where it is in the runbook.
@@ -287,6 +293,7 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                 sql,
                 passed,
                 failure,
+                count,
                 ..
             } => {
                 let s = &plan.steps[*step];
@@ -299,6 +306,9 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                 }
                 out.push(CaseResult {
                     name: format!("{}::{}#{}", plan.id, s.id, index + 1),
+                    step: s.id.clone(),
+                    statement: Some(*index),
+                    count: *count,
                     passed: *passed,
                     location: stmt.location.to_string(),
                     sql: sql.clone(),
@@ -309,11 +319,14 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                 step,
                 passed,
                 failure,
-                ..
+                count,
             } => {
                 let s = &plan.steps[*step];
                 out.push(CaseResult {
                     name: format!("{}::{}", plan.id, s.id),
+                    step: s.id.clone(),
+                    statement: None,
+                    count: *count,
                     passed: *passed,
                     location: s.location.to_string(),
                     sql: String::new(),
