@@ -1,6 +1,7 @@
 //! `runbook-compile test`: doc tests with a libtest-style report, optional
-//! JUnit XML, and a filter.
+//! JUnit XML, and a filter. Runbooks run at once, each on its own databases.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -90,9 +91,25 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
     let keep = |case: &CaseResult, file: &Path| {
         filter.is_none_or(|f| file.display().to_string().contains(f) || case.name.contains(f))
     };
+    let bar = (!json && std::io::stdout().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(files.len() as u64);
+        bar.set_message("doc tests");
+        bar
+    });
+    let runs = files.iter().map(|file| async {
+        let outcome = run_doctest(file, &servers).await;
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+        outcome
+    });
+    let outcomes = runtime.block_on(futures_util::future::join_all(runs));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let mut reported = Vec::new();
-    for file in &files {
-        let outcome = match runtime.block_on(run_doctest(file, &servers)) {
+    for (file, outcome) in files.iter().zip(outcomes) {
+        let outcome = match outcome {
             Outcome::Ran { cases, error } => {
                 let cases = cases.into_iter().filter(|c| keep(c, file)).collect();
                 Outcome::Ran {

@@ -64,6 +64,9 @@ pub enum Outcome {
     Broken(String),
 }
 
+/// Numbers throwaway databases, so runbooks tested at once never share one.
+static THROWAWAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Accepts what test mode accepts; never asked in test mode, since the runner
 /// answers confirmations and sign-offs itself when every check held.
 struct Unattended;
@@ -224,8 +227,9 @@ async fn build_and_run(
                     &servers.mysql
                 };
                 let admin = admin.as_deref().unwrap_or_default();
+                let run = THROWAWAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let name = format!(
-                    "rbtest_{}_{}_{n}",
+                    "rbtest_{}_{}_{run}_{n}",
                     plan.id.replace('-', "_"),
                     std::process::id()
                 );
