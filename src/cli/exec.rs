@@ -487,19 +487,8 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
         info(json, format!("journal {}", journal.path().display()));
-        let env = values
-            .iter()
-            .map(|(k, v)| {
-                (
-                    format!("RUNBOOK_PARAM_{}", k.to_ascii_uppercase()),
-                    v.to_env(),
-                )
-            })
-            .collect();
-        let mut params: BTreeMap<String, minijinja::Value> = values
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_value()))
-            .collect();
+        let env = params::shell_env(&values);
+        let mut params = params::template_values(&values);
         if let Some((_, point)) = &resume_point {
             params.extend(point.captures.iter().cloned());
         }

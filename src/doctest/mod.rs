@@ -255,19 +255,8 @@ async fn build_and_run(
         }
         dbs.insert(c.name.clone(), Box::new(db));
     }
-    let env = values
-        .iter()
-        .map(|(k, v)| {
-            (
-                format!("RUNBOOK_PARAM_{}", k.to_ascii_uppercase()),
-                v.to_env(),
-            )
-        })
-        .collect();
-    let params = values
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_value()))
-        .collect();
+    let env = params::shell_env(values);
+    let params = params::template_values(values);
     let options = Options {
         test: true,
         dir: dir.to_path_buf(),

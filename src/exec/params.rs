@@ -46,6 +46,27 @@ impl ParamValue {
     }
 }
 
+/// The environment a shell step gets: `RUNBOOK_PARAM_<NAME>` for every parameter.
+pub fn shell_env(values: &BTreeMap<String, ParamValue>) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("RUNBOOK_PARAM_{}", k.to_ascii_uppercase()),
+                v.to_env(),
+            )
+        })
+        .collect()
+}
+
+/// The parameters as template values.
+pub fn template_values(values: &BTreeMap<String, ParamValue>) -> BTreeMap<String, Value> {
+    values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_value()))
+        .collect()
+}
+
 /// A value that does not fit its parameter, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", where_.as_ref().map(|(f, l)| format!("{}:{l}: ", f.display())).unwrap_or_default())]
