@@ -368,12 +368,23 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
     }
 }
 
-#[tokio::test]
-async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
-    let Some((_, url)) = targets().into_iter().find(|(d, _)| *d == Dialect::Postgres) else {
-        return;
-    };
-    let table = format!("interrupted_{}", std::process::id());
+/// A PostgreSQL table and a runbook whose transaction inserts a row into it,
+/// then sleeps: what an interrupt or a timeout must cut short.
+struct Slow {
+    url: String,
+    db: SqlxDatabase,
+    table: String,
+    dir: tempfile::TempDir,
+    runbook: std::path::PathBuf,
+}
+
+/// Sets up [`Slow`] (`attrs` go into the block's attribute list); `None`
+/// without a PostgreSQL server.
+async fn slow_postgres(prefix: &str, attrs: &str, sleep_s: u32) -> Option<Slow> {
+    let (_, url) = targets()
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Postgres)?;
+    let table = format!("{prefix}_{}", std::process::id());
     let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
         .await
         .unwrap();
@@ -386,9 +397,30 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
     let runbook = dir.path().join("slow.md");
     std::fs::write(
         &runbook,
-        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nSELECT pg_sleep(6);\nCOMMIT;\n```\n"),
+        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow{attrs}}}\nBEGIN;\nINSERT INTO {table} VALUES (1); -- @expect 1\nSELECT pg_sleep({sleep_s});\nCOMMIT;\n```\n"),
     )
     .unwrap();
+    Some(Slow {
+        url,
+        db,
+        table,
+        dir,
+        runbook,
+    })
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
+    let Some(Slow {
+        url,
+        mut db,
+        table,
+        dir,
+        runbook,
+    }) = slow_postgres("interrupted", "", 6).await
+    else {
+        return;
+    };
     let started = std::time::Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
         .arg("exec")
@@ -439,25 +471,16 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
 
 #[tokio::test]
 async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
-    let Some((_, url)) = targets().into_iter().find(|(d, _)| *d == Dialect::Postgres) else {
+    let Some(Slow {
+        url,
+        mut db,
+        table,
+        dir,
+        runbook,
+    }) = slow_postgres("timed", " timeout=1s", 5).await
+    else {
         return;
     };
-    let table = format!("timed_{}", std::process::id());
-    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
-        .await
-        .unwrap();
-    run(
-        &mut db,
-        &format!("CREATE TABLE {table} (id INT PRIMARY KEY)"),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let runbook = dir.path().join("slow.md");
-    std::fs::write(
-        &runbook,
-        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow timeout=1s}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\nSELECT pg_sleep(5);\nCOMMIT;\n```\n"),
-    )
-    .unwrap();
     let started = std::time::Instant::now();
     let (code, shown) = exec(&runbook, &url, dir.path(), &[]);
     let elapsed = started.elapsed();
