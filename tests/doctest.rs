@@ -62,6 +62,27 @@ fn the_examples_pass_their_doc_tests() {
         out.contains("test point-info-recovery::migrate-readings#4 ... ok"),
         "{out}"
     );
+    if mysql_url().is_some() {
+        for check in [
+            "uid-list",
+            "preflight#1",
+            "validate-snapshot#5",
+            "restore#3",
+            "restore#6",
+        ] {
+            let line = format!("test wpca-uid-restore::{check} ... ok");
+            assert!(out.contains(&line), "{line}: {out}");
+        }
+    }
+    if std::env::var_os("RUNBOOK_TEST_DB_POSTGRES").is_some() {
+        assert!(
+            out.contains("test migration-rollback::rollback-run#7 ... ok"),
+            "{out}"
+        );
+    }
+    if mysql_url().is_some() && std::env::var_os("RUNBOOK_TEST_DB_POSTGRES").is_some() {
+        assert!(!out.contains("... skipped"), "{out}");
+    }
 }
 
 #[test]
@@ -176,4 +197,148 @@ fn format_json_gives_each_check_its_count_and_the_time() {
     );
     assert_eq!(case["failure"], "expected 4 rows, got 3");
     assert_eq!(v["runbooks"][1]["outcome"], "not_doc_tested");
+}
+
+/// The MySQL test server's URL; under CI a missing one fails the test.
+fn mysql_url() -> Option<String> {
+    match std::env::var("RUNBOOK_TEST_DB_MYSQL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "RUNBOOK_TEST_DB_MYSQL is not set under CI"
+            );
+            None
+        }
+    }
+}
+
+/// Runs `sql` on the MySQL server; with `list`, returns column `x` of every
+/// row of the query.
+fn mysql(url: &str, sql: &str, list: bool) -> Vec<String> {
+    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::plan::{Dialect, StatementKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut db = SqlxDatabase::connect(Dialect::Mysql, url).await.unwrap();
+        if !list {
+            let (kind, returns_rows) = (StatementKind::Ddl, false);
+            db.run(sql, Shape { kind, returns_rows }).await.unwrap();
+            return Vec::new();
+        }
+        let wrapped = format!("SELECT GROUP_CONCAT(x SEPARATOR '\\n') AS v FROM ({sql}) AS q");
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        let out = db.run(&wrapped, shape).await.unwrap();
+        let value = out.first_row.unwrap()[0].1.clone();
+        match value.as_str() {
+            Some(s) => s.lines().map(str::to_string).collect(),
+            None if value.is_none() => Vec::new(),
+            None => vec![value.to_string()],
+        }
+    })
+}
+
+/// The schemas on the server whose names match the LIKE `pattern`.
+fn schemas_like(url: &str, pattern: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT SCHEMA_NAME AS x FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'"
+    );
+    mysql(url, &sql, true)
+}
+
+#[test]
+fn schemas_a_mysql_fixture_creates_are_dropped_and_existing_ones_kept() {
+    let Some(url) = mysql_url() else { return };
+    let (code, out) = test(&["tests/data/doctest/mysql-schema.md"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("expected 4 rows, got 3"), "{out}");
+    assert_eq!(
+        schemas_like(&url, "rb\\_doctest\\_shop"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        schemas_like(&url, "rbtest\\_mysql\\_schema\\_%"),
+        Vec::<String>::new()
+    );
+
+    // A schema that was there before is the fixture's error, never dropped.
+    mysql(&url, "CREATE DATABASE rb_doctest_shop", false);
+    mysql(
+        &url,
+        "CREATE TABLE rb_doctest_shop.precious (id INT PRIMARY KEY)",
+        false,
+    );
+    let (code, out) = test(&["tests/data/doctest/mysql-schema.md"]);
+    let kept = mysql(
+        &url,
+        "SELECT TABLE_NAME AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rb_doctest_shop'",
+        true,
+    );
+    mysql(&url, "DROP DATABASE rb_doctest_shop", false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("tests/data/doctest/fixtures/shop-schema.sql:2:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("never touch one that was there before"),
+        "{out}"
+    );
+    assert_eq!(kept, vec!["precious".to_string()], "{out}");
+}
+
+#[test]
+fn an_interrupted_doc_test_rolls_back_and_drops_its_databases() {
+    let Some(url) = mysql_url() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(["test", "tests/data/doctest/mysql-slow.md"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let sleeping =
+        "SELECT ID AS x FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60)%'";
+    while mysql(&url, sleeping, true).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the slow statement never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let interrupted = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if interrupted.elapsed().as_secs() > 20 {
+            child.kill().unwrap();
+            panic!("`test` did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(shown.contains("interrupted"), "{shown}");
+    assert_eq!(
+        schemas_like(&url, "rb\\_doctest\\_slow"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        schemas_like(&url, "rbtest\\_mysql\\_slow\\_%"),
+        Vec::<String>::new()
+    );
 }

@@ -484,6 +484,12 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
     let started = std::time::Instant::now();
     let (code, shown) = exec(&runbook, &url, dir.path(), &[]);
     let elapsed = started.elapsed();
+    let still_sleeping = run(
+        &mut db,
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()",
+    )
+    .await
+    .count;
     let committed = run(&mut db, &format!("SELECT id FROM {table}")).await.count;
     run(&mut db, &format!("DROP TABLE {table}")).await;
     assert_eq!(code, Some(3), "{shown}");
@@ -496,4 +502,8 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
         "waited for the statement: {elapsed:?}"
     );
     assert_eq!(committed, 0);
+    assert_eq!(
+        still_sleeping, 0,
+        "the abandoned statement's session was ended on the server"
+    );
 }

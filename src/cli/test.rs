@@ -96,8 +96,16 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
         bar.set_message("doc tests");
         bar
     });
+    // Ctrl-C stops every run: each rolls back, reports what it checked and
+    // drops its throwaway databases before the report is printed.
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+    });
     let runs = files.iter().map(|file| async {
-        let outcome = run_doctest(file, &servers).await;
+        let outcome = run_doctest(file, &servers, Some(interrupt.clone())).await;
         if let Some(bar) = &bar {
             bar.inc(1);
         }
@@ -200,6 +208,10 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
         eprintln!("{summary}");
     } else {
         println!("{summary}");
+    }
+    if *interrupt.borrow() {
+        eprintln!("error: interrupted; the throwaway databases were dropped");
+        return Ok(4);
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }

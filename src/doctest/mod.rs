@@ -6,10 +6,13 @@
 //! created on a configured server for the run and dropped afterwards,
 //! whether the run passed or not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+use tokio::sync::watch;
+
 use crate::compile::compile_file;
+use crate::compile::split::split;
 use crate::exec::db::{Database, Shape, SqlxDatabase};
 use crate::exec::fixture;
 use crate::exec::params;
@@ -83,11 +86,13 @@ impl Operator for Unattended {
     }
 }
 
-/// A database made for one doc test, dropped by [`Throwaway::drop_now`].
+/// A database made for one doc test, dropped by [`Throwaway::drop_now`]
+/// with the MySQL schemas its fixture created.
 struct Throwaway {
     dialect: Dialect,
     admin: String,
     name: String,
+    schemas: Vec<String>,
 }
 
 impl Throwaway {
@@ -113,29 +118,112 @@ impl Throwaway {
                 dialect,
                 admin: admin.to_string(),
                 name,
+                schemas: Vec::new(),
             },
             url,
         ))
     }
 
     async fn drop_now(self) {
-        if let Ok(mut db) = SqlxDatabase::connect(self.dialect, &self.admin).await
-            && let Ok(ident) = crate::template::identifier(&self.name, self.dialect)
-        {
-            let quiet = Shape {
-                kind: StatementKind::Ddl,
-                returns_rows: false,
-            };
-            let force = if self.dialect == Dialect::Postgres {
-                " WITH (FORCE)"
-            } else {
-                ""
-            };
-            let _ = db
-                .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
-                .await;
+        let Ok(mut db) = SqlxDatabase::connect(self.dialect, &self.admin).await else {
+            return;
+        };
+        let quiet = Shape {
+            kind: StatementKind::Ddl,
+            returns_rows: false,
+        };
+        let force = if self.dialect == Dialect::Postgres {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        for name in self.schemas.iter().chain([&self.name]) {
+            if let Ok(ident) = crate::template::identifier(name, self.dialect) {
+                let _ = db
+                    .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
+                    .await;
+            }
         }
     }
+}
+
+/// Holds the server's named locks (`GET_LOCK`) on the MySQL schema names a
+/// runbook's fixtures create, so doc tests whose fixtures create the same
+/// schema take turns, in this process or another one on the same server.
+/// The locks go with the connection, when this is dropped.
+struct SchemaLocks {
+    _connection: Option<SqlxDatabase>,
+}
+
+/// How long a doc test waits for another one to release a schema name.
+const SCHEMA_WAIT_SECONDS: u32 = 600;
+
+impl SchemaLocks {
+    /// Takes the locks on `names` on the server at `admin`, in name order.
+    async fn take(admin: Option<&str>, names: BTreeSet<String>) -> Result<SchemaLocks, String> {
+        let Some(admin) = admin.filter(|_| !names.is_empty()) else {
+            return Ok(SchemaLocks { _connection: None });
+        };
+        let mut db = SqlxDatabase::connect(Dialect::Mysql, admin)
+            .await
+            .map_err(|e| e.message)?;
+        for name in names {
+            // Lock names are at most 64 characters; a cut name only makes
+            // two schemas share a turn.
+            let key: String = format!("runbook-test:{name}").chars().take(64).collect();
+            let key =
+                crate::template::literal(&key.into(), Dialect::Mysql).map_err(|e| e.to_string())?;
+            let got = db
+                .run(
+                    &format!("SELECT GET_LOCK({key}, {SCHEMA_WAIT_SECONDS}) AS got"),
+                    Shape {
+                        kind: StatementKind::Query,
+                        returns_rows: true,
+                    },
+                )
+                .await
+                .map_err(|e| e.message)?;
+            let held = got
+                .first_row
+                .and_then(|row| row.into_iter().next())
+                .is_some_and(|(_, v)| v.as_i64() == Some(1));
+            if !held {
+                return Err(format!(
+                    "schema `{name}` stayed in use by another doc test for {SCHEMA_WAIT_SECONDS} s"
+                ));
+            }
+        }
+        Ok(SchemaLocks {
+            _connection: Some(db),
+        })
+    }
+}
+
+/// The MySQL schemas the fixtures of `plan` create (lower-cased: MySQL
+/// schema names may be case-insensitive), read before any of them runs.
+fn fixture_schemas(plan: &Plan, dir: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for c in plan
+        .connections
+        .iter()
+        .filter(|c| c.dialect == Dialect::Mysql)
+    {
+        let Some(text) = c
+            .fixture
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(dir.join(f)).ok())
+        else {
+            continue;
+        };
+        for stmt in split(&text, Dialect::Mysql).statements {
+            if let Ok(Some(name)) =
+                fixture::created_schema(&text[stmt.start..stmt.end], Dialect::Mysql)
+            {
+                names.insert(name.to_lowercase());
+            }
+        }
+    }
+    names
 }
 
 /// `url` with its database (path) replaced by `name`.
@@ -153,8 +241,14 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
-/// Runs the doc test of the runbook at `path`.
-pub async fn run_doctest(path: &Path, servers: &Servers) -> Outcome {
+/// Runs the doc test of the runbook at `path`. When `interrupt` becomes
+/// `true` the run stops (its open transaction rolled back) and its throwaway
+/// databases are still dropped.
+pub async fn run_doctest(
+    path: &Path,
+    servers: &Servers,
+    interrupt: Option<watch::Receiver<bool>>,
+) -> Outcome {
     let (_, compiled) = compile_file(path);
     let Some(plan) = compiled.plan else {
         let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
@@ -201,8 +295,18 @@ pub async fn run_doctest(path: &Path, servers: &Servers) -> Outcome {
             return Outcome::Broken(format!("test values: {}", text.join("; ")));
         }
     };
+    let names = fixture_schemas(&plan, &dir);
+    let _turn = tokio::select! {
+        taken = SchemaLocks::take(servers.mysql.as_deref(), names) => match taken {
+            Ok(locks) => locks,
+            Err(e) => return Outcome::Broken(format!("cannot take the fixture's schema names: {e}")),
+        },
+        () = stopped(interrupt.clone()) => {
+            return Outcome::Broken("interrupted while waiting for another doc test".to_string());
+        }
+    };
     let mut throwaways = Vec::new();
-    let result = build_and_run(&plan, &dir, servers, &values, &mut throwaways).await;
+    let result = build_and_run(&plan, &dir, servers, &values, &mut throwaways, interrupt).await;
     for t in throwaways {
         t.drop_now().await;
     }
@@ -215,6 +319,7 @@ async fn build_and_run(
     servers: &Servers,
     values: &BTreeMap<String, params::ParamValue>,
     throwaways: &mut Vec<Throwaway>,
+    interrupt: Option<watch::Receiver<bool>>,
 ) -> Outcome {
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
     for (n, c) in plan.connections.iter().enumerate() {
@@ -248,10 +353,22 @@ async fn build_and_run(
                 return Outcome::Broken(format!("cannot connect `{}`: {}", c.name, e.message));
             }
         };
-        if let Some(f) = &c.fixture
-            && let Err(e) = fixture::load(&mut db, &dir.join(f)).await
-        {
-            return Outcome::Broken(format!("fixture {e}"));
+        if let Some(f) = &c.fixture {
+            let mut created = Vec::new();
+            let path = dir.join(f);
+            let loaded = tokio::select! {
+                loaded = fixture::load(&mut db, &path, &mut created) => loaded.map_err(|e| format!("fixture {e}")),
+                () = stopped(interrupt.clone()) => Err("interrupted while loading the fixture".to_string()),
+            };
+            if let Some(t) = throwaways
+                .last_mut()
+                .filter(|_| c.dialect == Dialect::Mysql)
+            {
+                t.schemas = created;
+            }
+            if let Err(e) = loaded {
+                return Outcome::Broken(e);
+            }
         }
         dbs.insert(c.name.clone(), Box::new(db));
     }
@@ -261,6 +378,7 @@ async fn build_and_run(
         test: true,
         dir: dir.to_path_buf(),
         env,
+        interrupt,
         ..Options::default()
     };
     let mut operator = Unattended;
@@ -273,6 +391,16 @@ async fn build_and_run(
         Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(m),
     };
     Outcome::Ran { cases, error }
+}
+
+/// Resolves when `interrupt` becomes `true`; never without one.
+async fn stopped(interrupt: Option<watch::Receiver<bool>>) {
+    match interrupt {
+        Some(mut rx) => {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// The checked statements of a run, named `runbook::step#n`.

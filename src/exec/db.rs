@@ -73,26 +73,58 @@ pub trait Database: Send {
     /// Which database this is, for the journal: a server's identifier and
     /// database name, or a file's path.
     async fn identity(&mut self) -> String;
+    /// Ends this connection's server session from a second connection, for
+    /// a statement abandoned mid-way (interrupt, timeout): the server stops
+    /// it at once and rolls its transaction back, instead of running it to
+    /// the end with its locks held. A no-op where there is no server.
+    async fn terminate(&mut self) {}
 }
 
-/// A live sqlx connection.
-pub enum SqlxDatabase {
-    /// SQLite.
+/// A live sqlx connection, and what it takes to end its session from a
+/// second connection.
+pub struct SqlxDatabase {
+    conn: Conn,
+    /// The URL and the server's id of the session (PostgreSQL backend pid,
+    /// MySQL connection id); SQLite has none.
+    session: Option<(String, i64)>,
+}
+
+/// The connection, per driver.
+enum Conn {
     Sqlite(sqlx::SqliteConnection),
-    /// PostgreSQL.
     Postgres(sqlx::PgConnection),
-    /// MySQL or MariaDB.
     Mysql(sqlx::MySqlConnection),
 }
 
 impl SqlxDatabase {
     /// Connects to `url` with the driver of `dialect`.
     pub async fn connect(dialect: Dialect, url: &str) -> Result<SqlxDatabase, DbError> {
-        Ok(match dialect {
-            Dialect::Sqlite => SqlxDatabase::Sqlite(sqlx::SqliteConnection::connect(url).await?),
-            Dialect::Postgres => SqlxDatabase::Postgres(sqlx::PgConnection::connect(url).await?),
-            Dialect::Mysql => SqlxDatabase::Mysql(sqlx::MySqlConnection::connect(url).await?),
-        })
+        let conn = match dialect {
+            Dialect::Sqlite => Conn::Sqlite(sqlx::SqliteConnection::connect(url).await?),
+            Dialect::Postgres => Conn::Postgres(sqlx::PgConnection::connect(url).await?),
+            Dialect::Mysql => Conn::Mysql(sqlx::MySqlConnection::connect(url).await?),
+        };
+        let mut db = SqlxDatabase {
+            conn,
+            session: None,
+        };
+        let id = match dialect {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("SELECT pg_backend_pid() AS id"),
+            Dialect::Mysql => Some("SELECT CONNECTION_ID() AS id"),
+        };
+        if let Some(sql) = id {
+            let shape = Shape {
+                kind: StatementKind::Query,
+                returns_rows: true,
+            };
+            let row = db.run(sql, shape).await?.first_row;
+            db.session = row
+                .and_then(|r| r.into_iter().next())
+                .and_then(|(_, v)| v.as_i64())
+                .map(|id| (url.to_string(), id));
+        }
+        Ok(db)
     }
 }
 
@@ -224,20 +256,20 @@ impl QueryResultRows for sqlx::mysql::MySqlQueryResult {
 #[async_trait::async_trait]
 impl Database for SqlxDatabase {
     fn dialect(&self) -> Dialect {
-        match self {
-            SqlxDatabase::Sqlite(_) => Dialect::Sqlite,
-            SqlxDatabase::Postgres(_) => Dialect::Postgres,
-            SqlxDatabase::Mysql(_) => Dialect::Mysql,
+        match self.conn {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres(_) => Dialect::Postgres,
+            Conn::Mysql(_) => Dialect::Mysql,
         }
     }
 
     async fn identity(&mut self) -> String {
-        let sql = match self {
-            SqlxDatabase::Sqlite(_) => "SELECT file FROM pragma_database_list WHERE name = 'main'",
-            SqlxDatabase::Postgres(_) => {
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            Conn::Postgres(_) => {
                 "SELECT 'system ' || (SELECT system_identifier FROM pg_control_system()) || ' db ' || current_database()"
             }
-            SqlxDatabase::Mysql(_) => {
+            Conn::Mysql(_) => {
                 "SELECT CONCAT('host ', @@hostname, ':', @@port, ' server_id ', @@server_id, ' db ', IFNULL(DATABASE(), ''))"
             }
         };
@@ -259,10 +291,25 @@ impl Database for SqlxDatabase {
     }
 
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
-        match self {
-            SqlxDatabase::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
-            SqlxDatabase::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
-            SqlxDatabase::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        match &mut self.conn {
+            Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
+            Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
+            Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        }
+    }
+
+    async fn terminate(&mut self) {
+        let Some((url, id)) = self.session.take() else {
+            return;
+        };
+        let dialect = self.dialect();
+        let sql = match dialect {
+            Dialect::Postgres => format!("SELECT pg_terminate_backend({id})"),
+            _ => format!("KILL CONNECTION {id}"),
+        };
+        if let Ok(mut other) = SqlxDatabase::connect(dialect, &url).await {
+            let (kind, returns_rows) = crate::compile::classify(&sql, dialect);
+            let _ = other.run(&sql, Shape { kind, returns_rows }).await;
         }
     }
 }

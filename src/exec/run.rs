@@ -425,16 +425,16 @@ impl<'a> Runner<'a> {
         let outcome = tokio::select! {
             outcome = db.run(&wire.sql, shape) => outcome,
             () = interrupted => {
-                self.dbs.remove(connection);
+                self.abandon(connection).await;
                 return Err(DbError { message: INTERRUPTED.into(), sqlstate: None, mysql_number: None });
             }
             () = limit => {
                 // The statement may still be running; a ROLLBACK would wait for
-                // it. Closing the connection makes the server roll back instead.
-                self.dbs.remove(connection);
+                // it. Ending the session makes the server roll back instead.
+                self.abandon(connection).await;
                 let ms = timeout_ms.unwrap_or_default();
                 return Err(DbError {
-                    message: format!("statement timed out after {ms}ms; its connection was closed, so the server rolls its transaction back"),
+                    message: format!("statement timed out after {ms}ms; its session was ended, so the server rolls its transaction back"),
                     sqlstate: None,
                     mysql_number: None,
                 });
@@ -447,6 +447,14 @@ impl<'a> Runner<'a> {
             }
         }
         outcome
+    }
+
+    /// Drops `connection` after ending its server session, so a statement
+    /// abandoned mid-way stops now and its transaction rolls back.
+    async fn abandon(&mut self, connection: &str) {
+        if let Some(mut db) = self.dbs.remove(connection) {
+            db.terminate().await;
+        }
     }
 
     fn interrupted(&self) -> bool {
