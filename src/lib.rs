@@ -13,5 +13,6 @@ pub mod document;
 pub mod exec;
 pub mod files;
 pub mod plan;
+pub mod site;
 pub mod source;
 pub mod template;

@@ -106,6 +106,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Publish the doc site with mdBook from DIR/book.toml.
+    Book {
+        /// The book's folder, holding book.toml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Show the last doc test from this file (`test --format json`);
+        /// default: the book's `preprocessor.runbook.test-results`.
+        #[arg(long, value_name = "FILE")]
+        test_results: Option<PathBuf>,
+    },
+    /// mdBook's preprocessor protocol, for `[preprocessor.runbook]` in a book.toml.
+    #[command(name = "mdbook-preprocessor")]
+    MdbookPreprocessor {
+        /// `supports RENDERER`, as mdBook asks.
+        #[arg(num_args = 0..=2, value_name = "supports RENDERER")]
+        args: Vec<String>,
+    },
 }
 
 /// Parses `NAME=VALUE`.
@@ -169,6 +186,8 @@ fn main() -> ExitCode {
             resume: resume.as_deref(),
             json: format == Format::Json,
         }),
+        Command::Book { dir, test_results } => book(&dir, test_results.as_deref()),
+        Command::MdbookPreprocessor { args } => mdbook_preprocessor(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -178,6 +197,39 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// `book`: builds the site and prints its warnings; exit 0 when it built.
+fn book(dir: &Path, test_results: Option<&Path>) -> anyhow::Result<u8> {
+    let built = runbook_compile::site::build(dir, test_results)?;
+    for w in &built.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "built {} chapters into {} ({} warnings)",
+        built.chapters,
+        built.dir.display(),
+        built.warnings.len()
+    );
+    Ok(0)
+}
+
+/// `mdbook-preprocessor [supports RENDERER]`: the protocol on stdin/stdout.
+fn mdbook_preprocessor(args: &[String]) -> anyhow::Result<u8> {
+    let supports = match args {
+        [] => None,
+        [verb, renderer] if verb == "supports" => Some(renderer.as_str()),
+        _ => anyhow::bail!("usage: runbook-compile mdbook-preprocessor [supports RENDERER]"),
+    };
+    let (code, warnings) = runbook_compile::site::preprocessor_protocol(
+        supports,
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+    )?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(code)
 }
 
 /// Whether `e` is a write to a closed pipe (`... | head`), which is not an error.

@@ -377,6 +377,10 @@ pub struct Step {
     /// What it runs.
     #[serde(flatten)]
     pub body: StepBody,
+    /// The index into `Document::blocks` of the block it was compiled from,
+    /// for the site; not part of the plan's JSON or hash.
+    #[serde(skip)]
+    pub block: Option<usize>,
 }
 
 /// A transaction: from a BEGIN to its COMMIT or ROLLBACK, possibly across steps.

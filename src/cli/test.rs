@@ -118,9 +118,10 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
     let mut reported = Vec::new();
     for (file, outcome) in files.iter().zip(outcomes) {
         let outcome = match outcome {
-            Outcome::Ran { cases, error } => {
+            Outcome::Ran { id, cases, error } => {
                 let cases = cases.into_iter().filter(|c| keep(c, file)).collect();
                 Outcome::Ran {
+                    id,
                     cases,
                     error: error.map(|e| scrub(&e)),
                 }
@@ -138,7 +139,7 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
     let mut lines = Vec::new();
     for r in &reported {
         match &r.outcome {
-            Outcome::Ran { cases, error } => {
+            Outcome::Ran { cases, error, .. } => {
                 for case in cases {
                     lines.push(format!(
                         "test {} ... {}",
@@ -228,8 +229,8 @@ fn json_results(
     let runbooks: Vec<serde_json::Value> = reported
         .iter()
         .map(|r| match &r.outcome {
-            Outcome::Ran { cases, error } => serde_json::json!({
-                "path": r.name, "outcome": if error.is_none() && cases.iter().all(|c| c.passed) { "passed" } else { "failed" },
+            Outcome::Ran { id, cases, error } => serde_json::json!({
+                "path": r.name, "id": id, "outcome": if error.is_none() && cases.iter().all(|c| c.passed) { "passed" } else { "failed" },
                 "error": error, "cases": cases,
             }),
             Outcome::Skipped(why) => serde_json::json!({ "path": r.name, "outcome": "skipped", "reason": why }),
@@ -257,7 +258,7 @@ fn junit_xml(reported: &[Reported]) -> anyhow::Result<String> {
             status
         };
         match &r.outcome {
-            Outcome::Ran { cases, error } => {
+            Outcome::Ran { cases, error, .. } => {
                 for case in cases {
                     let status = match &case.failure {
                         None if case.passed => TestCaseStatus::success(),

@@ -509,7 +509,7 @@ impl Compiler<'_> {
         let mut seen: HashMap<String, Span> = HashMap::new();
         let mut per_section: HashMap<Option<usize>, usize> = HashMap::new();
         let mut defined: HashSet<String> = HashSet::new();
-        for block in &doc.blocks {
+        for (index, block) in doc.blocks.iter().enumerate() {
             let (section, span) = match block {
                 Block::Code(c) => {
                     if !self.is_step(c) {
@@ -571,7 +571,8 @@ impl Compiler<'_> {
                 Block::Code(c) => self.code_step(c, id, written.is_some(), &mut defined),
                 Block::Tasks(t) => Some(self.sign_off(t, id)),
             };
-            if let Some(step) = step {
+            if let Some(mut step) = step {
+                step.block = Some(index);
                 self.steps.push(step);
             }
         }
@@ -632,6 +633,7 @@ impl Compiler<'_> {
             on_fail: OnFail::Stop,
             timeout_ms: None,
             body: StepBody::SignOff { items },
+            block: None,
         }
     }
 
@@ -795,6 +797,7 @@ impl Compiler<'_> {
             on_fail,
             timeout_ms,
             body,
+            block: None,
         })
     }
 

@@ -54,6 +54,8 @@ pub struct CaseResult {
 pub enum Outcome {
     /// It ran; every statement's result.
     Ran {
+        /// The runbook's id.
+        id: String,
         /// The checked statements, in order.
         cases: Vec<CaseResult>,
         /// Why the run ended early, if it did.
@@ -390,7 +392,11 @@ async fn build_and_run(
         Ending::Success => None,
         Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(m),
     };
-    Outcome::Ran { cases, error }
+    Outcome::Ran {
+        id: plan.id.clone(),
+        cases,
+        error,
+    }
 }
 
 /// Resolves when `interrupt` becomes `true`; never without one.

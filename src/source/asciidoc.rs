@@ -36,6 +36,36 @@ type Included = Rc<RefCell<Vec<(String, String)>>>;
 struct DiskResolver {
     base_dir: String,
     read: Included,
+    /// Source edits applied to a file as it is read, by its path.
+    edits: Rc<Edits>,
+}
+
+/// Text replacements by file path: byte range (after CRLF → LF) and new text.
+pub type Edits = HashMap<String, Vec<(std::ops::Range<usize>, String)>>;
+
+/// `text` with `edits` applied; overlapping or out-of-range edits are skipped.
+fn apply_edits(text: &str, edits: Option<&Vec<(std::ops::Range<usize>, String)>>) -> String {
+    let Some(edits) = edits else {
+        return text.to_string();
+    };
+    let mut sorted: Vec<_> = edits.iter().collect();
+    sorted.sort_by_key(|(r, _)| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (range, new) in sorted {
+        if range.start < at
+            || range.end > text.len()
+            || !text.is_char_boundary(range.start)
+            || !text.is_char_boundary(range.end)
+        {
+            continue;
+        }
+        out.push_str(&text[at..range.start]);
+        out.push_str(new);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 impl IncludeResolver for DiskResolver {
@@ -49,7 +79,7 @@ impl IncludeResolver for DiskResolver {
             return Err(ResolveError::UriReadNotSupported);
         };
         let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t.replace("\r\n", "\n"),
+            Ok(t) => apply_edits(&t.replace("\r\n", "\n"), self.edits.get(&path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ResolveError::NotFound);
             }
@@ -95,6 +125,7 @@ pub fn parse(file: SourceFile) -> Document {
         parser.set_resolver(Box::new(DiskResolver {
             base_dir: base_dir.clone(),
             read: read.clone(),
+            edits: Rc::default(),
         }));
         parser.parse()
     }));
@@ -123,6 +154,45 @@ pub fn parse(file: SourceFile) -> Document {
     }
     header_attrs(&mut doc, main);
     doc
+}
+
+/// Renders the AsciiDoc file `path` (its text, after CRLF → LF, is `text`)
+/// to embeddable HTML with asciidork's HTML back end, after applying `edits`
+/// to it (key: `path` as displayed) and to the files it includes. Errors
+/// are returned as messages, with the line when the parser gave one.
+pub fn render_html(path: &StdPath, text: &str, edits: Edits) -> Result<String, Vec<String>> {
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(StdPath::new("."))
+        .display()
+        .to_string();
+    let shown = path.display().to_string();
+    let edited = apply_edits(text, edits.get(&shown));
+    let bump = Bump::new();
+    let edits = Rc::new(edits);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut parser = Parser::from_str(&edited, AdocFile::Path(Path::new(shown.clone())), &bump);
+        let mut settings = JobSettings::r#unsafe();
+        settings.strict = false;
+        settings.embedded = true;
+        parser.apply_job_settings(settings);
+        parser.set_resolver(Box::new(DiskResolver {
+            base_dir,
+            read: Rc::default(),
+            edits,
+        }));
+        match parser.parse() {
+            Ok(result) => {
+                asciidork_dr_html_backend::convert(result.document).map_err(|e| vec![e.to_string()])
+            }
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| format!("line {}: {}", e.line_num, e.message))
+                .collect()),
+        }
+    }));
+    outcome.unwrap_or_else(|_| Err(vec!["the AsciiDoc parser failed on this file".to_string()]))
 }
 
 fn line_span(sources: &SourceMap, file: FileId, line: u32) -> Span {

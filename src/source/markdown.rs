@@ -22,22 +22,33 @@ pub fn parse(file: SourceFile) -> Document {
     doc
 }
 
-/// Reads `---` front matter into header attributes; returns where the body starts.
-fn front_matter(src: &SourceFile, id: FileId, doc: &mut Document) -> usize {
-    let text = &src.text;
-    let Some(rest) = text.strip_prefix("---\n") else {
-        return 0;
-    };
+/// Where the `---` front matter at the start of `text` closes: the end of its
+/// YAML and the start of the body, if it has a closing line.
+fn front_matter_end(text: &str) -> Option<(usize, usize)> {
+    let rest = text.strip_prefix("---\n")?;
     let mut offset = 4;
-    let mut close = None;
     for line in rest.split_inclusive('\n') {
         let bare = line.trim_end();
         if bare == "---" || bare == "..." {
-            close = Some((offset, offset + line.len()));
-            break;
+            return Some((offset, offset + line.len()));
         }
         offset += line.len();
     }
+    None
+}
+
+/// Where the body of a Markdown runbook starts: after its front matter.
+pub fn body_start(text: &str) -> usize {
+    front_matter_end(text).map_or(0, |(_, body)| body)
+}
+
+/// Reads `---` front matter into header attributes; returns where the body starts.
+fn front_matter(src: &SourceFile, id: FileId, doc: &mut Document) -> usize {
+    let text = &src.text;
+    if !text.starts_with("---\n") {
+        return 0;
+    }
+    let close = front_matter_end(text);
     let Some((yaml_end, body_start)) = close else {
         doc.diagnostics.push(
             Diagnostic::error(

@@ -1,0 +1,313 @@
+//! The doc site: mdBook with every runbook chapter rendered by [`page`].
+//!
+//! `runbook-compile book` builds a book with mdBook's library crates and
+//! this preprocessor; `runbook-compile mdbook-preprocessor` offers the same
+//! preprocessor to an existing book through mdBook's protocol. mdBook only
+//! reads Markdown, so AsciiDoc chapters arrive verbatim and leave as the HTML
+//! asciidork renders; a book without a `SUMMARY.md` gets one listing every
+//! `.md` and `.adoc` under its source folder.
+
+pub mod page;
+pub mod results;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mdbook_driver::MDBook;
+use mdbook_driver::config::Config;
+use mdbook_preprocessor::book::{Book, BookItem};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+
+use results::TestResults;
+
+/// What went wrong building the site.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// `book.toml` or the doc-test results could not be read.
+    #[error("{0}")]
+    Config(String),
+    /// mdBook failed.
+    #[error("mdBook: {0}")]
+    Build(String),
+}
+
+/// The preprocessor: renders runbook chapters, collects warnings.
+pub struct RunbookPreprocessor {
+    results: Option<TestResults>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl RunbookPreprocessor {
+    /// A preprocessor showing `results` (the last doc test) if given.
+    pub fn new(results: Option<TestResults>) -> RunbookPreprocessor {
+        RunbookPreprocessor {
+            results,
+            warnings: Arc::default(),
+        }
+    }
+
+    /// The warnings of the chapters rendered so far.
+    pub fn warnings(&self) -> Arc<Mutex<Vec<String>>> {
+        Arc::clone(&self.warnings)
+    }
+}
+
+impl Preprocessor for RunbookPreprocessor {
+    fn name(&self) -> &str {
+        "runbook"
+    }
+
+    fn run(
+        &self,
+        ctx: &PreprocessorContext,
+        mut book: Book,
+    ) -> mdbook_preprocessor::errors::Result<Book> {
+        let src = ctx.root.join(&ctx.config.book.src);
+        let mut warnings = Vec::new();
+        book.for_each_mut(|item| {
+            let BookItem::Chapter(chapter) = item else {
+                return;
+            };
+            let Some(path) = &chapter.source_path else {
+                return;
+            };
+            let page = page::render(&src.join(path), &chapter.content, self.results.as_ref());
+            chapter.content = page.content;
+            warnings.extend(page.warnings);
+        });
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(warnings);
+        Ok(book)
+    }
+
+    fn supports_renderer(&self, renderer: &str) -> mdbook_preprocessor::errors::Result<bool> {
+        Ok(renderer == "html")
+    }
+}
+
+/// What `book` built.
+#[derive(Debug)]
+pub struct Built {
+    /// Where the HTML is.
+    pub dir: PathBuf,
+    /// How many chapters the book has.
+    pub chapters: usize,
+    /// What could not be rendered as intended, by file and line.
+    pub warnings: Vec<String>,
+}
+
+/// Where the doc-test results come from: `given`, else the book's
+/// `preprocessor.runbook.test-results` setting, relative to `root`.
+fn results_path(config: &Config, root: &Path, given: Option<&Path>) -> Option<PathBuf> {
+    given.map(Path::to_path_buf).or_else(|| {
+        config
+            .get::<String>("preprocessor.runbook.test-results")
+            .ok()
+            .flatten()
+            .map(|p| root.join(p))
+    })
+}
+
+/// Builds the book at `root` (its `book.toml`, or mdBook's defaults) with
+/// runbook chapters rendered, showing the doc-test results at `results`
+/// (or the book's `preprocessor.runbook.test-results`) when given.
+pub fn build(root: &Path, results: Option<&Path>) -> Result<Built, SiteError> {
+    let toml = root.join("book.toml");
+    let mut config = if toml.exists() {
+        Config::from_disk(&toml)
+            .map_err(|e| SiteError::Config(format!("{}: {e:#}", toml.display())))?
+    } else {
+        Config::default()
+    };
+    config
+        .update_from_env()
+        .map_err(|e| SiteError::Config(format!("{e:#}")))?;
+    let results = match results_path(&config, root, results) {
+        Some(p) => Some(TestResults::read(&p).map_err(SiteError::Config)?),
+        None => None,
+    };
+    let src = root.join(&config.book.src);
+    if !src.is_dir() {
+        return Err(SiteError::Config(format!(
+            "{}: the book's source folder does not exist",
+            src.display()
+        )));
+    }
+    let mut book = if src.join("SUMMARY.md").exists() {
+        MDBook::load_with_config(root, config)
+    } else {
+        let summary = mdbook_summary::parse_summary(&summary_of(&src))
+            .map_err(|e| SiteError::Build(format!("{e:#}")))?;
+        MDBook::load_with_config_and_summary(root, config, summary)
+    }
+    .map_err(|e| SiteError::Build(format!("{e:#}")))?;
+    let preprocessor = RunbookPreprocessor::new(results);
+    let warnings = preprocessor.warnings();
+    book.with_preprocessor(preprocessor);
+    let chapters = book
+        .iter()
+        .filter(|i| matches!(i, BookItem::Chapter(c) if c.path.is_some()))
+        .count();
+    book.build()
+        .map_err(|e| SiteError::Build(format!("{e:#}")))?;
+    let warnings = std::mem::take(
+        &mut *warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    Ok(Built {
+        dir: book.build_dir_for("html"),
+        chapters,
+        warnings,
+    })
+}
+
+/// A `SUMMARY.md` listing every `.md` and `.adoc` under `src` in path
+/// order, nested by folder; a folder's `README.md` or `index.md` is its
+/// chapter, otherwise the folder is a draft chapter named after it.
+pub fn summary_of(src: &Path) -> String {
+    let mut out = String::from("# Summary\n\n");
+    entries(src, src, 0, &mut out);
+    out
+}
+
+/// Whether `name` is a chapter file.
+fn is_chapter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".md", ".markdown", ".adoc", ".asciidoc", ".asc"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+        && !name.starts_with('_')
+        && !name.eq_ignore_ascii_case("SUMMARY.md")
+}
+
+fn entries(src: &Path, dir: &Path, depth: usize, out: &mut String) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut items: Vec<_> = read.flatten().map(|e| e.path()).collect();
+    items.sort();
+    let indent = "  ".repeat(depth);
+    let index = items.iter().position(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.eq_ignore_ascii_case("README.md") || n.eq_ignore_ascii_case("index.md")
+        })
+    });
+    if let Some(i) = index.filter(|_| depth == 0) {
+        let p = items.remove(i);
+        link(src, &p, "", out);
+    }
+    for p in items {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with('.')
+            || name.starts_with('_')
+            || ["target", "book", "node_modules"].contains(&name.as_str())
+        {
+            continue;
+        }
+        if p.is_dir() {
+            let mut inner = String::new();
+            entries(src, &p, depth + 1, &mut inner);
+            if inner.is_empty() {
+                continue;
+            }
+            let readme = ["README.md", "index.md"]
+                .iter()
+                .map(|n| p.join(n))
+                .find(|f| f.exists());
+            match readme {
+                Some(r) => link(src, &r, &indent, out),
+                None => out.push_str(&format!("{indent}- [{}]()\n", label(&name))),
+            }
+            out.push_str(&inner);
+        } else if is_chapter(&name)
+            && !(depth > 0
+                && (name.eq_ignore_ascii_case("README.md")
+                    || name.eq_ignore_ascii_case("index.md")))
+        {
+            link(src, &p, &indent, out);
+        }
+    }
+}
+
+/// `[`, `]` and `\` escaped for a link text.
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
+}
+
+/// A summary line for the chapter file `path`, titled by its first heading.
+fn link(src: &Path, path: &Path, indent: &str, out: &mut String) {
+    let rel = path.strip_prefix(src).unwrap_or(path);
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    out.push_str(&format!(
+        "{indent}- [{}](<{rel}>)\n",
+        label(&title_of(path))
+    ));
+}
+
+/// A chapter's title: its document title or first heading, else its name.
+fn title_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let adoc = crate::source::syntax_of(path) == Some(crate::document::Syntax::Asciidoc);
+    let body = if adoc {
+        0
+    } else {
+        crate::source::markdown::body_start(&text)
+    };
+    for line in text[body..].lines() {
+        let line = line.trim_end();
+        let heading = if adoc {
+            line.strip_prefix("= ")
+        } else {
+            line.strip_prefix("# ")
+        };
+        if let Some(t) = heading.map(str::trim).filter(|t| !t.is_empty()) {
+            return t.to_string();
+        }
+    }
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// Speaks mdBook's preprocessor protocol on `input` and `output`: with
+/// `supports RENDERER`, answers through the returned exit code (0 yes,
+/// 1 no); otherwise reads `[context, book]` and writes the book back.
+pub fn preprocessor_protocol(
+    supports: Option<&str>,
+    input: impl Read,
+    mut output: impl Write,
+) -> Result<(u8, Vec<String>), SiteError> {
+    let preprocessor = RunbookPreprocessor::new(None);
+    if let Some(renderer) = supports {
+        let yes = preprocessor.supports_renderer(renderer).unwrap_or(false);
+        return Ok((if yes { 0 } else { 1 }, Vec::new()));
+    }
+    let (ctx, book) = mdbook_preprocessor::parse_input(input)
+        .map_err(|e| SiteError::Config(format!("mdBook's input: {e:#}")))?;
+    let results = match results_path(&ctx.config, &ctx.root, None) {
+        Some(p) => Some(TestResults::read(&p).map_err(SiteError::Config)?),
+        None => None,
+    };
+    let preprocessor = RunbookPreprocessor::new(results);
+    let book = preprocessor
+        .run(&ctx, book)
+        .map_err(|e| SiteError::Build(format!("{e:#}")))?;
+    serde_json::to_writer(&mut output, &book).map_err(|e| SiteError::Build(e.to_string()))?;
+    let warnings = std::mem::take(
+        &mut *preprocessor
+            .warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    Ok((0, warnings))
+}
