@@ -100,6 +100,27 @@ impl IncludeResolver for DiskResolver {
     }
 }
 
+/// How every AsciiDoc file is read: includes allowed, lenient, embedded,
+/// and the attributes Asciidoctor's HTML converter sets, so that
+/// `ifdef::backend-html5[]` keeps what the published page shows.
+fn settings() -> JobSettings {
+    let mut settings = JobSettings::r#unsafe();
+    settings.strict = false;
+    settings.embedded = true;
+    for (key, value) in [
+        ("backend", "html5"),
+        ("basebackend", "html"),
+        ("backend-html5", ""),
+        ("basebackend-html", ""),
+        ("outfilesuffix", ".html"),
+    ] {
+        settings
+            .job_attrs
+            .insert_unchecked(key, asciidork_core::JobAttr::modifiable(value));
+    }
+    settings
+}
+
 /// Reads an AsciiDoc runbook already loaded as `file`.
 pub fn parse(file: SourceFile) -> Document {
     let base_dir = file
@@ -118,10 +139,7 @@ pub fn parse(file: SourceFile) -> Document {
     let bump = Bump::new();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut parser = Parser::from_str(&text, AdocFile::Path(Path::new(path.clone())), &bump);
-        let mut settings = JobSettings::r#unsafe();
-        settings.strict = false;
-        settings.embedded = true;
-        parser.apply_job_settings(settings);
+        parser.apply_job_settings(settings());
         parser.set_resolver(Box::new(DiskResolver {
             base_dir: base_dir.clone(),
             read: read.clone(),
@@ -173,10 +191,7 @@ pub fn render_html(path: &StdPath, text: &str, edits: Edits) -> Result<String, V
     let edits = Rc::new(edits);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut parser = Parser::from_str(&edited, AdocFile::Path(Path::new(shown.clone())), &bump);
-        let mut settings = JobSettings::r#unsafe();
-        settings.strict = false;
-        settings.embedded = true;
-        parser.apply_job_settings(settings);
+        parser.apply_job_settings(settings());
         parser.set_resolver(Box::new(DiskResolver {
             base_dir,
             read: Rc::default(),
