@@ -99,16 +99,37 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
-/// Where the doc-test results come from: `given`, else the book's
-/// `preprocessor.runbook.test-results` setting, relative to `root`.
-fn results_path(config: &Config, root: &Path, given: Option<&Path>) -> Option<PathBuf> {
-    given.map(Path::to_path_buf).or_else(|| {
-        config
-            .get::<String>("preprocessor.runbook.test-results")
-            .ok()
-            .flatten()
-            .map(|p| root.join(p))
-    })
+/// The doc-test results to show: those at `given` (an error when they
+/// cannot be read), else those named by the book's
+/// `preprocessor.runbook.test-results` setting, relative to `root` (a
+/// warning in `notes` when that file is not there yet).
+fn test_results(
+    config: &Config,
+    root: &Path,
+    given: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Result<Option<TestResults>, SiteError> {
+    if let Some(path) = given {
+        return TestResults::read(path).map(Some).map_err(SiteError::Config);
+    }
+    let Some(path) = config
+        .get::<String>("preprocessor.runbook.test-results")
+        .ok()
+        .flatten()
+        .map(|p| root.join(p))
+    else {
+        return Ok(None);
+    };
+    if !path.exists() {
+        notes.push(format!(
+            "no doc-test results at {} (preprocessor.runbook.test-results): run `runbook-compile test --format json` to write them",
+            path.display()
+        ));
+        return Ok(None);
+    }
+    TestResults::read(&path)
+        .map(Some)
+        .map_err(SiteError::Config)
 }
 
 /// Builds the book at `root` (its `book.toml`, or mdBook's defaults) with
@@ -125,10 +146,8 @@ pub fn build(root: &Path, results: Option<&Path>) -> Result<Built, SiteError> {
     config
         .update_from_env()
         .map_err(|e| SiteError::Config(format!("{e:#}")))?;
-    let results = match results_path(&config, root, results) {
-        Some(p) => Some(TestResults::read(&p).map_err(SiteError::Config)?),
-        None => None,
-    };
+    let mut notes = Vec::new();
+    let results = test_results(&config, root, results, &mut notes)?;
     let src = root.join(&config.book.src);
     if !src.is_dir() {
         return Err(SiteError::Config(format!(
@@ -136,16 +155,43 @@ pub fn build(root: &Path, results: Option<&Path>) -> Result<Built, SiteError> {
             src.display()
         )));
     }
-    let mut book = if src.join("SUMMARY.md").exists() {
-        MDBook::load_with_config(root, config)
-    } else {
-        let summary = mdbook_summary::parse_summary(&summary_of(&src))
-            .map_err(|e| SiteError::Build(format!("{e:#}")))?;
-        MDBook::load_with_config_and_summary(root, config, summary)
+    let written = src.join("SUMMARY.md");
+    let (text, shown) = match std::fs::read_to_string(&written) {
+        Ok(text) => (text, written.display().to_string()),
+        Err(_) => (summary_of(&src), "the generated summary".to_string()),
+    };
+    let mut fixes = Vec::new();
+    let mut summary = match mdbook_summary::parse_summary(&text) {
+        Ok(summary) => summary,
+        Err(e) => {
+            fixes.push(format!(
+                "{e:#}; read as a plain list of its links (GitBook style)"
+            ));
+            mdbook_summary::parse_summary(&lenient_summary(&text))
+                .or_else(|_| mdbook_summary::parse_summary(&summary_of(&src)))
+                .map_err(|e| SiteError::Build(format!("{shown}: {e:#}")))?
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for items in [
+        &mut summary.prefix_chapters,
+        &mut summary.numbered_chapters,
+        &mut summary.suffix_chapters,
+    ] {
+        loadable(items, &src, &mut seen, &mut fixes);
     }
-    .map_err(|e| SiteError::Build(format!("{e:#}")))?;
+    let mut book = MDBook::load_with_config_and_summary(root, config, summary)
+        .map_err(|e| SiteError::Build(format!("{e:#}")))?;
     let preprocessor = RunbookPreprocessor::new(results);
     let warnings = preprocessor.warnings();
+    warnings
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(
+            notes
+                .into_iter()
+                .chain(fixes.into_iter().map(|n| format!("{shown}: {n}"))),
+        );
     book.with_preprocessor(preprocessor);
     let chapters = book
         .iter()
@@ -163,6 +209,91 @@ pub fn build(root: &Path, results: Option<&Path>) -> Result<Built, SiteError> {
         chapters,
         warnings,
     })
+}
+
+/// A summary mdBook can parse made of the list items and headings of
+/// `text`: GitBook's `###` part headings become `#`, its `--` separators
+/// and anything else go, and links out of the book are dropped.
+fn lenient_summary(text: &str) -> String {
+    let mut out = String::from("# Summary\n\n");
+    let mut indents: Vec<usize> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if let Some(title) = trimmed
+            .strip_prefix('#')
+            .map(|t| t.trim_start_matches('#').trim())
+        {
+            if !title.is_empty() && !out.ends_with("# Summary\n\n") {
+                out.push_str(&format!("\n# {title}\n\n"));
+            }
+            continue;
+        }
+        let Some(item) = trimmed
+            .strip_prefix("* ")
+            .or_else(|| trimmed.strip_prefix("- "))
+            .or_else(|| trimmed.strip_prefix("+ "))
+        else {
+            continue;
+        };
+        while indents.last().is_some_and(|&top| top > indent) {
+            indents.pop();
+        }
+        if indents.last() != Some(&indent) {
+            indents.push(indent);
+        }
+        if item.starts_with('[') && item.trim_end().ends_with(')') && !item.contains("://") {
+            let depth = indents.len() - 1;
+            out.push_str(&format!("{}- {}\n", "  ".repeat(depth), item.trim_end()));
+        }
+    }
+    out
+}
+
+/// Makes a summary's links loadable by mdBook, as GitBook summaries are
+/// not always: a link to an anchor of a page listed before (`page.md#part`)
+/// is dropped, one to a page that does not exist becomes a draft chapter.
+fn loadable(
+    items: &mut Vec<mdbook_summary::SummaryItem>,
+    src: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    notes: &mut Vec<String>,
+) {
+    use mdbook_summary::SummaryItem;
+    items.retain_mut(|item| {
+        let SummaryItem::Link(link) = item else {
+            return true;
+        };
+        let Some(location) = link.location.clone() else {
+            loadable(&mut link.nested_items, src, seen, notes);
+            return true;
+        };
+        let text = location.to_string_lossy().to_string();
+        let file = PathBuf::from(text.split_once('#').map_or(text.as_str(), |(f, _)| f));
+        if file != location {
+            if seen.contains(&file) && link.nested_items.is_empty() {
+                return false;
+            }
+            link.location = Some(file.clone());
+        }
+        if !src.join(&file).is_file() {
+            notes.push(format!(
+                "`{}` links to {}, which does not exist: listed as a draft chapter",
+                link.name,
+                file.display()
+            ));
+            link.location = None;
+        } else if !seen.insert(file.clone()) {
+            notes.push(format!(
+                "`{}` lists {} a second time: listed as a draft chapter",
+                link.name,
+                file.display()
+            ));
+            link.location = None;
+        }
+        loadable(&mut link.nested_items, src, seen, notes);
+        true
+    });
 }
 
 /// A `SUMMARY.md` listing every `.md` and `.adoc` under `src` in path
@@ -294,20 +425,18 @@ pub fn preprocessor_protocol(
     }
     let (ctx, book) = mdbook_preprocessor::parse_input(input)
         .map_err(|e| SiteError::Config(format!("mdBook's input: {e:#}")))?;
-    let results = match results_path(&ctx.config, &ctx.root, None) {
-        Some(p) => Some(TestResults::read(&p).map_err(SiteError::Config)?),
-        None => None,
-    };
+    let mut notes = Vec::new();
+    let results = test_results(&ctx.config, &ctx.root, None, &mut notes)?;
     let preprocessor = RunbookPreprocessor::new(results);
     let book = preprocessor
         .run(&ctx, book)
         .map_err(|e| SiteError::Build(format!("{e:#}")))?;
     serde_json::to_writer(&mut output, &book).map_err(|e| SiteError::Build(e.to_string()))?;
-    let warnings = std::mem::take(
+    notes.extend(std::mem::take(
         &mut *preprocessor
             .warnings
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    Ok((0, warnings))
+    ));
+    Ok((0, notes))
 }
