@@ -374,7 +374,11 @@ fn without(code: &str, offset: usize, cut: &[Range<usize>]) -> String {
 }
 
 /// The plan header of a runbook page.
-fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, source: &str) -> String {
+fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -> String {
+    let source = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let rows: Vec<Row> = plan
         .steps
         .iter()
@@ -612,14 +616,7 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
     }
     if let Some(plan) = &plan {
         let at = first_h1_end(&text, body).unwrap_or(body);
-        let header = plan_view(
-            plan,
-            result,
-            &path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        );
+        let header = plan_view(plan, result, path);
         edits.push((at..at, format!("\n\n{header}\n\n")));
     }
     edits.extend(adoc_links(&text, body));
@@ -792,14 +789,7 @@ fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
     });
     let mut html = format!("<h1>{}</h1>\n", escape(&title));
     if let Some(plan) = &plan {
-        html.push_str(&plan_view(
-            plan,
-            result,
-            &path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        ));
+        html.push_str(&plan_view(plan, result, path));
         html.push('\n');
     }
     match crate::source::asciidoc::render_html(path, &text, edits) {
