@@ -6,6 +6,7 @@
 //! turns it into a [`plan::Plan`], the input of every back end. The library
 //! never prints: it returns data and [`diag::Diagnostic`]s.
 
+pub mod check;
 pub mod compile;
 pub mod diag;
 pub mod doctest;

@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use runbook_compile::compile::compile_file;
-use runbook_compile::diag::{self, DiagnosticRecord, Severity};
-use runbook_compile::files;
+use runbook_compile::diag;
 use runbook_compile::plan::Plan;
 
 mod cli;
@@ -50,6 +49,16 @@ enum Command {
         /// Treat warnings as errors (`--deny warnings`).
         #[arg(long, value_parser = ["warnings"])]
         deny: Option<String>,
+        /// Do not report this lint rule (repeatable).
+        #[arg(long = "allow", value_name = "CODE")]
+        allow: Vec<String>,
+        /// Read table keys from a live database for a connection, `NAME=URL`
+        /// (otherwise from the runbook's SQLite fixture).
+        #[arg(long = "db", value_name = "NAME=URL", value_parser = name_value)]
+        dbs: Vec<(String, String)>,
+        /// Print a lint rule's documentation (`all` for every rule) and exit.
+        #[arg(long, value_name = "CODE")]
+        explain: Option<String>,
     },
     /// Doc tests: run each runbook with a fixture on fresh databases built from it.
     Test {
@@ -147,7 +156,17 @@ fn main() -> ExitCode {
             paths,
             format,
             deny,
-        } => check(&paths, format, deny.is_some()),
+            allow,
+            dbs,
+            explain,
+        } => cli::check::check(cli::check::CheckArgs {
+            paths: &paths,
+            json: format == Format::Json,
+            deny_warnings: deny.is_some(),
+            allow: &allow,
+            dbs: &dbs,
+            explain: explain.as_deref(),
+        }),
         Command::Test {
             paths,
             dbs,
@@ -292,65 +311,4 @@ fn plan(file: &Path, format: Format) -> anyhow::Result<u8> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<u8> {
-    let files = files::runbooks(paths)?;
-    let mut out = std::io::stdout().lock();
-    let (mut errors, mut warnings) = (0, 0);
-    let mut records = Vec::new();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    for file in &files {
-        let (doc, compiled) = compile_file(file);
-        errors += compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count();
-        warnings += compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count();
-        match format {
-            Format::Text => write!(
-                out,
-                "{}",
-                diag::render(&compiled.diagnostics, &doc.sources, color)
-            )?,
-            Format::Json => records.extend(
-                compiled
-                    .diagnostics
-                    .iter()
-                    .map(|d| DiagnosticRecord::new(d, &doc.sources)),
-            ),
-        }
-    }
-    match format {
-        Format::Text => writeln!(
-            out,
-            "checked {} runbook{}: {errors} error{}, {warnings} warning{}",
-            files.len(),
-            plural(files.len()),
-            plural(errors),
-            plural(warnings)
-        )?,
-        Format::Json => {
-            serde_json::to_writer_pretty(
-                &mut out,
-                &serde_json::json!({
-                    "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-                    "errors": errors,
-                    "warnings": warnings,
-                    "diagnostics": records,
-                }),
-            )?;
-            writeln!(out)?;
-        }
-    }
-    Ok(if errors > 0 || (deny_warnings && warnings > 0) {
-        EXIT_USAGE
-    } else {
-        0
-    })
 }

@@ -1,4 +1,5 @@
 //! The binary's own modules: terminal I/O for the commands that need it.
 
+pub mod check;
 pub mod exec;
 pub mod test;

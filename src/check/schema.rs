@@ -1,0 +1,162 @@
+//! The tables a runbook works on and their primary keys, for rules that
+//! must know a key: from the runbook's SQLite fixture, loaded into an
+//! in-memory database, or read from a live server's catalog (`check --db`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::exec::db::{Database, Shape, SqlxDatabase};
+use crate::exec::fixture;
+use crate::plan::{Dialect, StatementKind};
+
+/// Primary-key columns by table name (lower case), both as `schema.table`
+/// and as the bare `table`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    keys: HashMap<String, Vec<String>>,
+}
+
+/// Separates a table from its column (ASCII unit separator).
+const UNIT: char = '\u{1f}';
+/// Separates entries (ASCII record separator).
+const RECORD: char = '\u{1e}';
+
+impl Schema {
+    /// A schema with the given `(table, key columns)`.
+    pub fn new(tables: impl IntoIterator<Item = (String, Vec<String>)>) -> Schema {
+        let mut schema = Schema::default();
+        for (table, columns) in tables {
+            schema.add(&table, columns);
+        }
+        schema
+    }
+
+    fn add(&mut self, table: &str, columns: Vec<String>) {
+        let table = table.to_lowercase();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_lowercase()).collect();
+        if let Some((_, bare)) = table.rsplit_once('.') {
+            self.keys
+                .entry(bare.to_string())
+                .or_insert_with(|| columns.clone());
+        }
+        self.keys.insert(table, columns);
+    }
+
+    /// The primary-key columns of `table` (`name` or `schema.name`), if known.
+    pub fn primary_key(&self, table: &str) -> Option<&[String]> {
+        let table = table.to_lowercase();
+        self.keys
+            .get(&table)
+            .or_else(|| {
+                table
+                    .rsplit_once('.')
+                    .and_then(|(_, bare)| self.keys.get(bare))
+            })
+            .map(Vec::as_slice)
+    }
+
+    /// Whether no table is known.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Merges `other` in.
+    pub fn extend(&mut self, other: Schema) {
+        self.keys.extend(other.keys);
+    }
+
+    /// Reads `table UNIT column RECORD ...` (columns in key order).
+    fn from_pairs(text: &str) -> Schema {
+        let mut ordered: Vec<(String, Vec<String>)> = Vec::new();
+        for record in text.split(RECORD).filter(|r| !r.is_empty()) {
+            let Some((table, column)) = record.split_once(UNIT) else {
+                continue;
+            };
+            match ordered.iter_mut().find(|(t, _)| t == table) {
+                Some((_, cols)) => cols.push(column.to_string()),
+                None => ordered.push((table.to_string(), vec![column.to_string()])),
+            }
+        }
+        Schema::new(ordered)
+    }
+
+    /// The schema a SQLite fixture builds, loaded into memory.
+    pub async fn from_sqlite_fixture(path: &Path) -> Result<Schema, String> {
+        let mut db = SqlxDatabase::connect(Dialect::Sqlite, "sqlite::memory:")
+            .await
+            .map_err(|e| e.message)?;
+        fixture::load(&mut db, path, &mut Vec::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        Schema::read(&mut db).await
+    }
+
+    /// The primary keys of every table of the database `db` is connected to.
+    pub async fn read(db: &mut dyn Database) -> Result<Schema, String> {
+        let sql = match db.dialect() {
+            Dialect::Sqlite => {
+                "SELECT group_concat(t || char(31) || c, char(30)) AS k FROM \
+                 (SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+                  WHERE m.type = 'table' AND p.pk > 0 ORDER BY m.name, p.pk)"
+            }
+            Dialect::Postgres => {
+                "SELECT string_agg(k.table_schema || '.' || k.table_name || chr(31) || k.column_name, chr(30) \
+                 ORDER BY k.table_schema, k.table_name, k.ordinal_position) AS k \
+                 FROM information_schema.table_constraints c \
+                 JOIN information_schema.key_column_usage k \
+                   ON k.constraint_schema = c.constraint_schema AND k.constraint_name = c.constraint_name \
+                 WHERE c.constraint_type = 'PRIMARY KEY' \
+                   AND c.table_schema NOT IN ('pg_catalog', 'information_schema')"
+            }
+            Dialect::Mysql => {
+                "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, CHAR(31), COLUMN_NAME) \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR CHAR(30)) AS k \
+                 FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' \
+                   AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')"
+            }
+        };
+        if db.dialect() == Dialect::Mysql {
+            let set = Shape {
+                kind: StatementKind::Other,
+                returns_rows: false,
+            };
+            db.run("SET SESSION group_concat_max_len = 16777216", set)
+                .await
+                .map_err(|e| e.message)?;
+        }
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        let out = db.run(sql, shape).await.map_err(|e| e.message)?;
+        let text = out
+            .first_row
+            .and_then(|row| row.into_iter().next())
+            .and_then(|(_, v)| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        Ok(Schema::from_pairs(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_fixture_gives_composite_keys_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f.sql");
+        std::fs::write(
+            &f,
+            "CREATE TABLE point_info (id INTEGER, system_id INTEGER, name TEXT, PRIMARY KEY (system_id, id));\nCREATE TABLE systems (id INTEGER PRIMARY KEY);\n",
+        )
+        .unwrap();
+        let s = Schema::from_sqlite_fixture(&f).await.unwrap();
+        assert_eq!(
+            s.primary_key("point_info"),
+            Some(&["system_id".to_string(), "id".to_string()][..])
+        );
+        assert_eq!(s.primary_key("main.SYSTEMS"), Some(&["id".to_string()][..]));
+        assert_eq!(s.primary_key("other"), None);
+    }
+}

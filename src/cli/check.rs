@@ -1,0 +1,167 @@
+//! `runbook-compile check`: compile errors and lint warnings of every
+//! runbook, rendered rustc-style or as JSON.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use runbook_compile::check::{self, Schema};
+use runbook_compile::compile::compile_file;
+use runbook_compile::diag::{self, Diagnostic, DiagnosticRecord, Severity};
+use runbook_compile::exec::db::SqlxDatabase;
+use runbook_compile::exec::secret::DbUrl;
+use runbook_compile::files;
+use runbook_compile::plan::{Dialect, Plan};
+
+/// What `check` was asked to do.
+pub struct CheckArgs<'a> {
+    /// Runbook files or folders.
+    pub paths: &'a [PathBuf],
+    /// `--format json`.
+    pub json: bool,
+    /// `--deny warnings`.
+    pub deny_warnings: bool,
+    /// `--allow CODE`.
+    pub allow: &'a [String],
+    /// `--db NAME=URL`: where to read table keys.
+    pub dbs: &'a [(String, String)],
+    /// `--explain CODE|all`.
+    pub explain: Option<&'a str>,
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Prints one rule's documentation, or all of them.
+fn explain(code: &str) -> anyhow::Result<u8> {
+    if code == "all" {
+        print!("{}", check::rules::docs_markdown());
+        return Ok(0);
+    }
+    match check::rules::all().into_iter().find(|r| r.code() == code) {
+        Some(rule) => {
+            println!("# `{code}`\n\n{}", rule.doc());
+            Ok(0)
+        }
+        None => anyhow::bail!("no lint rule is called `{code}`: `check --explain all` lists them"),
+    }
+}
+
+/// The table keys for `plan`'s rules: from `--db` for its connections,
+/// else from its SQLite fixtures. Problems come back as notes.
+async fn schema(
+    plan: &Plan,
+    path: &Path,
+    dbs: &[(String, String)],
+    notes: &mut Vec<String>,
+) -> Option<Schema> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut schema = Schema::default();
+    for c in &plan.connections {
+        if let Some((_, url)) = dbs.iter().find(|(n, _)| *n == c.name) {
+            let shown = DbUrl::new(url);
+            match SqlxDatabase::connect(c.dialect, url).await {
+                Ok(mut db) => match Schema::read(&mut db).await {
+                    Ok(s) => schema.extend(s),
+                    Err(e) => notes.push(format!(
+                        "cannot read the tables of `{}`: {}",
+                        c.name,
+                        shown.scrub(&e)
+                    )),
+                },
+                Err(e) => notes.push(format!(
+                    "cannot connect `{}` ({}): {}",
+                    c.name,
+                    shown.redacted(),
+                    shown.scrub(&e.message)
+                )),
+            }
+        } else if let (Dialect::Sqlite, Some(f)) = (c.dialect, &c.fixture) {
+            match Schema::from_sqlite_fixture(&dir.join(f)).await {
+                Ok(s) => schema.extend(s),
+                Err(e) => notes.push(format!("cannot read the tables of fixture {f}: {e}")),
+            }
+        }
+    }
+    (!schema.is_empty()).then_some(schema)
+}
+
+/// Runs `check`; returns the exit code.
+pub fn check(args: CheckArgs<'_>) -> anyhow::Result<u8> {
+    if let Some(code) = args.explain {
+        return explain(code);
+    }
+    let files = files::runbooks(args.paths)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut out = std::io::stdout().lock();
+    let (mut errors, mut warnings) = (0, 0);
+    let mut records = Vec::new();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for file in &files {
+        let (doc, compiled) = compile_file(file);
+        let mut diagnostics = compiled.diagnostics.clone();
+        if let Some(plan) = &compiled.plan {
+            let mut notes = Vec::new();
+            let schema = runtime.block_on(schema(plan, file, args.dbs, &mut notes));
+            let options = check::Options {
+                allow: args.allow.to_vec(),
+                schema,
+            };
+            diagnostics.extend(check::lint(&doc, plan, &options));
+            for n in notes {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Note,
+                    ..Diagnostic::file_error("schema", n, file)
+                });
+            }
+        }
+        errors += diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        warnings += diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        if args.json {
+            records.extend(
+                diagnostics
+                    .iter()
+                    .map(|d| DiagnosticRecord::new(d, &doc.sources)),
+            );
+        } else {
+            write!(out, "{}", diag::render(&diagnostics, &doc.sources, color))?;
+        }
+    }
+    if args.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({
+                "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": records,
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "checked {} runbook{}: {errors} error{}, {warnings} warning{}",
+            files.len(),
+            plural(files.len()),
+            plural(errors),
+            plural(warnings)
+        )?;
+    }
+    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+        2
+    } else {
+        0
+    })
+}
