@@ -114,6 +114,10 @@ enum Command {
         /// Output format: `text` for people, `json` for one JSON object a line.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// In production, start without typing: the name of a database the
+        /// runbook runs on (repeat for each connection).
+        #[arg(long, value_name = "NAME")]
+        confirm_target: Vec<String>,
     },
     /// Publish the doc site with mdBook from DIR/book.toml.
     Book {
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
             dry_run,
             resume,
             format,
+            confirm_target,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
             dry_run,
             resume: resume.as_deref(),
             json: format == Format::Json,
+            confirm_target: &confirm_target,
         }),
         Command::Book { dir, test_results } => book(&dir, test_results.as_deref()),
         Command::MdbookPreprocessor { args } => mdbook_preprocessor(&args),

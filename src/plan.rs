@@ -101,6 +101,10 @@ pub struct Connection {
     /// The fixture that builds its doc-test database, relative to the runbook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixture: Option<String>,
+    /// The database `exec` must be connected to (`:db-NAME-name:`): the
+    /// database name on PostgreSQL and MySQL, the file name on SQLite.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub database: Option<String>,
 }
 
 /// A declared parameter.
@@ -420,11 +424,22 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// The transactions, in order of their BEGIN.
     pub transactions: Vec<Transaction>,
+    /// The declared environment (`:environment: production`): in
+    /// production the operator types the database name to start.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub environment: Option<String>,
     /// SHA-256 (hex) of what runs.
     pub hash: String,
 }
 
 impl Plan {
+    /// Whether the runbook declares the production environment.
+    pub fn is_production(&self) -> bool {
+        self.environment
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("production") || e.eq_ignore_ascii_case("prod"))
+    }
+
     /// The connection named `name`.
     pub fn connection(&self, name: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.name == name)

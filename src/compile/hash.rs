@@ -1,8 +1,9 @@
 //! The plan hash: SHA-256 over a canonical form of what runs.
 //!
 //! The canonical form holds the SQL, shell scripts, sign-off texts,
-//! expectations, assertions, captures, flags, order, connections and
-//! parameter types. It leaves out prose, step ids, titles and locations, so
+//! expectations, assertions, captures, flags, order, connections (with
+//! the database each must be connected to), the environment and parameter
+//! types. It leaves out prose, step ids, titles and locations, so
 //! moving a block or rewording a paragraph keeps the hash, and any change to
 //! what runs changes it.
 
@@ -16,6 +17,10 @@ struct Canonical<'a> {
     format_version: u32,
     dialect: Dialect,
     connections: Vec<(&'a str, Dialect)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    targets: Vec<(&'a str, &'a str)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<&'a str>,
     params: Vec<(&'a str, ParamType)>,
     steps: Vec<CanonicalStep<'a>>,
 }
@@ -71,6 +76,12 @@ pub fn plan_hash(plan: &Plan) -> String {
             .iter()
             .map(|c| (c.name.as_str(), c.dialect))
             .collect(),
+        targets: plan
+            .connections
+            .iter()
+            .filter_map(|c| c.database.as_deref().map(|d| (c.name.as_str(), d)))
+            .collect(),
+        environment: plan.environment.as_deref(),
         params: plan
             .params
             .iter()

@@ -64,6 +64,7 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
         dialect: Dialect::Sqlite,
         steps: Vec::new(),
         confirm_marks: Vec::new(),
+        environment: None,
     };
     let id = c.header();
     c.blocks();
@@ -81,6 +82,7 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
             params: c.params,
             steps: c.steps,
             transactions,
+            environment: c.environment,
             hash: String::new(),
         };
         plan.hash = hash::plan_hash(&plan);
@@ -93,6 +95,7 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
 }
 
 struct Compiler<'a> {
+    environment: Option<String>,
     doc: &'a Document,
     path: &'a Path,
     diags: Vec<Diagnostic>,
@@ -314,6 +317,8 @@ impl Compiler<'_> {
                     Some((conn, field)) => db_fields.push((conn, field, attr)),
                     None => db_fields.push((rest, "", attr)),
                 }
+            } else if key == "environment" {
+                self.environment = Some(attr.value.clone());
             } else if key == "fixture" {
                 fixtures.push((None, attr));
             } else if let Some(conn) = key.strip_prefix("fixture-") {
@@ -326,7 +331,7 @@ impl Compiler<'_> {
         }
         let default_dialect = dialect.unwrap_or(Dialect::Sqlite);
         for (conn, field, attr) in &db_fields {
-            if !field.is_empty() {
+            if !field.is_empty() && *field != "dialect" {
                 continue;
             }
             if !valid_connection(conn) {
@@ -359,6 +364,7 @@ impl Compiler<'_> {
                     name: conn.to_string(),
                     dialect: d,
                     fixture: None,
+                    database: None,
                 }),
                 None => {
                     let d = self.error(
@@ -370,12 +376,32 @@ impl Compiler<'_> {
                 }
             }
         }
+        if self.connections.is_empty() {
+            self.connections.push(Connection {
+                name: "default".into(),
+                dialect: default_dialect,
+                fixture: None,
+                database: None,
+            });
+        }
         for (conn, field, attr) in &db_fields {
-            if field.is_empty() {
+            if field.is_empty() || *field == "dialect" {
                 continue;
             }
-            let known = self.connections.iter().any(|c| c.name == *conn);
-            let d = if known {
+            let known = self.connections.iter().position(|c| c.name == *conn);
+            if let (Some(i), "name") = (known, *field) {
+                if attr.value.is_empty() {
+                    self.error(
+                        "bad-header",
+                        format!("database name for `{conn}` is empty"),
+                        attr.span,
+                    );
+                } else {
+                    self.connections[i].database = Some(attr.value.clone());
+                }
+                continue;
+            }
+            let d = if known.is_some() {
                 self.error(
                     "bad-header",
                     format!("unknown connection setting `{field}` for `{conn}`"),
@@ -390,15 +416,8 @@ impl Compiler<'_> {
             };
             Self::hint(
                 d,
-                "declare a connection as `:db-NAME: DIALECT` (front matter: `databases: {NAME: DIALECT}`)",
+                "declare a connection as `:db-NAME: DIALECT` and the database it must reach as `:db-NAME-name: DATABASE` (front matter: `databases: {NAME: {dialect: DIALECT, name: DATABASE}}`)",
             );
-        }
-        if self.connections.is_empty() {
-            self.connections.push(Connection {
-                name: "default".into(),
-                dialect: default_dialect,
-                fixture: None,
-            });
         }
         self.dialect = dialect.unwrap_or(self.connections[0].dialect);
         for (conn, attr) in fixtures {

@@ -73,6 +73,17 @@ pub trait Database: Send {
     /// Which database this is, for the journal: a server's identifier and
     /// database name, or a file's path.
     async fn identity(&mut self) -> String;
+    /// The database this connection reaches: its name on a server, its file
+    /// on SQLite (empty for a database in memory).
+    async fn database_name(&mut self) -> Result<String, DbError> {
+        Ok(String::new())
+    }
+    /// Takes the run lock `key` for as long as this connection lives, with
+    /// `holder` saying who holds it; `Ok(Some(who))` when another session
+    /// holds it. A lock dies with its session, so a killed run frees it.
+    async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
     /// Ends this connection's server session from a second connection, for
     /// a statement abandoned mid-way (interrupt, timeout): the server stops
     /// it at once and rolls its transaction back, instead of running it to
@@ -87,6 +98,8 @@ pub struct SqlxDatabase {
     /// The URL and the server's id of the session (PostgreSQL backend pid,
     /// MySQL connection id); SQLite has none.
     session: Option<(String, i64)>,
+    /// The run lock of a SQLite database: a locked file beside it.
+    lock_file: Option<std::fs::File>,
 }
 
 /// The connection, per driver.
@@ -97,6 +110,19 @@ enum Conn {
 }
 
 impl SqlxDatabase {
+    /// The first column of the first row of `sql` as text, if any.
+    async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        let row = self.run(sql, shape).await?.first_row;
+        Ok(row
+            .and_then(|r| r.into_iter().next())
+            .filter(|(_, v)| !v.is_none())
+            .map(|(_, v)| v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+    }
+
     /// Connects to `url` with the driver of `dialect`.
     pub async fn connect(dialect: Dialect, url: &str) -> Result<SqlxDatabase, DbError> {
         let conn = match dialect {
@@ -107,6 +133,7 @@ impl SqlxDatabase {
         let mut db = SqlxDatabase {
             conn,
             session: None,
+            lock_file: None,
         };
         let id = match dialect {
             Dialect::Sqlite => None,
@@ -295,6 +322,102 @@ impl Database for SqlxDatabase {
             Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
             Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
             Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        }
+    }
+
+    async fn database_name(&mut self) -> Result<String, DbError> {
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "SELECT file AS d FROM pragma_database_list WHERE name = 'main'",
+            Conn::Postgres(_) => "SELECT current_database() AS d",
+            Conn::Mysql(_) => "SELECT IFNULL(DATABASE(), '') AS d",
+        };
+        Ok(self.first_text(sql).await?.unwrap_or_default())
+    }
+
+    async fn try_lock(&mut self, key: &str, holder: &str) -> Result<Option<String>, DbError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("runbook-compile:{key}").as_bytes());
+        let quote = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
+        match self.conn {
+            Conn::Sqlite(_) => {
+                let file = self.database_name().await?;
+                if file.is_empty() {
+                    return Ok(None);
+                }
+                let path = format!("{file}.runbook-lock");
+                let io = |e: std::io::Error| DbError {
+                    message: format!("cannot lock {path}: {e}"),
+                    sqlstate: None,
+                    mysql_number: None,
+                };
+                let mut lock = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(io)?;
+                match lock.try_lock() {
+                    Ok(()) => {
+                        use std::io::Write;
+                        lock.set_len(0).map_err(io)?;
+                        lock.write_all(holder.as_bytes()).map_err(io)?;
+                        lock.sync_all().map_err(io)?;
+                        self.lock_file = Some(lock);
+                        Ok(None)
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        let who = std::fs::read_to_string(&path).unwrap_or_default();
+                        Ok(Some(format!("{} (lock file {path})", who.trim())))
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+                }
+            }
+            Conn::Postgres(_) => {
+                let k = i64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+                let name: String = holder.chars().take(63).collect();
+                self.run(
+                    &format!("SET application_name = {}", quote(&name)),
+                    Shape {
+                        kind: StatementKind::Other,
+                        returns_rows: false,
+                    },
+                )
+                .await?;
+                if self
+                    .first_text(&format!("SELECT pg_try_advisory_lock({k})::text AS got"))
+                    .await?
+                    .as_deref()
+                    == Some("true")
+                {
+                    return Ok(None);
+                }
+                let (hi, lo) = ((k as u64) >> 32, (k as u64) & 0xffff_ffff);
+                let who = self.first_text(&format!(
+                    "SELECT a.application_name || ' (pid ' || a.pid || ', ' || coalesce(a.usename, '') || '@' || \
+                     coalesce(host(a.client_addr), 'local') || ', connected ' || to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') || ')' AS who \
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = {hi} AND l.objid::bigint = {lo} AND l.objsubid = 1"
+                )).await?;
+                Ok(Some(who.unwrap_or_else(|| "another session".into())))
+            }
+            Conn::Mysql(_) => {
+                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                let name = quote(&format!("runbook-compile:{hex}"));
+                if self
+                    .first_text(&format!("SELECT CAST(GET_LOCK({name}, 0) AS CHAR) AS got"))
+                    .await?
+                    .as_deref()
+                    == Some("1")
+                {
+                    return Ok(None);
+                }
+                let who = self.first_text(&format!(
+                    "SELECT CONCAT(p.USER, '@', p.HOST, ' (connection ', p.ID, ', for ', p.TIME, ' s)') AS who \
+                     FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK({name})"
+                )).await?;
+                Ok(Some(who.unwrap_or_else(|| "another session".into())))
+            }
         }
     }
 
