@@ -288,7 +288,19 @@ fn show(plan: &Plan, event: &Event) {
             )
         }
         Event::Captured { .. } => Ok(()),
+        Event::Committing { .. } => Ok(()),
         Event::Committed { connection, .. } => writeln!(out, "  ● COMMIT on {connection}"),
+        Event::CommitResolved {
+            connection,
+            committed,
+            how,
+            ..
+        } => writeln!(
+            out,
+            "  {} the interrupted COMMIT on {connection} {} (told by {how})",
+            if *committed { "●" } else { "○" },
+            if *committed { "happened" } else { "did not happen" }
+        ),
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
         }
@@ -647,6 +659,39 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             &mut observer,
             options,
         );
+        if let Some(u) = resume_point.as_ref().and_then(|(_, p)| p.uncertain.clone()) {
+            let at = &plan.steps[u.position.0].id;
+            info(json, format!("the last run stopped while committing step `{at}` on `{}`: whether the COMMIT happened is unknown", u.connection));
+            let told = match runner.resolve_commit(u.transaction, u.position).await {
+                Ok(Some(committed)) => Ok(committed),
+                Ok(None) => {
+                    let answer = Terminal { interactive }.ask(&format!(
+                        "The transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened.\nLook in the database, then type COMMITTED or NOT COMMITTED: "
+                    ));
+                    match answer.as_deref() {
+                        Some("COMMITTED") => runner.record_resolution(u.position, &u.connection, true, "operator").map(|()| true),
+                        Some("NOT COMMITTED") => runner.record_resolution(u.position, &u.connection, false, "operator").map(|()| false),
+                        _ => {
+                            eprintln!("error: whether the COMMIT of step `{at}` happened is unknown, and nobody said; nothing ran");
+                            return Ok(4);
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match told {
+                Ok(true) => {
+                    info(json, format!("its gates hold: the COMMIT of step `{at}` happened; resuming after it"));
+                    runner.set_resume_after(Some(u.position));
+                }
+                Ok(false) => info(json, format!("the COMMIT of step `{at}` did not happen; its transaction runs again")),
+                Err(e) => {
+                    let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
+                    eprintln!("error: cannot tell whether the COMMIT of step `{at}` happened: {scrubbed}; nothing ran");
+                    return Ok(3);
+                }
+            }
+        }
         let ending = runner.run().await;
         let scrub = |m: &str| urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc));
         let statements = runner

@@ -144,6 +144,25 @@ pub enum Record<'a> {
         /// The connection.
         connection: &'a str,
     },
+    /// A COMMIT is being sent; without a `commit` after it, whether it
+    /// happened is unknown.
+    Committing {
+        /// (step index, statement index) of the COMMIT.
+        position: (usize, usize),
+        /// The connection.
+        connection: &'a str,
+    },
+    /// A resumed run told whether an unconfirmed COMMIT happened.
+    CommitResolved {
+        /// (step index, statement index) of the COMMIT.
+        position: (usize, usize),
+        /// The connection.
+        connection: &'a str,
+        /// Whether it happened.
+        committed: bool,
+        /// `gates` or `operator`.
+        how: &'a str,
+    },
     /// An unfinished run goes on (`exec --resume`).
     Resume {
         /// Who resumed it.
@@ -350,6 +369,26 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             position: (*s, *index),
             connection,
         },
+        Event::Committing {
+            step: s,
+            index,
+            connection,
+        } => Record::Committing {
+            position: (*s, *index),
+            connection,
+        },
+        Event::CommitResolved {
+            step: s,
+            index,
+            connection,
+            committed,
+            how,
+        } => Record::CommitResolved {
+            position: (*s, *index),
+            connection,
+            committed: *committed,
+            how,
+        },
         Event::RolledBack { connection, reason } => Record::Rollback { connection, reason },
     }
 }
@@ -395,8 +434,23 @@ pub struct ResumePoint {
     /// The last checkpoint passed: (step, statement), `usize::MAX` for a whole
     /// step; `None` when no checkpoint was passed.
     pub after: Option<(usize, usize)>,
-    /// The captures made up to the checkpoint.
+    /// The captures made up to the checkpoint (or up to an unconfirmed
+    /// COMMIT, whose gates may need them).
     pub captures: Vec<(String, minijinja::Value)>,
+    /// A COMMIT that was sent but never confirmed in the journal: the run
+    /// died between the two, so whether it happened is unknown.
+    pub uncertain: Option<UncertainCommit>,
+}
+
+/// A COMMIT the journal cannot confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncertainCommit {
+    /// (step, statement) of the COMMIT.
+    pub position: (usize, usize),
+    /// Its connection.
+    pub connection: String,
+    /// The index of its transaction in the plan.
+    pub transaction: usize,
 }
 
 /// Why a run cannot be resumed.
@@ -465,14 +519,28 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let mut after: Option<(usize, usize)> = None;
     let mut captures: Vec<((usize, usize), String, serde_json::Value)> = Vec::new();
     let mut signed: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut pending: Option<((usize, usize), String)> = None;
     for r in &records {
+        if r["event"] == "rollback"
+            && pending.as_ref().is_some_and(|(_, c)| r["connection"] == c.as_str())
+        {
+            pending = None;
+        }
         let Some((s, i)) = position(r) else { continue };
         let Some(step) = plan.steps.get(s) else {
             return Err(bad(format!(
                 "the journal names step {s}, which the plan does not have"
             )));
         };
+        match r["event"].as_str() {
+            Some("committing") => {
+                pending = Some(((s, i), r["connection"].as_str().unwrap_or_default().to_string()));
+            }
+            Some("commit") | Some("commit_resolved") => pending = None,
+            _ => {}
+        }
         let checkpoint = match (r["event"].as_str(), &step.body) {
+            (Some("commit_resolved"), _) => r["committed"] == true,
             (Some("statement"), StepBody::Sql { statements, .. }) => {
                 r["passed"] == true && statements.get(i).is_some_and(|st| st.transaction.is_none())
             }
@@ -502,14 +570,27 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
             after = Some((s, i));
         }
     }
+    let uncertain = pending.and_then(|(position, connection)| {
+        let StepBody::Sql { statements, .. } = &plan.steps.get(position.0)?.body else {
+            return None;
+        };
+        let transaction = statements.get(position.1)?.transaction?;
+        Some(UncertainCommit {
+            position,
+            connection,
+            transaction,
+        })
+    });
+    let bound = uncertain.as_ref().map(|u| u.position).max(after);
     let captures = captures
         .into_iter()
-        .filter(|(p, _, _)| after.is_some_and(|a| *p <= a))
+        .filter(|(p, _, _)| bound.is_some_and(|a| *p <= a))
         .map(|(_, name, value)| (name, minijinja::Value::from(minijinja::value::Serde(value))))
         .collect();
     Ok(ResumePoint {
         run_id: start["run_id"].as_str().unwrap_or_default().to_string(),
         after,
         captures,
+        uncertain,
     })
 }

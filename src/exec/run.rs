@@ -117,6 +117,16 @@ pub enum Event {
         /// The value.
         value: Value,
     },
+    /// A COMMIT is about to be sent: until `Committed` follows, the journal
+    /// cannot know whether it happened.
+    Committing {
+        /// Step index of the COMMIT.
+        step: usize,
+        /// Statement index of the COMMIT.
+        index: usize,
+        /// The connection.
+        connection: String,
+    },
     /// A transaction committed.
     Committed {
         /// Step index of the COMMIT.
@@ -125,6 +135,20 @@ pub enum Event {
         index: usize,
         /// The connection.
         connection: String,
+    },
+    /// Resuming after a COMMIT the journal cannot confirm: whether it
+    /// happened, and how that was told.
+    CommitResolved {
+        /// Step index of the COMMIT.
+        step: usize,
+        /// Statement index of the COMMIT.
+        index: usize,
+        /// The connection.
+        connection: String,
+        /// Whether the transaction is in the database.
+        committed: bool,
+        /// `gates` (its checks re-run) or `operator`.
+        how: String,
     },
     /// A transaction was rolled back.
     RolledBack {
@@ -206,6 +230,18 @@ pub struct Runner<'a> {
     options: Options,
 }
 
+/// Fault injection for the crash tests, in debug builds only: when
+/// `RUNBOOK_FAILPOINT` names this point, the process kills itself with
+/// SIGKILL, leaving the journal and the databases as a crash would.
+fn failpoint(name: &str) {
+    if cfg!(debug_assertions) && std::env::var("RUNBOOK_FAILPOINT").is_ok_and(|p| p == name) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
+
 /// The message of a statement abandoned by an interrupt.
 const INTERRUPTED: &str = "interrupted by the operator";
 
@@ -223,6 +259,7 @@ struct Wire {
 }
 
 /// A check that did not hold, or an error: what stops a step.
+#[derive(Debug)]
 enum Stop {
     Check(String),
     Db(String),
@@ -259,6 +296,100 @@ impl<'a> Runner<'a> {
         let result = (self.observer)(&event);
         self.events.push(event);
         result.map_err(|e| Stop::Db(format!("cannot record the run: {e}")))
+    }
+
+    /// Tells whether the COMMIT at `position` (of transaction `t` on
+    /// `connection`), which the journal cannot confirm, happened: re-runs
+    /// the transaction's gates (its queries with an expectation or an
+    /// assertion) outside any transaction. `Ok(Some(true))` when every gate
+    /// holds, `Ok(Some(false))` when one fails, `Ok(None)` when it has no
+    /// gates. Records the answer when there is one.
+    pub async fn resolve_commit(
+        &mut self,
+        t: usize,
+        position: (usize, usize),
+    ) -> Result<Option<bool>, String> {
+        let plan = self.plan;
+        let Some(tx) = plan.transactions.get(t) else {
+            return Err(format!("the plan has no transaction {t}"));
+        };
+        let connection = tx.connection.clone();
+        let dialect = plan.connection(&connection).map_or(plan.dialect, |c| c.dialect);
+        let env = crate::template::environment(dialect);
+        let mut gates = 0;
+        let mut all_hold = true;
+        for (si, step) in plan.steps.iter().enumerate() {
+            let StepBody::Sql { statements, .. } = &step.body else { continue };
+            for (ti, stmt) in statements.iter().enumerate() {
+                let gate = stmt.transaction == Some(t)
+                    && stmt.kind == StatementKind::Query
+                    && (stmt.expect.is_some() || !stmt.asserts.is_empty());
+                if !gate {
+                    continue;
+                }
+                gates += 1;
+                let sql = env
+                    .render_str(&stmt.sql, &self.values)
+                    .map_err(|e| format!("{}: cannot render the gate: {e}", stmt.location))?;
+                let shape = Shape { kind: stmt.kind, returns_rows: stmt.returns_rows };
+                let db = self
+                    .dbs
+                    .get_mut(&connection)
+                    .ok_or_else(|| format!("no connection `{connection}`"))?;
+                let outcome = db
+                    .run(&sql, shape)
+                    .await
+                    .map_err(|e| format!("{}: {}", stmt.location, e.message))?;
+                let failure = stmt
+                    .expect
+                    .filter(|e| !e.holds(outcome.count))
+                    .map(|e| format!("expected {e} rows, got {}", outcome.count))
+                    .or_else(|| {
+                        self.assertions(&stmt.asserts, outcome.count, outcome.first_row.as_deref(), dialect)
+                            .err()
+                    });
+                all_hold &= failure.is_none();
+                self.emit(Event::Statement {
+                    step: si,
+                    index: ti,
+                    sql,
+                    count: outcome.count,
+                    expect: stmt.expect,
+                    passed: failure.is_none(),
+                    failure,
+                    elapsed: Duration::ZERO,
+                })
+                .map_err(|e| format!("{e:?}"))?;
+            }
+        }
+        if gates == 0 {
+            return Ok(None);
+        }
+        self.record_resolution(position, &connection, all_hold, "gates")?;
+        Ok(Some(all_hold))
+    }
+
+    /// Records how an unconfirmed COMMIT was resolved.
+    pub fn record_resolution(
+        &mut self,
+        position: (usize, usize),
+        connection: &str,
+        committed: bool,
+        how: &str,
+    ) -> Result<(), String> {
+        self.emit(Event::CommitResolved {
+            step: position.0,
+            index: position.1,
+            connection: connection.to_string(),
+            committed,
+            how: how.to_string(),
+        })
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Resume after this (step, statement) instead of the point given.
+    pub fn set_resume_after(&mut self, after: Option<(usize, usize)>) {
+        self.options.resume_after = after;
     }
 
     /// Everything that happened so far.
@@ -736,6 +867,7 @@ impl<'a> Runner<'a> {
                 failure: failure.clone(),
                 elapsed,
             })?;
+            failpoint(&format!("after:{}:{ti}", step.id));
             if let Some(f) = failure
                 && step.on_fail == OnFail::Stop
             {
@@ -801,12 +933,21 @@ impl<'a> Runner<'a> {
             kind: StatementKind::Commit,
             returns_rows: false,
         };
+        if !self.options.dry_run {
+            self.emit(Event::Committing {
+                step: position.0,
+                index: position.1,
+                connection: connection.to_string(),
+            })?;
+            failpoint(&format!("before-commit:{}", step.id));
+        }
         if let Err(e) = self.send(connection, &wire, shape, None).await {
             return Err(Stop::Db(format!(
                 "{}: COMMIT failed: {}",
                 stmt.location, e.message
             )));
         }
+        failpoint(&format!("after-commit:{}", step.id));
         self.open.remove(connection);
         if self.options.dry_run {
             return self.emit(Event::RolledBack {
