@@ -299,7 +299,11 @@ fn show(plan: &Plan, event: &Event) {
             out,
             "  {} the interrupted COMMIT on {connection} {} (told by {how})",
             if *committed { "●" } else { "○" },
-            if *committed { "happened" } else { "did not happen" }
+            if *committed {
+                "happened"
+            } else {
+                "did not happen"
+            }
         ),
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")

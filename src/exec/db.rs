@@ -128,7 +128,15 @@ impl SqlxDatabase {
         let conn = match dialect {
             Dialect::Sqlite => Conn::Sqlite(sqlx::SqliteConnection::connect(url).await?),
             Dialect::Postgres => Conn::Postgres(sqlx::PgConnection::connect(url).await?),
-            Dialect::Mysql => Conn::Mysql(sqlx::MySqlConnection::connect(url).await?),
+            Dialect::Mysql => {
+                let mut options: sqlx::mysql::MySqlConnectOptions = url.parse()?;
+                if let Ok(pwd) = std::env::var("MYSQL_PWD")
+                    && !has_password(url)
+                {
+                    options = options.password(&pwd);
+                }
+                Conn::Mysql(sqlx::ConnectOptions::connect(&options).await?)
+            }
         };
         let mut db = SqlxDatabase {
             conn,
@@ -140,6 +148,17 @@ impl SqlxDatabase {
             Dialect::Postgres => Some("SELECT pg_backend_pid() AS id"),
             Dialect::Mysql => Some("SELECT CONNECTION_ID() AS id"),
         };
+        if dialect == Dialect::Postgres {
+            // PostgreSQL 14+: notice a vanished client during a long
+            // statement, so a killed run's locks do not outlive it.
+            let quiet = Shape {
+                kind: StatementKind::Other,
+                returns_rows: false,
+            };
+            let _ = db
+                .run("SET client_connection_check_interval = '1s'", quiet)
+                .await;
+        }
         if let Some(sql) = id {
             let shape = Shape {
                 kind: StatementKind::Query,
@@ -153,6 +172,15 @@ impl SqlxDatabase {
         }
         Ok(db)
     }
+}
+
+/// Whether `url` carries a password (`scheme://user:password@host`).
+fn has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// Reads a text-protocol value by its type name.

@@ -522,7 +522,9 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let mut pending: Option<((usize, usize), String)> = None;
     for r in &records {
         if r["event"] == "rollback"
-            && pending.as_ref().is_some_and(|(_, c)| r["connection"] == c.as_str())
+            && pending
+                .as_ref()
+                .is_some_and(|(_, c)| r["connection"] == c.as_str())
         {
             pending = None;
         }
@@ -534,7 +536,10 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
         };
         match r["event"].as_str() {
             Some("committing") => {
-                pending = Some(((s, i), r["connection"].as_str().unwrap_or_default().to_string()));
+                pending = Some((
+                    (s, i),
+                    r["connection"].as_str().unwrap_or_default().to_string(),
+                ));
             }
             Some("commit") | Some("commit_resolved") => pending = None,
             _ => {}

@@ -314,12 +314,16 @@ impl<'a> Runner<'a> {
             return Err(format!("the plan has no transaction {t}"));
         };
         let connection = tx.connection.clone();
-        let dialect = plan.connection(&connection).map_or(plan.dialect, |c| c.dialect);
+        let dialect = plan
+            .connection(&connection)
+            .map_or(plan.dialect, |c| c.dialect);
         let env = crate::template::environment(dialect);
         let mut gates = 0;
         let mut all_hold = true;
         for (si, step) in plan.steps.iter().enumerate() {
-            let StepBody::Sql { statements, .. } = &step.body else { continue };
+            let StepBody::Sql { statements, .. } = &step.body else {
+                continue;
+            };
             for (ti, stmt) in statements.iter().enumerate() {
                 let gate = stmt.transaction == Some(t)
                     && stmt.kind == StatementKind::Query
@@ -331,7 +335,10 @@ impl<'a> Runner<'a> {
                 let sql = env
                     .render_str(&stmt.sql, &self.values)
                     .map_err(|e| format!("{}: cannot render the gate: {e}", stmt.location))?;
-                let shape = Shape { kind: stmt.kind, returns_rows: stmt.returns_rows };
+                let shape = Shape {
+                    kind: stmt.kind,
+                    returns_rows: stmt.returns_rows,
+                };
                 let db = self
                     .dbs
                     .get_mut(&connection)
@@ -345,8 +352,13 @@ impl<'a> Runner<'a> {
                     .filter(|e| !e.holds(outcome.count))
                     .map(|e| format!("expected {e} rows, got {}", outcome.count))
                     .or_else(|| {
-                        self.assertions(&stmt.asserts, outcome.count, outcome.first_row.as_deref(), dialect)
-                            .err()
+                        self.assertions(
+                            &stmt.asserts,
+                            outcome.count,
+                            outcome.first_row.as_deref(),
+                            dialect,
+                        )
+                        .err()
                     });
                 all_hold &= failure.is_none();
                 self.emit(Event::Statement {

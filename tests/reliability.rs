@@ -1,0 +1,551 @@
+//! Faults on real databases: runs killed with SIGKILL at every point of a
+//! transaction and resumed, a second operator's run, the wrong target, a
+//! session killed by the server, a lock wait timeout, and passwords in
+//! every artefact. PostgreSQL and MariaDB come from `scripts/test-servers`;
+//! under CI a missing server fails the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::plan::{Dialect, StatementKind};
+
+/// The password `scripts/test-servers` gives the test role.
+const PASSWORD: &str = "runbook-test-password";
+
+/// The servers to test on.
+fn servers() -> Vec<(Dialect, String)> {
+    let mut out = Vec::new();
+    for (dialect, var) in [
+        (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
+        (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) => out.push((dialect, url)),
+            Err(_) if std::env::var_os("CI").is_some() => panic!("{var} is not set under CI"),
+            Err(_) => eprintln!("note: {var} is not set; {dialect} is not tested"),
+        }
+    }
+    out
+}
+
+/// Every target: the servers and a SQLite file in `dir`.
+fn targets(dir: &Path) -> Vec<(Dialect, String)> {
+    let mut out = vec![(
+        Dialect::Sqlite,
+        format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display()),
+    )];
+    out.extend(servers());
+    out
+}
+
+/// The first column of the first row of `sql`, as text ("" for none).
+fn query(dialect: Dialect, url: &str, sql: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
+        let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+        let out = db
+            .run(sql, Shape { kind, returns_rows })
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.first_row
+            .and_then(|r| r.into_iter().next())
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    })
+}
+
+fn drop_table(dialect: Dialect, url: &str, table: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
+        let ddl = Shape {
+            kind: StatementKind::Ddl,
+            returns_rows: false,
+        };
+        let _ = db.run(&format!("DROP TABLE IF EXISTS {table}"), ddl).await;
+    });
+}
+
+/// `runbook-compile exec RUNBOOK --db default=URL --journal DIR/runs ...`
+fn exec_cmd(runbook: &Path, url: &str, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook-compile"));
+    cmd.arg("exec")
+        .arg(runbook)
+        .arg("--db")
+        .arg(format!("default={url}"))
+        .arg("--journal")
+        .arg(dir.join("runs"))
+        .args(extra)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(mut cmd: Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Three writes: one outside a transaction, two in transactions with gates.
+fn crashy(dialect: Dialect, table: &str) -> String {
+    format!(
+        "---\nid: crashy\ndialect: {dialect}\n---\n# Crashy\n\n\
+         ```sql {{#setup}}\nCREATE TABLE {table} (v INT);\n```\n\n\
+         ```sql {{#first}}\nINSERT INTO {table} VALUES (1);\n-- @expect 1\n```\n\n\
+         ```sql {{#second}}\nBEGIN;\nINSERT INTO {table} VALUES (2);\n-- @expect 1\n\
+         SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 2\nCOMMIT;\n```\n\n\
+         ```sql {{#third}}\nBEGIN;\nINSERT INTO {table} VALUES (3);\n-- @expect 1\n\
+         SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 3\nCOMMIT;\n```\n"
+    )
+}
+
+#[test]
+fn a_run_killed_anywhere_resumes_to_every_write_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path()) {
+        let table = format!("crash_{}_{}", dialect, std::process::id());
+        let runbook = write(
+            dir.path(),
+            &format!("crashy-{dialect}.md"),
+            &crashy(dialect, &table),
+        );
+        for point in [
+            "after:first:0",
+            "after:second:1",
+            "before-commit:second",
+            "after-commit:second",
+        ] {
+            drop_table(dialect, &url, &table);
+            let case = dir
+                .path()
+                .join(format!("{dialect}-{}", point.replace(':', "-")));
+            std::fs::create_dir_all(&case).unwrap();
+            let mut killed = exec_cmd(&runbook, &url, &case, &["--yes"]);
+            killed.env("RUNBOOK_FAILPOINT", point);
+            let (code, out) = run(killed);
+            assert_eq!(code, None, "{dialect} {point}: killed by a signal\n{out}");
+            let (code, out) = run(exec_cmd(
+                &runbook,
+                &url,
+                &case,
+                &["--yes", "--resume", "latest"],
+            ));
+            assert_eq!(code, Some(0), "{dialect} {point}: resumed\n{out}");
+            let rows = query(dialect, &url, &format!("SELECT COUNT(*) FROM {table}"));
+            let sum = query(dialect, &url, &format!("SELECT SUM(v) FROM {table}"));
+            assert_eq!(
+                (rows.as_str(), sum.as_str()),
+                ("3", "6"),
+                "{dialect} {point}: each write once\n{out}"
+            );
+            if point.ends_with("commit:second") {
+                assert!(
+                    out.contains("the COMMIT of step `second`"),
+                    "{dialect} {point}: {out}"
+                );
+            }
+        }
+        drop_table(dialect, &url, &table);
+    }
+}
+
+#[test]
+fn an_unconfirmed_commit_without_gates_is_never_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
+    let runbook = write(
+        dir.path(),
+        "blind.md",
+        "---\nid: blind\n---\n# Blind\n\n```sql {#work}\nCREATE TABLE t (v INT);\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n",
+    );
+    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
+    killed.env("RUNBOOK_FAILPOINT", "after-commit:work");
+    assert_eq!(run(killed).0, None);
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("has no gate query"), "{out}");
+    assert!(out.contains("nothing ran"), "{out}");
+}
+
+/// A runbook that holds its lock for a while (a shell step sleeps).
+fn sleepy(dialect: Dialect, seconds: u32) -> String {
+    format!(
+        "---\nid: sleepy\ndialect: {dialect}\n---\n# Sleepy\n\n```sql {{#hello expect=1}}\nSELECT 1 AS one;\n```\n\n\
+         ```bash {{#wait}}\nsleep {seconds}\n```\n"
+    )
+}
+
+#[test]
+fn a_second_run_of_a_runbook_is_refused_and_the_lock_dies_with_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path()) {
+        let runbook = write(
+            dir.path(),
+            &format!("sleepy-{dialect}.md"),
+            &sleepy(dialect, 3),
+        );
+        let mut first = exec_cmd(&runbook, &url, dir.path(), &["--operator", "alice"]);
+        let mut first = first
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let (code, out) = run(exec_cmd(&runbook, &url, dir.path(), &["--operator", "bob"]));
+        assert_eq!(code, Some(3), "{dialect}: refused\n{out}");
+        assert!(
+            out.contains("runbook sleepy is already running on `default`: held by"),
+            "{dialect}: {out}"
+        );
+        if dialect != Dialect::Mysql {
+            assert!(
+                out.contains("alice"),
+                "{dialect}: names the operator: {out}"
+            );
+        }
+        assert!(first.wait().unwrap().success());
+        let (code, out) = run(exec_cmd(&runbook, &url, dir.path(), &["--operator", "bob"]));
+        assert_eq!(code, Some(0), "{dialect}: free again\n{out}");
+
+        // A holder killed with SIGKILL does not keep the lock.
+        let long = write(
+            dir.path(),
+            &format!("sleepy-long-{dialect}.md"),
+            &sleepy(dialect, 30),
+        );
+        let mut holder = exec_cmd(&long, &url, dir.path(), &["--operator", "alice"]);
+        let mut holder = holder
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let started = Instant::now();
+        loop {
+            let (code, out) = run(exec_cmd(
+                &long.with_file_name(format!("sleepy-{dialect}.md")),
+                &url,
+                dir.path(),
+                &["--operator", "bob"],
+            ));
+            if code == Some(0) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{dialect}: the lock outlived its killed holder\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn the_wrong_database_is_refused_and_production_needs_its_name() {
+    let Some((dialect, url)) = servers().into_iter().next() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("target_{}", std::process::id());
+    let text = |name: &str, env: &str| {
+        format!(
+            "---\nid: targeted\n{env}databases:\n  default: {{dialect: {dialect}, name: {name}}}\n---\n# Targeted\n\n\
+             ```sql {{#make}}\nCREATE TABLE {table} (v INT);\n```\n"
+        )
+    };
+    let wrong = write(dir.path(), "wrong.md", &text("wpca_prod", ""));
+    let (code, out) = run(exec_cmd(&wrong, &url, dir.path(), &[]));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("reaches database `runbook`, but the runbook runs on `wpca_prod`"),
+        "{out}"
+    );
+    assert_eq!(
+        query(
+            dialect,
+            &url,
+            &format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '{table}'")
+        ),
+        "0",
+        "nothing ran"
+    );
+
+    let prod = write(
+        dir.path(),
+        "prod.md",
+        &text("runbook", "environment: production\n"),
+    );
+    let (code, out) = run(exec_cmd(&prod, &url, dir.path(), &[]));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--confirm-target runbook"), "{out}");
+    let (code, _) = run(exec_cmd(
+        &prod,
+        &url,
+        dir.path(),
+        &["--confirm-target", "other"],
+    ));
+    assert_eq!(code, Some(2));
+    let (code, out) = run(exec_cmd(
+        &prod,
+        &url,
+        dir.path(),
+        &["--confirm-target", "runbook"],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    drop_table(dialect, &url, &table);
+}
+
+#[test]
+fn a_session_killed_by_the_server_stops_the_run_and_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in servers() {
+        let table = format!("killed_{}_{}", dialect, std::process::id());
+        drop_table(dialect, &url, &table);
+        let sleep = if dialect == Dialect::Postgres {
+            "pg_sleep(4)"
+        } else {
+            "SLEEP(4)"
+        };
+        let runbook = write(
+            dir.path(),
+            &format!("killed-{dialect}.md"),
+            &format!(
+                "---\nid: killed\ndialect: {dialect}\n---\n# Killed\n\n```sql {{#setup}}\nCREATE TABLE {table} (v INT);\n```\n\n\
+                 ```sql {{#work}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nSELECT {sleep} AS slept;\n\
+                 SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 1\nCOMMIT;\n```\n"
+            ),
+        );
+        let case = dir.path().join(format!("{dialect}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let child = exec_cmd(&runbook, &url, &case, &["--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let find = if dialect == Dialect::Postgres {
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'".to_string()
+        } else {
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(4)%'"
+                .to_string()
+        };
+        let started = Instant::now();
+        let session = loop {
+            let id = query(dialect, &url, &find);
+            if !id.is_empty() && id != "none" {
+                break id;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the statement never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if dialect == Dialect::Postgres {
+            query(
+                dialect,
+                &url,
+                &format!("SELECT pg_terminate_backend({session})"),
+            );
+        } else {
+            query(dialect, &url, &format!("KILL {session}"));
+        }
+        let out = child.wait_with_output().unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(3), "{dialect}\n{shown}");
+        assert!(shown.contains("work"), "names the step: {shown}");
+        assert_eq!(
+            query(dialect, &url, &format!("SELECT COUNT(*) FROM {table}")),
+            "0",
+            "{dialect}: rolled back"
+        );
+        let journal = std::fs::read_dir(case.join("runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let text = std::fs::read_to_string(journal).unwrap();
+        assert!(
+            text.contains("\"event\":\"rollback\""),
+            "{dialect}: the journal says it rolled back\n{text}"
+        );
+        let (code, out) = run(exec_cmd(
+            &runbook,
+            &url,
+            &case,
+            &["--yes", "--resume", "latest"],
+        ));
+        assert_eq!(code, Some(0), "{dialect}: resumed\n{out}");
+        assert_eq!(
+            query(dialect, &url, &format!("SELECT COUNT(*) FROM {table}")),
+            "1",
+            "{dialect}: once"
+        );
+        drop_table(dialect, &url, &table);
+    }
+}
+
+#[test]
+fn a_lock_wait_timeout_on_postgres_rolls_back_and_stops() {
+    let Some((dialect, url)) = servers().into_iter().find(|(d, _)| *d == Dialect::Postgres) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("locked_{}", std::process::id());
+    drop_table(dialect, &url, &table);
+    query(
+        dialect,
+        &url,
+        &format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"),
+    );
+    query(
+        dialect,
+        &url,
+        &format!("INSERT INTO {table} VALUES (1, 0), (2, 0)"),
+    );
+    let runbook = write(
+        dir.path(),
+        "locked.md",
+        &format!(
+            "---\nid: locked\ndialect: postgres\n---\n# Locked\n\n```sql {{#work}}\nSET lock_timeout = '1s';\nBEGIN;\n\
+             UPDATE {table} SET v = 1 WHERE id = 2;\n-- @expect 1\nUPDATE {table} SET v = 1 WHERE id = 1;\n-- @expect 1\nCOMMIT;\n```\n"
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut holder = runtime
+        .block_on(SqlxDatabase::connect(dialect, &url))
+        .unwrap();
+    let quiet = |kind| Shape {
+        kind,
+        returns_rows: false,
+    };
+    runtime
+        .block_on(holder.run("BEGIN", quiet(StatementKind::Begin)))
+        .unwrap();
+    runtime
+        .block_on(holder.run(
+            &format!("UPDATE {table} SET v = 9 WHERE id = 1"),
+            quiet(StatementKind::Write),
+        ))
+        .unwrap();
+    let (code, out) = run(exec_cmd(&runbook, &url, dir.path(), &["--yes"]));
+    runtime
+        .block_on(holder.run("ROLLBACK", quiet(StatementKind::Rollback)))
+        .unwrap();
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("locked.md:12:1") && out.contains("lock timeout"),
+        "names the statement: {out}"
+    );
+    assert_eq!(
+        query(
+            dialect,
+            &url,
+            &format!("SELECT string_agg(v::text, ',' ORDER BY id) FROM {table}")
+        ),
+        "0,0",
+        "the first UPDATE was rolled back, never committed on its own"
+    );
+    drop_table(dialect, &url, &table);
+}
+
+#[test]
+fn passwords_never_reach_output_journals_or_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shown = String::new();
+    for (dialect, url) in servers() {
+        let runbook = write(
+            dir.path(),
+            &format!("secret-{dialect}.md"),
+            &format!(
+                "---\nid: secret\ndialect: {dialect}\n---\n# Secret\n\n```sql {{#ok expect=1}}\nSELECT 1 AS one;\n```\n\n```sql {{#bad expect=1}}\nSELECT * FROM no_such_table_here;\n```\n"
+            ),
+        );
+        let without = url.replace(&format!(":{PASSWORD}@"), "@");
+        let wrong = url.replace(PASSWORD, "WRONG-secret-123");
+        let env_var = if dialect == Dialect::Postgres {
+            "PGPASSWORD"
+        } else {
+            "MYSQL_PWD"
+        };
+        let mut cases = vec![
+            exec_cmd(&runbook, &url, dir.path(), &[]),
+            exec_cmd(&runbook, &url, dir.path(), &["--format", "json"]),
+            exec_cmd(&runbook, &wrong, dir.path(), &[]),
+            exec_cmd(&runbook, &url, dir.path(), &["--dry-run"]),
+        ];
+        let mut from_env = exec_cmd(&runbook, &without, dir.path(), &[]);
+        from_env.env(env_var, PASSWORD);
+        cases.push(from_env);
+        for cmd in cases {
+            let (code, out) = run(cmd);
+            assert_ne!(code, Some(0), "the bad step fails: {out}");
+            shown.push_str(&out);
+        }
+        let (_, out) = run({
+            let mut c = Command::new(env!("CARGO_BIN_EXE_runbook-compile"));
+            c.args(["plan", runbook.to_str().unwrap(), "--format", "json"]);
+            c
+        });
+        shown.push_str(&out);
+        let (_, out) = run({
+            let mut c = Command::new(env!("CARGO_BIN_EXE_runbook-compile"));
+            c.args(["check", runbook.to_str().unwrap(), "--db"])
+                .arg(format!("default={wrong}"));
+            c
+        });
+        shown.push_str(&out);
+    }
+    assert!(
+        shown.contains("no_such_table_here"),
+        "the runs reached the servers: {shown}"
+    );
+    for entry in std::fs::read_dir(dir.path().join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        shown.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+    }
+    for secret in [PASSWORD, "WRONG-secret-123"] {
+        assert!(!shown.contains(secret), "`{secret}` leaked:\n{shown}");
+    }
+}
