@@ -549,3 +549,185 @@ fn passwords_never_reach_output_journals_or_plans() {
         assert!(!shown.contains(secret), "`{secret}` leaked:\n{shown}");
     }
 }
+
+#[test]
+fn a_deadlock_rolls_back_the_whole_transaction_and_nothing_runs_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in servers() {
+        let table = format!("deadlock_{}_{}", dialect, std::process::id());
+        drop_table(dialect, &url, &table);
+        query(
+            dialect,
+            &url,
+            &format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"),
+        );
+        let ids: Vec<String> = (1..=100).map(|i| format!("({i}, 0)")).collect();
+        query(
+            dialect,
+            &url,
+            &format!("INSERT INTO {table} VALUES {}", ids.join(", ")),
+        );
+        let sleep = if dialect == Dialect::Postgres {
+            "pg_sleep(1)"
+        } else {
+            "SLEEP(1)"
+        };
+        let runbook = write(
+            dir.path(),
+            &format!("deadlock-{dialect}.md"),
+            &format!(
+                "---\nid: deadlock\ndialect: {dialect}\n---\n# Deadlock\n\n```sql {{#work}}\nBEGIN;\n\
+                 UPDATE {table} SET v = 1 WHERE id = 1;\n-- @expect 1\nSELECT {sleep} AS slept;\n\
+                 UPDATE {table} SET v = 1 WHERE id = 2;\n-- @expect 1\nINSERT INTO {table} VALUES (999, 9);\n-- @expect 1\nCOMMIT;\n```\n"
+            ),
+        );
+        // The other transaction holds rows 2..100 (so InnoDB picks the run,
+        // the lighter one, as the victim), then asks for row 1.
+        let holder_url = url.clone();
+        let holder_table = table.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut db = SqlxDatabase::connect(dialect, &holder_url).await.unwrap();
+                let write = Shape {
+                    kind: StatementKind::Write,
+                    returns_rows: false,
+                };
+                db.run(
+                    "BEGIN",
+                    Shape {
+                        kind: StatementKind::Begin,
+                        returns_rows: false,
+                    },
+                )
+                .await
+                .unwrap();
+                db.run(
+                    &format!("UPDATE {holder_table} SET v = 5 WHERE id >= 2"),
+                    write,
+                )
+                .await
+                .unwrap();
+                ready_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                let _ = db
+                    .run(
+                        &format!("UPDATE {holder_table} SET v = 5 WHERE id = 1"),
+                        write,
+                    )
+                    .await;
+                let _ = db
+                    .run(
+                        "ROLLBACK",
+                        Shape {
+                            kind: StatementKind::Rollback,
+                            returns_rows: false,
+                        },
+                    )
+                    .await;
+            });
+        });
+        ready_rx.recv().unwrap();
+        let child = exec_cmd(&runbook, &url, dir.path(), &["--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the run waits for row 2, the other transaction asks for row 1.
+        let waiting = if dialect == Dialect::Postgres {
+            format!(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE {table} SET v = 1 WHERE id = 2%'"
+            )
+        } else {
+            format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE {table} SET v = 1 WHERE id = 2%'"
+            )
+        };
+        let started = Instant::now();
+        while query(dialect, &url, &waiting) != "1" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{dialect}: the run never waited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        go_tx.send(()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        holder.join().unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(3), "{dialect}\n{shown}");
+        assert!(
+            shown.to_lowercase().contains("deadlock"),
+            "{dialect}: {shown}"
+        );
+        assert!(
+            shown.contains(&format!("deadlock-{dialect}.md:12:1")),
+            "{dialect}: names the statement\n{shown}"
+        );
+        assert_eq!(
+            query(
+                dialect,
+                &url,
+                &format!("SELECT v FROM {table} WHERE id = 1")
+            ),
+            "0",
+            "{dialect}: its first UPDATE rolled back"
+        );
+        assert_eq!(
+            query(
+                dialect,
+                &url,
+                &format!("SELECT COUNT(*) FROM {table} WHERE id = 999")
+            ),
+            "0",
+            "{dialect}: nothing ran after it"
+        );
+        drop_table(dialect, &url, &table);
+    }
+}
+
+#[test]
+fn line_endings_alone_do_not_stop_a_resume_but_an_edit_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
+    let text = crashy(Dialect::Sqlite, "t");
+    let runbook = write(dir.path(), "crlf.md", &text);
+    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
+    killed.env("RUNBOOK_FAILPOINT", "after:first:0");
+    assert_eq!(run(killed).0, None);
+    std::fs::write(
+        &runbook,
+        text.replace('\n', "\r\n")
+            .replace("VALUES (3)", "VALUES (30)"),
+    )
+    .unwrap();
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(2), "an edit changes what runs: {out}");
+    assert!(out.contains("the runbook changed since run"), "{out}");
+    std::fs::write(&runbook, text.replace('\n', "\r\n")).unwrap();
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(0), "CRLF alone changes nothing that runs: {out}");
+    assert_eq!(query(Dialect::Sqlite, &url, "SELECT SUM(v) FROM t"), "6");
+}
