@@ -88,3 +88,82 @@ fn degenerate_inputs_never_panic() {
         compile_text(Path::new(name), text);
     }
 }
+
+/// Runs `runbook-compile ARGS` and samples its peak resident memory
+/// (VmHWM) until it exits; returns the exit code, output and peak in MiB.
+fn measured(args: &[&str]) -> (Option<i32>, String, u64) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kb: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            peak_kb = peak_kb.max(kb);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown, peak_kb / 1024)
+}
+
+#[test]
+fn a_100_mb_runbook_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.md");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(100 * 1024 * 1024)
+        .unwrap();
+    let path = huge.to_str().unwrap();
+    let (code, out, peak) = measured(&["check", path]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("the limit is"), "{out}");
+    assert!(peak < 64, "peak {peak} MiB");
+}
+
+#[test]
+fn a_million_line_parameter_file_runs_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = dir.path().join("ids.txt");
+    let text: String = (1..=1_000_000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&ids, text).unwrap();
+    let runbook = dir.path().join("many.md");
+    std::fs::write(
+        &runbook,
+        "---\nid: many\nparams:\n  ids: int-list\n---\n# Many\n\n```sql {#count}\nSELECT {{ ids | length }} AS n;\n-- @assert n == 1000000\n```\n",
+    )
+    .unwrap();
+    let journal = dir.path().join("runs");
+    let (code, out, peak) = measured(&[
+        "exec",
+        runbook.to_str().unwrap(),
+        "--db",
+        "default=sqlite::memory:",
+        "--param",
+        &format!("ids=@{}", ids.display()),
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(peak < 512, "peak {peak} MiB for a million values");
+}

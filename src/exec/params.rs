@@ -145,6 +145,10 @@ pub fn parse(name: &str, ty: ParamType, raw: &str, base: &Path) -> Result<ParamV
 }
 
 /// Reads one value a line, skipping blank lines and `#` comments.
+/// The largest `@FILE` a parameter is read from (64 MiB), so that memory
+/// stays bounded whatever file is named.
+pub const MAX_PARAM_FILE: u64 = 64 * 1024 * 1024;
+
 fn read_lines(name: &str, path: &Path) -> Result<Vec<(String, Origin)>, ParamError> {
     let file = std::fs::File::open(path).map_err(|e| {
         err(format!(
@@ -152,6 +156,13 @@ fn read_lines(name: &str, path: &Path) -> Result<Vec<(String, Origin)>, ParamErr
             path.display()
         ))
     })?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_PARAM_FILE {
+        return Err(err(format!(
+            "parameter `{name}`: {} is {size} bytes; the limit is {MAX_PARAM_FILE}",
+            path.display()
+        )));
+    }
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| ParamError {
@@ -250,6 +261,17 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parameter_file_over_the_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::File::create(dir.path().join("huge.txt"))
+            .unwrap()
+            .set_len(MAX_PARAM_FILE + 1)
+            .unwrap();
+        let e = parse("u", ParamType::IntList, "@huge.txt", dir.path()).unwrap_err();
+        assert!(e.message.contains("the limit is"), "{e}");
+    }
 
     #[test]
     fn scalars_and_inline_lists() {
