@@ -394,7 +394,8 @@ async fn slow_postgres(prefix: &str, attrs: &str, sleep_s: u32) -> Option<Slow> 
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let runbook = dir.path().join("slow.md");
+    // Each runbook its own id, so the tests do not wait on each other's run lock.
+    let runbook = dir.path().join(format!("{prefix}.md"));
     std::fs::write(
         &runbook,
         format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow{attrs}}}\nBEGIN;\nINSERT INTO {table} VALUES (1); -- @expect 1\nSELECT pg_sleep({sleep_s});\nCOMMIT;\n```\n"),
@@ -434,7 +435,16 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Interrupt once the statement is running on the server.
+    let sleeping = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(6)%' AND pid <> pg_backend_pid()";
+    while run(&mut db, sleeping).await.count == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the statement never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -494,7 +504,7 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
     run(&mut db, &format!("DROP TABLE {table}")).await;
     assert_eq!(code, Some(3), "{shown}");
     assert!(
-        shown.contains("slow.md:9:1") && shown.contains("timed out after 1000ms"),
+        shown.contains("timed.md:9:1") && shown.contains("timed out after 1000ms"),
         "{shown}"
     );
     assert!(

@@ -533,6 +533,21 @@ fn passwords_never_reach_output_journals_or_plans() {
             c
         });
         shown.push_str(&out);
+        let doc_test = if dialect == Dialect::Postgres {
+            "tests/data/doctest/postgres.md"
+        } else {
+            "tests/data/doctest/mysql-schema.md"
+        };
+        for server in [&wrong, &url] {
+            let (code, out) = run({
+                let mut c = Command::new(env!("CARGO_BIN_EXE_runbook-compile"));
+                c.args(["test", doc_test, "--db"])
+                    .arg(format!("{dialect}={server}"));
+                c
+            });
+            assert_eq!(code, Some(1), "{out}");
+            shown.push_str(&out);
+        }
     }
     assert!(
         shown.contains("no_such_table_here"),
@@ -730,4 +745,42 @@ fn line_endings_alone_do_not_stop_a_resume_but_an_edit_does() {
     ));
     assert_eq!(code, Some(0), "CRLF alone changes nothing that runs: {out}");
     assert_eq!(query(Dialect::Sqlite, &url, "SELECT SUM(v) FROM t"), "6");
+}
+
+#[test]
+fn in_production_the_operator_types_the_database_name_at_the_terminal() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = write(
+        dir.path(),
+        "prod.md",
+        "---\nid: prod\nenvironment: production\ndatabases:\n  default: {dialect: sqlite, name: prod.db}\n---\n# Prod\n\n```sql {#one expect=1}\nSELECT 1 AS one;\n```\n",
+    );
+    for (typed, code) in [("prod.db", 0), ("prod", 4)] {
+        let command = format!(
+            "{} exec {} --db 'default=sqlite://{}?mode=rwc' --journal {}",
+            env!("CARGO_BIN_EXE_runbook-compile"),
+            runbook.display(),
+            dir.path().join("prod.db").display(),
+            dir.path().join("runs").display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1) gives the run a terminal");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{typed}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(code), "typed {typed}: {shown}");
+        assert!(shown.contains("This runbook runs in PRODUCTION"), "{shown}");
+    }
 }
