@@ -445,7 +445,7 @@ fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -
     let connections: Vec<_> = plan
         .connections
         .iter()
-        .map(|c| minijinja::context! { name => c.name.clone(), dialect => c.dialect.name() })
+        .map(|c| minijinja::context! { name => c.name.clone(), dialect => c.dialect.name(), database => c.database.clone() })
         .collect();
     let params: Vec<_> = plan
         .params
@@ -460,6 +460,7 @@ fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -
                 rows => minijinja::Value::from(minijinja::value::Serde(&rows)),
                 connections, params, tested, source,
                 hash => plan.hash.clone(),
+                environment => plan.environment.clone(),
             })
         })
         .map(|html| html_block(&html))
