@@ -124,6 +124,20 @@ fn hash_changes_with_what_runs() {
             ),
         ),
         (
+            "the database it must run on",
+            BASE.replace(
+                "dialect: sqlite\n",
+                "dialect: sqlite\ndatabases: {default: {dialect: sqlite, name: prod.db}}\n",
+            ),
+        ),
+        (
+            "the environment",
+            BASE.replace(
+                "dialect: sqlite\n",
+                "dialect: sqlite\nenvironment: production\n",
+            ),
+        ),
+        (
             "step order",
             BASE.replace("```sql {#b}\nSELECT 1;\n```\n", "")
                 .replace("# T\n", "# T\n\n```sql {#b}\nSELECT 1;\n```\n"),
