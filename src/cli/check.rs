@@ -89,53 +89,99 @@ async fn schema(
     (!schema.is_empty()).then_some(schema)
 }
 
+/// One runbook's findings, rendered.
+struct Report {
+    errors: usize,
+    warnings: usize,
+    text: String,
+    records: Vec<DiagnosticRecord>,
+}
+
+/// Compiles and lints `file`.
+fn check_file(file: &Path, args: &CheckArgs<'_>, color: bool) -> anyhow::Result<Report> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (doc, compiled) = compile_file(file);
+    let mut diagnostics = compiled.diagnostics.clone();
+    if let Some(plan) = &compiled.plan {
+        let mut notes = Vec::new();
+        let schema = runtime.block_on(schema(plan, file, args.dbs, &mut notes));
+        let options = check::Options {
+            allow: args.allow.to_vec(),
+            schema,
+        };
+        diagnostics.extend(check::lint(&doc, plan, &options));
+        for n in notes {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Note,
+                ..Diagnostic::file_error("schema", n, file)
+            });
+        }
+    }
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    Ok(Report {
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        text: if args.json {
+            String::new()
+        } else {
+            diag::render(&diagnostics, &doc.sources, color)
+        },
+        records: if args.json {
+            diagnostics
+                .iter()
+                .map(|d| DiagnosticRecord::new(d, &doc.sources))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    })
+}
+
 /// Runs `check`; returns the exit code.
 pub fn check(args: CheckArgs<'_>) -> anyhow::Result<u8> {
     if let Some(code) = args.explain {
         return explain(code);
     }
     let files = files::runbooks(args.paths)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Runbooks are independent: check them on every core, report in order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(files.len().max(1));
+    let mut reports: Vec<(usize, anyhow::Result<Report>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let files = &files;
+                let args = &args;
+                scope.spawn(move || {
+                    files
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % threads == t)
+                        .map(|(i, f)| (i, check_file(f, args, color)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    reports.sort_by_key(|(i, _)| *i);
     let mut out = std::io::stdout().lock();
     let (mut errors, mut warnings) = (0, 0);
     let mut records = Vec::new();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    for file in &files {
-        let (doc, compiled) = compile_file(file);
-        let mut diagnostics = compiled.diagnostics.clone();
-        if let Some(plan) = &compiled.plan {
-            let mut notes = Vec::new();
-            let schema = runtime.block_on(schema(plan, file, args.dbs, &mut notes));
-            let options = check::Options {
-                allow: args.allow.to_vec(),
-                schema,
-            };
-            diagnostics.extend(check::lint(&doc, plan, &options));
-            for n in notes {
-                diagnostics.push(Diagnostic {
-                    severity: Severity::Note,
-                    ..Diagnostic::file_error("schema", n, file)
-                });
-            }
-        }
-        errors += diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count();
-        warnings += diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count();
+    for (_, report) in reports {
+        let report = report?;
+        errors += report.errors;
+        warnings += report.warnings;
         if args.json {
-            records.extend(
-                diagnostics
-                    .iter()
-                    .map(|d| DiagnosticRecord::new(d, &doc.sources)),
-            );
+            records.extend(report.records);
         } else {
-            write!(out, "{}", diag::render(&diagnostics, &doc.sources, color))?;
+            write!(out, "{}", report.text)?;
         }
     }
     if args.json {
