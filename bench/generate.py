@@ -75,6 +75,7 @@ for i in range(N):
         write(f"{OUT}/runbooks/adoc/r{i:04d}.adoc", text)
     total += len(text.encode())
     write(f"{OUT}/book/src/r{i:04d}.md", markdown_runbook(i))
+write(f"{OUT}/book/src/SUMMARY.md", "# Summary\n\n" + "".join(f"- [Runbook {i}](r{i:04d}.md)\n" for i in range(N)))
 write(f"{OUT}/book/book.toml", '[book]\ntitle = "Benchmark"\nsrc = "src"\n\n[output.html]\nno-section-label = true\n')
 write(f"{OUT}/runbooks/bytes", f"{total}\n")
 

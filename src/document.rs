@@ -104,16 +104,28 @@ pub struct CodeBlock {
     pub line_starts: Vec<(FileId, usize)>,
     /// Index into [`Document::sections`] of the enclosing section.
     pub section: Option<usize>,
+    /// Where each line of `text` starts in it ([`CodeBlock::line_offsets`]).
+    pub text_lines: Vec<usize>,
 }
 
 impl CodeBlock {
+    /// Where each line of `text` starts, for [`CodeBlock::text_lines`].
+    pub fn line_offsets(text: &str) -> Vec<usize> {
+        std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect()
+    }
+
     /// The file span of the byte range `start..end` of [`CodeBlock::text`].
     /// A range that crosses into another file ends at its first line's end.
     pub fn span_of(&self, start: usize, end: usize) -> Span {
         let to_file = |offset: usize| {
             let offset = offset.min(self.text.len());
-            let line = self.text[..offset].bytes().filter(|&b| b == b'\n').count();
-            let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let line = self
+                .text_lines
+                .partition_point(|&s| s <= offset)
+                .saturating_sub(1);
+            let line_start = self.text_lines.get(line).copied().unwrap_or(0);
             self.line_starts
                 .get(line)
                 .map_or((self.span.file, self.span.start), |&(file, o)| {

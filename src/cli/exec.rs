@@ -216,6 +216,7 @@ fn show(plan: &Plan, event: &Event) {
             passed,
             failure,
             elapsed,
+            ..
         } => {
             let mark = if *passed { "✓" } else { "✗" };
             let control = matches!(

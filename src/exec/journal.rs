@@ -243,6 +243,12 @@ impl Journal {
 
     /// Appends `record` with a timestamp and makes it durable.
     pub fn write(&mut self, record: &Record<'_>) -> std::io::Result<()> {
+        self.append_line(record, true)
+    }
+
+    /// Appends `record`; with `sync`, waits until it (and every record
+    /// before it) is on disk.
+    fn append_line(&mut self, record: &Record<'_>, sync: bool) -> std::io::Result<()> {
         let line = Line {
             at: jiff::Timestamp::now().to_string(),
             record,
@@ -250,14 +256,32 @@ impl Journal {
         let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         self.file.write_all(&bytes)?;
-        self.file.sync_data()
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
 
-    /// Appends what `event` says.
+    /// Appends what `event` says. Records that a resume relies on are
+    /// synced at once: a statement outside a transaction (a checkpoint),
+    /// `committing`, `commit`, rollbacks, sign-offs, confirmations. Records
+    /// inside a transaction, and the `running` record before a statement,
+    /// go to the file unsynced: a crash rolls the transaction back, so
+    /// resuming never relies on them, and the next synced record carries
+    /// them to disk too.
     pub fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        let sync = !matches!(
+            event,
+            Event::Running { .. }
+                | Event::Captured { .. }
+                | Event::Statement {
+                    in_transaction: true,
+                    ..
+                }
+        );
         let steps = std::mem::take(&mut self.steps);
         let operator = std::mem::take(&mut self.operator);
-        let result = self.write(&record(event, &steps, &operator));
+        let result = self.append_line(&record(event, &steps, &operator), sync);
         self.steps = steps;
         self.operator = operator;
         result

@@ -67,6 +67,9 @@ pub enum Event {
         failure: Option<String>,
         /// How long it took.
         elapsed: Duration,
+        /// Whether it ran inside an open transaction (whose outcome a
+        /// COMMIT or ROLLBACK record decides).
+        in_transaction: bool,
     },
     /// A shell step ran.
     Shell {
@@ -370,6 +373,7 @@ impl<'a> Runner<'a> {
                     passed: failure.is_none(),
                     failure,
                     elapsed: Duration::ZERO,
+                    in_transaction: false,
                 })
                 .map_err(|e| format!("{e:?}"))?;
             }
@@ -740,7 +744,14 @@ impl<'a> Runner<'a> {
             {
                 continue;
             }
-            let sql = match env.render_str(&stmt.sql, &self.values) {
+            let plain =
+                !stmt.sql.contains("{{") && !stmt.sql.contains("{%") && !stmt.sql.contains("{#");
+            let rendered = if plain {
+                Ok(stmt.sql.clone())
+            } else {
+                env.render_str(&stmt.sql, &self.values)
+            };
+            let sql = match rendered {
                 Ok(sql) => sql,
                 Err(e) => {
                     return Err(Stop::Db(format!(
@@ -869,6 +880,7 @@ impl<'a> Runner<'a> {
                 })?;
                 continue;
             }
+            let in_transaction = self.open.contains_key(connection);
             self.emit(Event::Statement {
                 step: si,
                 index: ti,
@@ -878,6 +890,7 @@ impl<'a> Runner<'a> {
                 passed,
                 failure: failure.clone(),
                 elapsed,
+                in_transaction,
             })?;
             failpoint(&format!("after:{}:{ti}", step.id));
             if let Some(f) = failure

@@ -85,8 +85,13 @@ struct Row {
     result: Option<Badge>,
 }
 
-/// The site's templates, HTML-escaped.
-fn templates() -> Environment<'static> {
+/// The site's templates, HTML-escaped, compiled once.
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(build_templates)
+}
+
+fn build_templates() -> Environment<'static> {
     let mut env = Environment::new();
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)

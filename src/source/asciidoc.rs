@@ -582,10 +582,12 @@ impl Walker<'_, '_> {
         );
         let src = self.doc.sources.file(file);
         let end = src.line_range(last_line.max(first_line)).end;
+        let text = lines.join("\n");
         self.doc.blocks.push(Block::Code(CodeBlock {
             language,
             attrs: block_attrs,
-            text: lines.join("\n"),
+            text_lines: CodeBlock::line_offsets(&text),
+            text,
             span: Span::new(file, span_start.min(block_start), end),
             line_starts: starts,
             section,

@@ -370,6 +370,7 @@ fn code_block(
         language: None,
         attrs: Vec::new(),
         line_starts: Vec::new(),
+        text_lines: CodeBlock::line_offsets(&text),
         text,
         span: Span::new(id, start, end),
         section,
