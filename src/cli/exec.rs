@@ -165,6 +165,11 @@ struct Screen<'p> {
     operator: String,
     /// A spinner on stderr while a statement runs, when stderr is a terminal.
     spinner: Option<indicatif::ProgressBar>,
+    /// Whether stderr is a terminal (asked once).
+    stderr_terminal: bool,
+    /// Where the lines go: stdout, line by line on a terminal, buffered
+    /// (flushed at each transaction's end) otherwise.
+    out: Box<dyn Write>,
 }
 
 impl Screen<'_> {
@@ -176,8 +181,11 @@ impl Screen<'_> {
         if let Some(spinner) = self.spinner.take() {
             spinner.finish_and_clear();
         }
-        if let Event::Running { step, index, sql } = event {
-            if std::io::stderr().is_terminal() {
+        if let Event::Running {
+            step, index, sql, ..
+        } = event
+        {
+            if self.stderr_terminal {
                 let spinner = indicatif::ProgressBar::new_spinner();
                 spinner.set_message(format!(
                     "{}#{}  {}",
@@ -190,7 +198,13 @@ impl Screen<'_> {
             }
             return;
         }
-        show(self.plan, event);
+        show(self.plan, event, &mut self.out);
+        if matches!(
+            event,
+            Event::Committed { .. } | Event::RolledBack { .. } | Event::Confirmation { .. }
+        ) {
+            let _ = self.out.flush();
+        }
     }
 }
 
@@ -204,8 +218,7 @@ fn info(json: bool, line: String) {
 }
 
 /// One line per event: a mark, what ran, expected vs actual, time.
-fn show(plan: &Plan, event: &Event) {
-    let mut out = std::io::stdout().lock();
+fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
     let _ = match event {
         Event::Statement {
             step,
@@ -622,6 +635,12 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
             operator: operator.clone(),
             spinner: None,
+            stderr_terminal: std::io::stderr().is_terminal(),
+            out: if std::io::stdout().is_terminal() {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::BufWriter::new(std::io::stdout()))
+            },
         };
         let mut observer = |e: &Event| {
             screen.event(e);
@@ -710,6 +729,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .filter(|e| matches!(e, Event::Unchecked { .. }))
             .count();
         drop(runner);
+        let _ = screen.out.flush();
         let message = match &ending {
             Ending::Success => None,
             Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(scrub(m)),

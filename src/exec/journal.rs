@@ -190,7 +190,7 @@ pub enum Record<'a> {
 
 /// An open journal file.
 pub struct Journal {
-    file: File,
+    file: std::io::BufWriter<File>,
     path: PathBuf,
     operator: String,
     steps: Vec<String>,
@@ -218,7 +218,7 @@ impl Journal {
             .append(true)
             .open(&path)?;
         Ok(Journal {
-            file,
+            file: std::io::BufWriter::new(file),
             path,
             operator: operator.to_string(),
             steps,
@@ -229,7 +229,7 @@ impl Journal {
     pub fn append(path: &Path, operator: &str, steps: Vec<String>) -> std::io::Result<Journal> {
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Journal {
-            file,
+            file: std::io::BufWriter::new(file),
             path: path.to_path_buf(),
             operator: operator.to_string(),
             steps,
@@ -243,45 +243,53 @@ impl Journal {
 
     /// Appends `record` with a timestamp and makes it durable.
     pub fn write(&mut self, record: &Record<'_>) -> std::io::Result<()> {
-        self.append_line(record, true)
+        self.append_line(record, Keep::Sync)
     }
 
-    /// Appends `record`; with `sync`, waits until it (and every record
-    /// before it) is on disk.
-    fn append_line(&mut self, record: &Record<'_>, sync: bool) -> std::io::Result<()> {
+    /// Appends `record`. `Keep::Buffer` leaves it in memory for now,
+    /// `Keep::Flush` hands it to the system (it survives the process being
+    /// killed), `Keep::Sync` waits until it, and every line before it, is on
+    /// disk.
+    fn append_line(&mut self, record: &Record<'_>, keep: Keep) -> std::io::Result<()> {
         let line = Line {
             at: jiff::Timestamp::now().to_string(),
             record,
         };
-        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        self.file.write_all(&bytes)?;
-        if sync {
-            self.file.sync_data()?;
+        serde_json::to_writer(&mut self.file, &line).map_err(std::io::Error::other)?;
+        self.file.write_all(b"\n")?;
+        if keep >= Keep::Flush {
+            self.file.flush()?;
+        }
+        if keep == Keep::Sync {
+            self.file.get_ref().sync_data()?;
         }
         Ok(())
     }
 
-    /// Appends what `event` says. Records that a resume relies on are
-    /// synced at once: a statement outside a transaction (a checkpoint),
-    /// `committing`, `commit`, rollbacks, sign-offs, confirmations. Records
-    /// inside a transaction, and the `running` record before a statement,
-    /// go to the file unsynced: a crash rolls the transaction back, so
-    /// resuming never relies on them, and the next synced record carries
-    /// them to disk too.
+    /// Appends what `event` says. What a resume relies on is synced at
+    /// once: a statement outside a transaction (a checkpoint), `committing`,
+    /// `commit`, rollbacks, sign-offs, confirmations. The `running` line of
+    /// a statement outside a transaction is handed to the system before it
+    /// runs, so a killed run shows what it was running. Lines inside a
+    /// transaction stay buffered until the next of those: a crash rolls the
+    /// transaction back, so no resume relies on them.
     pub fn event(&mut self, event: &Event) -> std::io::Result<()> {
-        let sync = !matches!(
-            event,
-            Event::Running { .. }
-                | Event::Captured { .. }
-                | Event::Statement {
-                    in_transaction: true,
-                    ..
-                }
-        );
+        let keep = match event {
+            Event::Running {
+                in_transaction: true,
+                ..
+            }
+            | Event::Statement {
+                in_transaction: true,
+                ..
+            }
+            | Event::Captured { .. } => Keep::Buffer,
+            Event::Running { .. } => Keep::Flush,
+            _ => Keep::Sync,
+        };
         let steps = std::mem::take(&mut self.steps);
         let operator = std::mem::take(&mut self.operator);
-        let result = self.append_line(&record(event, &steps, &operator), sync);
+        let result = self.append_line(&record(event, &steps, &operator), keep);
         self.steps = steps;
         self.operator = operator;
         result
@@ -301,6 +309,7 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             step: s,
             index,
             sql,
+            ..
         } => Record::Running {
             position: (*s, *index),
             step: step(s),
@@ -475,6 +484,14 @@ pub struct UncertainCommit {
     pub connection: String,
     /// The index of its transaction in the plan.
     pub transaction: usize,
+}
+
+/// How far a journal line must get before the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Keep {
+    Buffer,
+    Flush,
+    Sync,
 }
 
 /// Why a run cannot be resumed.

@@ -41,6 +41,8 @@ pub enum Event {
         index: usize,
         /// The rendered SQL, or the shell script.
         sql: String,
+        /// Whether it runs inside an open transaction.
+        in_transaction: bool,
     },
     /// The operator answered the question before a COMMIT.
     Confirmation {
@@ -768,6 +770,7 @@ impl<'a> Runner<'a> {
                 step: si,
                 index: ti,
                 sql: sql.clone(),
+                in_transaction: self.open.contains_key(connection),
             })?;
             let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
                 self.skipped
@@ -1048,6 +1051,7 @@ impl<'a> Runner<'a> {
             step: si,
             index: 0,
             sql: script.to_string(),
+            in_transaction: false,
         })?;
         let mut cmd = tokio::process::Command::new("bash");
         cmd.arg("-euo")
