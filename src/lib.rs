@@ -13,6 +13,7 @@ pub mod doctest;
 pub mod document;
 pub mod exec;
 pub mod files;
+pub mod par;
 pub mod plan;
 pub mod site;
 pub mod source;

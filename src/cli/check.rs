@@ -147,34 +147,11 @@ pub fn check(args: CheckArgs<'_>) -> anyhow::Result<u8> {
     let files = files::runbooks(args.paths)?;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // Runbooks are independent: check them on every core, report in order.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(files.len().max(1));
-    let mut reports: Vec<(usize, anyhow::Result<Report>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let files = &files;
-                let args = &args;
-                scope.spawn(move || {
-                    files
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % threads == t)
-                        .map(|(i, f)| (i, check_file(f, args, color)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    reports.sort_by_key(|(i, _)| *i);
+    let reports = runbook_compile::par::map_ordered(&files, |f| check_file(f, &args, color));
     let mut out = std::io::stdout().lock();
     let (mut errors, mut warnings) = (0, 0);
     let mut records = Vec::new();
-    for (_, report) in reports {
+    for report in reports {
         let report = report?;
         errors += report.errors;
         warnings += report.warnings;

@@ -73,31 +73,11 @@ impl Preprocessor for RunbookPreprocessor {
                 chapters.push((src.join(path), std::mem::take(&mut chapter.content)));
             }
         });
-        let threads = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .min(chapters.len().max(1));
         let results = self.results.as_ref();
-        let mut pages: Vec<(usize, page::Page)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|t| {
-                    let chapters = &chapters;
-                    scope.spawn(move || {
-                        chapters
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| i % threads == t)
-                            .map(|(i, (path, content))| (i, page::render(path, content, results)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        pages.sort_by_key(|(i, _)| *i);
-        let mut pages = pages.into_iter().map(|(_, p)| p);
+        let mut pages = crate::par::map_ordered(&chapters, |(path, content)| {
+            page::render(path, content, results)
+        })
+        .into_iter();
         let mut warnings = Vec::new();
         book.for_each_mut(|item| {
             if let BookItem::Chapter(chapter) = item
