@@ -445,8 +445,9 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let started = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own `kill`: procps may not be installed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());

@@ -240,8 +240,8 @@ pub struct Runner<'a> {
 /// SIGKILL, leaving the journal and the databases as a crash would.
 fn failpoint(name: &str) {
     if cfg!(debug_assertions) && std::env::var("RUNBOOK_FAILPOINT").is_ok_and(|p| p == name) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -KILL {}", std::process::id())])
             .status();
         std::process::abort();
     }
