@@ -481,6 +481,54 @@ fn step_html(view: &StepView) -> String {
         .unwrap_or_default()
 }
 
+/// A step box for a Markdown page: its head and badge rows as HTML, its
+/// code as fenced Markdown, so mdBook renders the code itself (raw HTML
+/// `<pre>` costs mdBook several times more to read than a fence).
+fn step_markdown(view: &StepView, prefix: &str) -> String {
+    let badge_row = |badges: &[Badge], class: &str| {
+        let mut html = format!("<div class=\"{class}\">");
+        for b in badges {
+            html.push_str(&format!("<span class=\"rb-badge rb-{}\"", b.class));
+            if let Some(t) = &b.title {
+                html.push_str(&format!(" title=\"{}\"", escape(t)));
+            }
+            html.push_str(&format!(">{}</span> ", escape(&b.text)));
+        }
+        html.push_str("</div>");
+        html
+    };
+    let skipped = if view.skip { " rb-skipped" } else { "" };
+    let mut out = format!(
+        "<div class=\"rb-step{skipped}\" id=\"{id}\"><div class=\"rb-step-head\"><a class=\"rb-step-id\" href=\"#{id}\" title=\"step id\">{id}</a> {}</div>\n\n",
+        badge_row(&view.badges, "rb-step-badges")
+            .replace("<div class=\"rb-step-badges\">", "<span>")
+            .replace("</div>", "</span>"),
+        id = escape(&view.id),
+    );
+    for part in &view.parts {
+        let longest = part
+            .code
+            .split(|c| c != '`')
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let fence = "`".repeat((longest + 1).max(3));
+        out.push_str(&format!("{prefix}{fence}{}\n", part.lang));
+        for line in part.code.split('\n') {
+            out.push_str(&format!("{prefix}{line}\n"));
+        }
+        out.push_str(&format!("{prefix}{fence}\n\n"));
+        if !part.badges.is_empty() {
+            out.push_str(&format!(
+                "{prefix}{}\n\n",
+                badge_row(&part.badges, "rb-badges")
+            ));
+        }
+    }
+    out.push_str(&format!("{prefix}</div>"));
+    out
+}
+
 /// `html` with no blank line, so Markdown keeps it one HTML block: a blank
 /// (or whitespace-only) line becomes a `&#10;` at the end of the line before
 /// it, which reads the same inside `<pre>`.
@@ -603,7 +651,7 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
                 let prefix = container_prefix(&text, c.span.start);
                 edits.push((
                     c.span.start..c.span.end,
-                    format!("{}\n", indented(&step_html(&view), &prefix)),
+                    format!("{}\n", step_markdown(&view, &prefix)),
                 ));
             }
             (Block::Tasks(t), Some(step), Some(plan)) if t.span.file == FileId(0) => {
