@@ -306,7 +306,7 @@ fn an_existing_book_gets_the_same_pages_through_book_toml() {
     book.build().unwrap();
     let html = read(dir.path().join("book/cleanup.html"));
     assert!(html.contains("class=\"rb-step\" id=\"purge\""), "{html}");
-    assert!(html.contains("<table class=\"rb-plan-steps\">"));
+    assert!(html.contains("<div class=\"rb-plan-steps\">"), "{html}");
 }
 
 /// Debian's Chromium, if installed; under CI it must be.

@@ -100,9 +100,13 @@ fn build_templates() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    // Markdown templates escape by hand: `cell` makes text safe in HTML and
+    // in a Markdown table cell.
+    env.add_filter("cell", |s: String| escape(&s).replace('|', "&#124;"));
     for (name, text) in [
         ("step.html", include_str!("../../templates/site/step.html")),
         ("plan.html", include_str!("../../templates/site/plan.html")),
+        ("plan.md", include_str!("../../templates/site/plan.md")),
     ] {
         env.add_template(name, text)
             .expect("the site templates are valid");
@@ -379,7 +383,14 @@ fn without(code: &str, offset: usize, cut: &[Range<usize>]) -> String {
 }
 
 /// The plan header of a runbook page.
-fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -> String {
+/// The plan header of a runbook page: HTML for AsciiDoc pages, Markdown
+/// (a table mdBook renders itself, with badges inline) for Markdown pages.
+fn plan_view(
+    plan: &Plan,
+    result: Option<(&RunbookResult, &str)>,
+    path: &Path,
+    markdown: bool,
+) -> String {
     let source = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -457,8 +468,9 @@ fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -
         .iter()
         .map(|p| minijinja::context! { name => p.name.clone(), ty => p.ty.name() })
         .collect();
+    let name = if markdown { "plan.md" } else { "plan.html" };
     templates()
-        .get_template("plan.html")
+        .get_template(name)
         .and_then(|t| {
             t.render(minijinja::context! {
                 style => minijinja::Value::from_safe_string(STYLE.to_string()),
@@ -468,7 +480,7 @@ fn plan_view(plan: &Plan, result: Option<(&RunbookResult, &str)>, path: &Path) -
                 environment => plan.environment.clone(),
             })
         })
-        .map(|html| html_block(&html))
+        .map(|out| if markdown { out } else { html_block(&out) })
         .unwrap_or_default()
 }
 
@@ -670,7 +682,7 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
     }
     if let Some(plan) = &plan {
         let at = first_h1_end(&text, body).unwrap_or(body);
-        let header = plan_view(plan, result, path);
+        let header = plan_view(plan, result, path, true);
         edits.push((at..at, format!("\n\n{header}\n\n")));
     }
     edits.extend(adoc_links(&text, body));
@@ -843,7 +855,7 @@ fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
     });
     let mut html = format!("<h1>{}</h1>\n", escape(&title));
     if let Some(plan) = &plan {
-        html.push_str(&plan_view(plan, result, path));
+        html.push_str(&plan_view(plan, result, path, false));
         html.push('\n');
     }
     match crate::source::asciidoc::render_html(path, &text, edits) {
