@@ -16,7 +16,7 @@ use crate::compile::split::split;
 use crate::exec::db::{Database, Shape, SqlxDatabase};
 use crate::exec::fixture;
 use crate::exec::params;
-use crate::exec::run::{Ending, Event, Operator, Options, Runner};
+use crate::exec::run::{Ending, Event, Operator, Options, Runner, stopped};
 use crate::plan::{Dialect, Plan, StatementKind, Step, StepBody};
 
 /// Where server databases are created: an administrative URL per dialect.
@@ -396,16 +396,6 @@ async fn build_and_run(
         id: plan.id.clone(),
         cases,
         error,
-    }
-}
-
-/// Resolves when `interrupt` becomes `true`; never without one.
-async fn stopped(interrupt: Option<watch::Receiver<bool>>) {
-    match interrupt {
-        Some(mut rx) => {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-        None => std::future::pending::<()>().await,
     }
 }
 

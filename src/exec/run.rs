@@ -247,6 +247,16 @@ fn failpoint(name: &str) {
     }
 }
 
+/// Resolves when `interrupt` becomes `true`; never without one.
+pub async fn stopped(interrupt: Option<tokio::sync::watch::Receiver<bool>>) {
+    match interrupt {
+        Some(mut rx) => {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// The message of a statement abandoned by an interrupt.
 const INTERRUPTED: &str = "interrupted by the operator";
 
@@ -556,15 +566,7 @@ impl<'a> Runner<'a> {
         if let Some(before) = wire.before {
             db.run(before, quiet).await?;
         }
-        let mut interrupt = self.options.interrupt.clone();
-        let interrupted = async {
-            match interrupt.as_mut() {
-                Some(rx) => {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        let interrupted = stopped(self.options.interrupt.clone());
         let limit = async {
             match timeout_ms {
                 Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
