@@ -30,12 +30,14 @@ fn servers() -> Vec<(Dialect, String)> {
     out
 }
 
+/// A SQLite database file in `dir`, created on first use.
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display())
+}
+
 /// Every target: the servers and a SQLite file in `dir`.
 fn targets(dir: &Path) -> Vec<(Dialect, String)> {
-    let mut out = vec![(
-        Dialect::Sqlite,
-        format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display()),
-    )];
+    let mut out = vec![(Dialect::Sqlite, sqlite_url(dir))];
     out.extend(servers());
     out
 }
@@ -173,10 +175,7 @@ fn a_run_killed_anywhere_resumes_to_every_write_exactly_once() {
 #[test]
 fn an_unconfirmed_commit_without_gates_is_never_guessed() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("db.sqlite").display()
-    );
+    let url = sqlite_url(dir.path());
     let runbook = write(
         dir.path(),
         "blind.md",
@@ -713,10 +712,7 @@ fn a_deadlock_rolls_back_the_whole_transaction_and_nothing_runs_after_it() {
 #[test]
 fn line_endings_alone_do_not_stop_a_resume_but_an_edit_does() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("db.sqlite").display()
-    );
+    let url = sqlite_url(dir.path());
     let text = crashy(Dialect::Sqlite, "t");
     let runbook = write(dir.path(), "crlf.md", &text);
     let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);

@@ -124,15 +124,11 @@ impl Schema {
                 .await
                 .map_err(|e| e.message)?;
         }
-        let shape = Shape {
-            kind: StatementKind::Query,
-            returns_rows: true,
-        };
-        let out = db.run(sql, shape).await.map_err(|e| e.message)?;
-        let text = out
-            .first_row
-            .and_then(|row| row.into_iter().next())
-            .and_then(|(_, v)| v.as_str().map(str::to_string))
+        let text = db
+            .first_value(sql)
+            .await
+            .map_err(|e| e.message)?
+            .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         Ok(Schema::from_pairs(&text))
     }

@@ -10,7 +10,7 @@ use runbook_compile::diag::{self, Diagnostic, DiagnosticRecord, Severity};
 use runbook_compile::exec::db::SqlxDatabase;
 use runbook_compile::exec::secret::DbUrl;
 use runbook_compile::files;
-use runbook_compile::plan::{Dialect, Plan};
+use runbook_compile::plan::{Connection, Dialect, Plan};
 
 /// What `check` was asked to do.
 pub struct CheckArgs<'a> {
@@ -47,46 +47,75 @@ fn explain(code: &str) -> anyhow::Result<u8> {
     }
 }
 
+/// Where a connection's table keys come from.
+enum Source<'a> {
+    /// A live database given with `--db NAME=URL`.
+    Db(&'a Connection, &'a str),
+    /// The connection's SQLite fixture, loaded into memory.
+    Fixture(&'a str),
+}
+
 /// The table keys for `plan`'s rules: from `--db` for its connections,
-/// else from its SQLite fixtures. Problems come back as notes.
-async fn schema(
+/// else from its SQLite fixtures; `None`, opening nothing, when it has
+/// neither. Problems come back as notes.
+fn schema(
     plan: &Plan,
     path: &Path,
     dbs: &[(String, String)],
     notes: &mut Vec<String>,
-) -> Option<Schema> {
+) -> anyhow::Result<Option<Schema>> {
+    let sources: Vec<Source<'_>> = plan
+        .connections
+        .iter()
+        .filter_map(|c| match dbs.iter().find(|(n, _)| *n == c.name) {
+            Some((_, url)) => Some(Source::Db(c, url.as_str())),
+            None => match (c.dialect, &c.fixture) {
+                (Dialect::Sqlite, Some(f)) => Some(Source::Fixture(f.as_str())),
+                _ => None,
+            },
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(None);
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut schema = Schema::default();
-    for c in &plan.connections {
-        if let Some((_, url)) = dbs.iter().find(|(n, _)| *n == c.name) {
-            let shown = DbUrl::new(url);
-            match SqlxDatabase::connect(c.dialect, url).await {
-                Ok(mut db) => match Schema::read(&mut db).await {
-                    Ok(s) => schema.extend(s),
+    for source in sources {
+        match source {
+            Source::Db(c, url) => {
+                let shown = DbUrl::new(url);
+                match runtime.block_on(SqlxDatabase::connect(c.dialect, url)) {
+                    Ok(mut db) => match runtime.block_on(Schema::read(&mut db)) {
+                        Ok(s) => schema.extend(s),
+                        Err(e) => notes.push(format!(
+                            "cannot read the tables of `{}`: {}",
+                            c.name,
+                            shown.scrub(&e)
+                        )),
+                    },
                     Err(e) => notes.push(format!(
-                        "cannot read the tables of `{}`: {}",
+                        "cannot connect `{}` ({}): {}",
                         c.name,
-                        shown.scrub(&e)
+                        shown.redacted(),
+                        shown.scrub(&e.message)
                     )),
-                },
-                Err(e) => notes.push(format!(
-                    "cannot connect `{}` ({}): {}",
-                    c.name,
-                    shown.redacted(),
-                    shown.scrub(&e.message)
-                )),
+                }
             }
-        } else if let (Dialect::Sqlite, Some(f)) = (c.dialect, &c.fixture) {
-            match Schema::from_sqlite_fixture(&dir.join(f)).await {
-                Ok(s) => schema.extend(s),
-                Err(e) => notes.push(format!("cannot read the tables of fixture {f}: {e}")),
+            Source::Fixture(f) => {
+                match runtime.block_on(Schema::from_sqlite_fixture(&dir.join(f))) {
+                    Ok(s) => schema.extend(s),
+                    Err(e) => notes.push(format!("cannot read the tables of fixture {f}: {e}")),
+                }
             }
         }
     }
-    (!schema.is_empty()).then_some(schema)
+    Ok((!schema.is_empty()).then_some(schema))
 }
 
 /// One runbook's findings, rendered.
@@ -99,14 +128,11 @@ struct Report {
 
 /// Compiles and lints `file`.
 fn check_file(file: &Path, args: &CheckArgs<'_>, color: bool) -> anyhow::Result<Report> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let (doc, compiled) = compile_file(file);
     let mut diagnostics = compiled.diagnostics.clone();
     if let Some(plan) = &compiled.plan {
         let mut notes = Vec::new();
-        let schema = runtime.block_on(schema(plan, file, args.dbs, &mut notes));
+        let schema = schema(plan, file, args.dbs, &mut notes)?;
         let options = check::Options {
             allow: args.allow.to_vec(),
             schema,

@@ -175,20 +175,13 @@ impl SchemaLocks {
             let key: String = format!("runbook-test:{name}").chars().take(64).collect();
             let key =
                 crate::template::literal(&key.into(), Dialect::Mysql).map_err(|e| e.to_string())?;
-            let got = db
-                .run(
-                    &format!("SELECT GET_LOCK({key}, {SCHEMA_WAIT_SECONDS}) AS got"),
-                    Shape {
-                        kind: StatementKind::Query,
-                        returns_rows: true,
-                    },
-                )
+            let held = db
+                .first_value(&format!(
+                    "SELECT GET_LOCK({key}, {SCHEMA_WAIT_SECONDS}) AS got"
+                ))
                 .await
-                .map_err(|e| e.message)?;
-            let held = got
-                .first_row
-                .and_then(|row| row.into_iter().next())
-                .is_some_and(|(_, v)| v.as_i64() == Some(1));
+                .map_err(|e| e.message)?
+                .is_some_and(|v| v.as_i64() == Some(1));
             if !held {
                 return Err(format!(
                     "schema `{name}` stayed in use by another doc test for {SCHEMA_WAIT_SECONDS} s"

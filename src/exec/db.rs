@@ -73,6 +73,15 @@ pub trait Database: Send {
     /// Which database this is, for the journal: a server's identifier and
     /// database name, or a file's path.
     async fn identity(&mut self) -> String;
+    /// The first column of the first row `sql` returns, if it returns one.
+    async fn first_value(&mut self, sql: &str) -> Result<Option<Value>, DbError> {
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        let row = self.run(sql, shape).await?.first_row;
+        Ok(row.and_then(|r| r.into_iter().next()).map(|(_, v)| v))
+    }
     /// The database this connection reaches: its name on a server, its file
     /// on SQLite (empty for a database in memory).
     async fn database_name(&mut self) -> Result<String, DbError> {
@@ -110,17 +119,13 @@ enum Conn {
 }
 
 impl SqlxDatabase {
-    /// The first column of the first row of `sql` as text, if any.
+    /// The first column of the first row of `sql` as text, if any (not NULL).
     async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
-        let shape = Shape {
-            kind: StatementKind::Query,
-            returns_rows: true,
-        };
-        let row = self.run(sql, shape).await?.first_row;
-        Ok(row
-            .and_then(|r| r.into_iter().next())
-            .filter(|(_, v)| !v.is_none())
-            .map(|(_, v)| v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        Ok(self
+            .first_value(sql)
+            .await?
+            .filter(|v| !v.is_none())
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)))
     }
 
     /// Connects to `url` with the driver of `dialect`.
@@ -160,14 +165,10 @@ impl SqlxDatabase {
                 .await;
         }
         if let Some(sql) = id {
-            let shape = Shape {
-                kind: StatementKind::Query,
-                returns_rows: true,
-            };
-            let row = db.run(sql, shape).await?.first_row;
-            db.session = row
-                .and_then(|r| r.into_iter().next())
-                .and_then(|(_, v)| v.as_i64())
+            db.session = db
+                .first_value(sql)
+                .await?
+                .and_then(|v| v.as_i64())
                 .map(|id| (url.to_string(), id));
         }
         Ok(db)

@@ -497,25 +497,11 @@ fn step_html(view: &StepView) -> String {
 /// code as fenced Markdown, so mdBook renders the code itself (raw HTML
 /// `<pre>` costs mdBook several times more to read than a fence).
 fn step_markdown(view: &StepView, prefix: &str) -> String {
-    let badge_row = |badges: &[Badge], class: &str| {
-        let mut html = format!("<div class=\"{class}\">");
-        for b in badges {
-            html.push_str(&format!("<span class=\"rb-badge rb-{}\"", b.class));
-            if let Some(t) = &b.title {
-                html.push_str(&format!(" title=\"{}\"", escape(t)));
-            }
-            html.push_str(&format!(">{}</span> ", escape(&b.text)));
-        }
-        html.push_str("</div>");
-        html
-    };
     let skipped = if view.skip { " rb-skipped" } else { "" };
     let mut out = format!(
-        "<div class=\"rb-step{skipped}\" id=\"{id}\"><div class=\"rb-step-head\"><a class=\"rb-step-id\" href=\"#{id}\" title=\"step id\">{id}</a> {}</div>\n\n",
-        badge_row(&view.badges, "rb-step-badges")
-            .replace("<div class=\"rb-step-badges\">", "<span>")
-            .replace("</div>", "</span>"),
-        id = escape(&view.id),
+        "<div class=\"rb-step{skipped}\" id=\"{}\">{}\n\n",
+        escape(&view.id),
+        head_html(view, false),
     );
     for part in &view.parts {
         let longest = part
@@ -531,10 +517,8 @@ fn step_markdown(view: &StepView, prefix: &str) -> String {
         }
         out.push_str(&format!("{prefix}{fence}\n\n"));
         if !part.badges.is_empty() {
-            out.push_str(&format!(
-                "{prefix}{}\n\n",
-                badge_row(&part.badges, "rb-badges")
-            ));
+            let row: String = part.badges.iter().map(badge_html).collect();
+            out.push_str(&format!("{prefix}<div class=\"rb-badges\">{row}</div>\n\n"));
         }
     }
     out.push_str(&format!("{prefix}</div>"));
@@ -694,21 +678,36 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
 
 /// Only the head line of a step box: for sign-off lists, which stay Markdown.
 fn step_head(view: &StepView) -> String {
-    let mut html = format!(
-        "<div class=\"rb-step-head\" id=\"{}\"><a class=\"rb-step-id\" href=\"#{}\">{}</a>",
-        escape(&view.id),
-        escape(&view.id),
-        escape(&view.id)
-    );
-    for b in &view.badges {
-        html.push_str(&format!(
-            " <span class=\"rb-badge rb-{}\">{}</span>",
-            b.class,
-            escape(&b.text)
-        ));
-    }
-    html.push_str("</div>");
-    html
+    head_html(view, true)
+}
+
+/// A step's head line: its id as a link to itself, then its badges. With
+/// `anchored` the line itself carries the id (a sign-off list has no box).
+fn head_html(view: &StepView, anchored: bool) -> String {
+    let id = escape(&view.id);
+    let anchor = if anchored {
+        format!(" id=\"{id}\"")
+    } else {
+        String::new()
+    };
+    let badges: String = view.badges.iter().map(badge_html).collect();
+    format!(
+        "<div class=\"rb-step-head\"{anchor}><a class=\"rb-step-id\" href=\"#{id}\" title=\"step id\">{id}</a> {badges}</div>"
+    )
+}
+
+/// One badge as HTML, with its tooltip.
+fn badge_html(b: &Badge) -> String {
+    let title = b
+        .title
+        .as_ref()
+        .map(|t| format!(" title=\"{}\"", escape(t)))
+        .unwrap_or_default();
+    format!(
+        "<span class=\"rb-badge rb-{}\"{title}>{}</span> ",
+        b.class,
+        escape(&b.text)
+    )
 }
 
 /// HTML-escapes text.
