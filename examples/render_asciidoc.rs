@@ -6,6 +6,10 @@
 
 use std::path::Path;
 
+/// As in the `runbook-compile` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let out = args.next().expect("usage: render_asciidoc OUT_DIR FILE...");

@@ -518,3 +518,162 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
         "the abandoned statement's session was ended on the server"
     );
 }
+
+/// The shape the compiler gives `sql` on `dialect`.
+fn shape(sql: &str, dialect: Dialect) -> Shape {
+    let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+    Shape { kind, returns_rows }
+}
+
+#[tokio::test]
+async fn statements_sent_together_are_counted_one_by_one_on_every_dialect() {
+    for (dialect, url) in targets() {
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        let table = format!("batch_{}", std::process::id());
+        run(
+            &mut db,
+            &temp_table(dialect, &table, "id INT PRIMARY KEY, v VARCHAR(10)"),
+        )
+        .await;
+        run(&mut db, "BEGIN").await;
+        let sent = [
+            format!("INSERT INTO {table} VALUES (1, 'a'), (2, 'a;b')"),
+            // A line comment at the end must not swallow what follows.
+            format!("INSERT INTO {table} VALUES (3, 'c') -- the third"),
+            format!("UPDATE {table} SET v = v WHERE id <= 3"),
+            format!("DELETE FROM {table} WHERE id = 2"),
+            format!("UPDATE {table} SET v = 'z' WHERE id > 99"),
+        ];
+        let batch: Vec<(&str, Shape)> = sent
+            .iter()
+            .map(|s| (s.as_str(), shape(s, dialect)))
+            .collect();
+        let (outcomes, error) = db.run_batch(&batch).await;
+        assert!(error.is_none(), "{dialect}: {error:?}");
+        let counts: Vec<u64> = outcomes.iter().map(|o| o.count).collect();
+        assert_eq!(counts, [2, 1, 3, 1, 0], "{dialect}");
+        let kept = run(&mut db, &format!("SELECT v FROM {table} ORDER BY id")).await;
+        assert_eq!(kept.count, 2, "{dialect}");
+        run(&mut db, "ROLLBACK").await;
+
+        // The server stops at the statement that fails: the outcomes say
+        // which one it was.
+        run(&mut db, "BEGIN").await;
+        let failing = [
+            format!("INSERT INTO {table} VALUES (10, 'x')"),
+            format!("INSERT INTO {table} VALUES (10, 'again')"),
+            format!("INSERT INTO {table} VALUES (11, 'never')"),
+        ];
+        let batch: Vec<(&str, Shape)> = failing
+            .iter()
+            .map(|s| (s.as_str(), shape(s, dialect)))
+            .collect();
+        let (outcomes, error) = db.run_batch(&batch).await;
+        assert_eq!(
+            outcomes.len(),
+            1,
+            "{dialect}: the first ran, the second failed"
+        );
+        let error = error.expect("a duplicate key fails");
+        assert!(
+            ["UNIQUE", "unique", "Duplicate"]
+                .iter()
+                .any(|w| error.message.contains(w)),
+            "{dialect}: {error}"
+        );
+        run(&mut db, "ROLLBACK").await;
+        assert_eq!(
+            run(&mut db, &format!("SELECT id FROM {table}")).await.count,
+            0,
+            "{dialect}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failure_among_unchecked_writes_names_its_line_and_rolls_back_on_every_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets() {
+        let url = if dialect == Dialect::Sqlite {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("batch.db").display()
+            )
+        } else {
+            url
+        };
+        let table = format!("batched_{}", std::process::id());
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        run(
+            &mut db,
+            &format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"),
+        )
+        .await;
+        let inserts: String = (1..=5)
+            .map(|k| format!("INSERT INTO {table} VALUES ({k}, {k});\n"))
+            .collect();
+        let runbook = dir.path().join(format!("batched-{dialect}.md"));
+        let write = |failing: bool| {
+            let bad = if failing {
+                format!("INSERT INTO {table} VALUES (3, 0);\n")
+            } else {
+                String::new()
+            };
+            std::fs::write(
+                &runbook,
+                format!(
+                    "---\nid: batched-{dialect}\ndialect: {dialect}\n---\n# Batched\n\n```sql {{#load}}\nBEGIN;\n{inserts}{bad}INSERT INTO {table} VALUES (6, 6);\nSELECT id FROM {table};\n-- @expect 6\nCOMMIT;\n```\n"
+                ),
+            )
+            .unwrap();
+        };
+        write(true);
+        let (code, shown) = exec(&runbook, &url, dir.path(), &["--yes"]);
+        let after_failure = rows(&mut db, &table).await;
+        write(false);
+        let (ok_code, ok_shown) = exec(&runbook, &url, dir.path(), &["--yes"]);
+        let after_success = rows(&mut db, &table).await;
+        run(&mut db, &format!("DROP TABLE {table}")).await;
+
+        assert_eq!(code, Some(3), "{dialect}: {shown}");
+        // The failing INSERT is on line 14 of the runbook (front matter 4,
+        // title and blank 2, fence 1, BEGIN 1, five INSERTs before it).
+        assert!(
+            shown.contains(&format!("batched-{dialect}.md:14")),
+            "{dialect}: {shown}"
+        );
+        for k in 1..=5 {
+            assert!(
+                shown.contains(&format!("load#{}", k + 1)),
+                "{dialect}: statement {k} reported: {shown}"
+            );
+        }
+        assert!(
+            !shown.contains("load#8"),
+            "{dialect}: nothing after the failure runs: {shown}"
+        );
+        assert_eq!(
+            after_failure,
+            ["0 rows", "None"],
+            "{dialect}: rolled back: {shown}"
+        );
+
+        assert_eq!(ok_code, Some(0), "{dialect}: {ok_shown}");
+        assert!(ok_shown.contains("expect 6 → 6"), "{dialect}: {ok_shown}");
+        assert_eq!(after_success[0], "6 rows", "{dialect}: {ok_shown}");
+        let journal = std::fs::read_dir(dir.path().join("runs"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .find(|j| j.contains(&format!("batched-{dialect}")) && j.contains("\"commit\""))
+            .expect("the successful run's journal");
+        let counted = journal
+            .lines()
+            .filter(|l| l.contains("\"statement\"") && l.contains("\"count\":1"))
+            .count();
+        assert_eq!(
+            counted, 6,
+            "{dialect}: each INSERT is journaled with its count: {journal}"
+        );
+    }
+}

@@ -99,7 +99,7 @@ fn runbook_pages_open_with_their_plan_and_show_every_step_with_badges() {
                 "{page}: plan row of {id}"
             );
             assert!(
-                html.contains(&format!("id=\"{id}\"")),
+                html.contains(&format!("class=\"rb-step-id\" name=\"{id}\"")),
                 "{page}: anchor {id}"
             );
         }
@@ -200,9 +200,9 @@ fn a_book_without_summary_has_every_chapter_in_path_order() {
     );
     let restore = read(dest.join("ops/restore.html"));
     assert!(restore.contains("<h1>Account restore</h1>"));
-    assert!(restore.contains("class=\"rb-step\" id=\"restore\""));
+    assert!(restore.contains("class=\"rb-step-id\" name=\"restore\""));
     assert!(
-        restore.contains("class=\"rb-step\" id=\"verify\""),
+        restore.contains("class=\"rb-step-id\" name=\"verify\""),
         "a step from an included file"
     );
     assert!(
@@ -213,7 +213,7 @@ fn a_book_without_summary_has_every_chapter_in_path_order() {
     assert!(restore.contains("href=\"cleanup.html\""));
     let cleanup = read(dest.join("ops/cleanup.html"));
     assert!(
-        cleanup.contains("class=\"rb-step\" id=\"purge\""),
+        cleanup.contains("class=\"rb-step-id\" name=\"purge\""),
         "```SQL is sql"
     );
     assert!(cleanup.contains("SELECT COUNT(*) FROM accounts;"));
@@ -270,7 +270,7 @@ fn the_preprocessor_speaks_mdbooks_protocol() {
         })
         .collect();
     assert!(contents[0].contains("<div class=\"rb-plan\">"));
-    assert!(contents[0].contains("class=\"rb-step\" id=\"purge\""));
+    assert!(contents[0].contains("class=\"rb-step-id\" name=\"purge\""));
     assert!(contents[0].contains("expect 0 rows"));
     assert_eq!(
         contents[1],
@@ -305,7 +305,10 @@ fn an_existing_book_gets_the_same_pages_through_book_toml() {
     let book = mdbook_driver::MDBook::load(dir.path()).unwrap();
     book.build().unwrap();
     let html = read(dir.path().join("book/cleanup.html"));
-    assert!(html.contains("class=\"rb-step\" id=\"purge\""), "{html}");
+    assert!(
+        html.contains("class=\"rb-step-id\" name=\"purge\""),
+        "{html}"
+    );
     assert!(html.contains("<div class=\"rb-plan-steps\">"), "{html}");
 }
 
@@ -369,7 +372,7 @@ fn a_browser_shows_the_badges_of_a_runbook_page() {
     // After the page's scripts ran, the step code is highlighted.
     let dom = String::from_utf8(browser(&["--dump-dom".to_string()]).stdout).unwrap();
     let restore = &dom[dom
-        .find("class=\"rb-step\" id=\"restore\"")
+        .find("class=\"rb-step-id\" name=\"restore\"")
         .expect("the restore step")..];
     let restore = &restore[..restore.find("id=\"step-6").unwrap_or(restore.len())];
     assert!(

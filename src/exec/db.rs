@@ -70,6 +70,19 @@ pub trait Database: Send {
     fn dialect(&self) -> Dialect;
     /// Runs one statement of shape `shape`, counts its rows and keeps the first.
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError>;
+    /// Runs `statements`, none of which returns rows, in order: the outcome
+    /// of each that ran, and the error that stopped the rest. This one runs
+    /// them one by one; a server connection sends them in one round trip.
+    async fn run_batch(&mut self, statements: &[(&str, Shape)]) -> (Vec<Outcome>, Option<DbError>) {
+        let mut outcomes = Vec::with_capacity(statements.len());
+        for &(sql, shape) in statements {
+            match self.run(sql, shape).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => return (outcomes, Some(e)),
+            }
+        }
+        (outcomes, None)
+    }
     /// Which database this is, for the journal: a server's identifier and
     /// database name, or a file's path.
     async fn identity(&mut self) -> String;
@@ -243,46 +256,134 @@ where
     usize: sqlx::ColumnIndex<DB::Row>,
     DB::QueryResult: QueryResultRows,
 {
-    let mut rows = 0u64;
-    let mut affected = 0u64;
-    let mut returned_rows = false;
-    let mut first_row = None;
+    let mut counted = Counted::new(shape, dml_only);
     let mut stream = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch_many(conn);
     while let Some(item) = stream.try_next().await? {
         match item {
-            Either::Left(result) => affected += result.affected(),
+            Either::Left(result) => counted.affected += result.affected(),
             Either::Right(row) => {
-                returned_rows = true;
-                rows += 1;
-                if first_row.is_none() {
-                    let mut values = Vec::with_capacity(row.columns().len());
-                    for (i, col) in row.columns().iter().enumerate() {
-                        let raw = row.try_get_raw(i)?;
-                        let type_name = if raw.is_null() {
-                            col.type_info().name().to_string()
-                        } else {
-                            raw.type_info().name().to_string()
-                        };
-                        let text: Option<String> = row.try_get_unchecked(i)?;
-                        values.push((col.name().to_string(), typed(&type_name, text)));
-                    }
-                    first_row = Some(values);
+                counted.returned_rows = true;
+                counted.rows += 1;
+                if counted.first_row.is_none() {
+                    counted.first_row = Some(first_row(&row)?);
                 }
             }
         }
     }
-    let count = if returned_rows || shape.returns_rows {
-        rows
-    } else if shape.kind == StatementKind::Write || !dml_only {
-        affected
-    } else {
-        0
+    Ok(counted.outcome())
+}
+
+/// Sends `statements`, none of which returns rows, to `conn` as one text
+/// (one round trip): the server answers each with a result of its own, in
+/// order, and stops at the first error (format section 4: a batch of
+/// unchecked writes inside a transaction).
+async fn batch_on<'c, DB, E>(
+    conn: E,
+    statements: &[(&str, Shape)],
+    dml_only: bool,
+) -> (Vec<Outcome>, Option<DbError>)
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'c, Database = DB>,
+    DB::QueryResult: QueryResultRows,
+{
+    let sql = statements
+        .iter()
+        .map(|(sql, _)| *sql)
+        .collect::<Vec<_>>()
+        .join("\n;\n");
+    let mut outcomes = Vec::with_capacity(statements.len());
+    let mut rows = 0;
+    let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(Either::Left(result))) => {
+                let Some(&(_, shape)) = statements.get(outcomes.len()) else {
+                    break;
+                };
+                let mut counted = Counted::new(shape, dml_only);
+                (counted.rows, counted.returned_rows) = (rows, rows > 0);
+                counted.affected = result.affected();
+                outcomes.push(counted.outcome());
+                rows = 0;
+            }
+            Ok(Some(Either::Right(_))) => rows += 1,
+            Ok(None) if outcomes.len() == statements.len() => return (outcomes, None),
+            Ok(None) => break,
+            Err(e) => return (outcomes, Some(e.into())),
+        }
+    }
+    let error = DbError {
+        message: format!(
+            "the server answered {} statements sent together where {} were sent; \
+             the transaction is rolled back",
+            outcomes.len(),
+            statements.len()
+        ),
+        sqlstate: None,
+        mysql_number: None,
     };
-    Ok(Outcome {
-        count,
-        returned_rows,
-        first_row,
-    })
+    (outcomes, Some(error))
+}
+
+/// What a statement's results add up to, as they stream in.
+struct Counted {
+    shape: Shape,
+    dml_only: bool,
+    rows: u64,
+    affected: u64,
+    returned_rows: bool,
+    first_row: Option<Vec<(String, Value)>>,
+}
+
+impl Counted {
+    fn new(shape: Shape, dml_only: bool) -> Counted {
+        Counted {
+            shape,
+            dml_only,
+            rows: 0,
+            affected: 0,
+            returned_rows: false,
+            first_row: None,
+        }
+    }
+
+    /// The count of format section 4.
+    fn outcome(self) -> Outcome {
+        let count = if self.returned_rows || self.shape.returns_rows {
+            self.rows
+        } else if self.shape.kind == StatementKind::Write || !self.dml_only {
+            self.affected
+        } else {
+            0
+        };
+        Outcome {
+            count,
+            returned_rows: self.returned_rows,
+            first_row: self.first_row,
+        }
+    }
+}
+
+/// A row's columns, named and read by their type.
+fn first_row<R>(row: &R) -> Result<Vec<(String, Value)>, sqlx::Error>
+where
+    R: Row,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let mut values = Vec::with_capacity(row.columns().len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let type_name = if raw.is_null() {
+            col.type_info().name().to_string()
+        } else {
+            raw.type_info().name().to_string()
+        };
+        let text: Option<String> = row.try_get_unchecked(i)?;
+        values.push((col.name().to_string(), typed(&type_name, text)));
+    }
+    Ok(values)
 }
 
 /// Rows affected, for each driver's query result.
@@ -351,6 +452,14 @@ impl Database for SqlxDatabase {
             Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
             Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
             Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        }
+    }
+
+    async fn run_batch(&mut self, statements: &[(&str, Shape)]) -> (Vec<Outcome>, Option<DbError>) {
+        match &mut self.conn {
+            Conn::Sqlite(c) => batch_on(&mut *c, statements, true).await,
+            Conn::Postgres(c) => batch_on(&mut *c, statements, false).await,
+            Conn::Mysql(c) => batch_on(&mut *c, statements, false).await,
         }
     }
 

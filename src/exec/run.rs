@@ -247,6 +247,11 @@ fn failpoint(name: &str) {
     }
 }
 
+/// Whether `sql` is used verbatim: it has no template tags to render.
+fn plain(sql: &str) -> bool {
+    !sql.contains("{{") && !sql.contains("{%") && !sql.contains("{#")
+}
+
 /// Resolves when `interrupt` becomes `true`; never without one.
 pub async fn stopped(interrupt: Option<tokio::sync::watch::Receiver<bool>>) {
     match interrupt {
@@ -256,6 +261,15 @@ pub async fn stopped(interrupt: Option<tokio::sync::watch::Receiver<bool>>) {
         None => std::future::pending::<()>().await,
     }
 }
+
+/// At most this many statements go to the server together.
+const BATCH_STATEMENTS: usize = 256;
+
+/// At most this much SQL goes to the server together: well under MySQL's
+/// smallest `max_allowed_packet` (1 MiB in older servers), and small enough
+/// that SQLite's copy of the text not yet run (made before each statement of
+/// a text) stays cheap.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// The message of a statement abandoned by an interrupt.
 const INTERRUPTED: &str = "interrupted by the operator";
@@ -546,6 +560,15 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The database of `connection`.
+    fn db(&mut self, connection: &str) -> Result<&mut Box<dyn Database + 'a>, DbError> {
+        self.dbs.get_mut(connection).ok_or_else(|| DbError {
+            message: format!("no database for connection `{connection}`"),
+            sqlstate: None,
+            mysql_number: None,
+        })
+    }
+
     /// Sends `wire` on `connection`, counting its main statement.
     async fn send(
         &mut self,
@@ -554,11 +577,8 @@ impl<'a> Runner<'a> {
         shape: Shape,
         timeout_ms: Option<u64>,
     ) -> Result<super::db::Outcome, DbError> {
-        let db = self.dbs.get_mut(connection).ok_or_else(|| DbError {
-            message: format!("no database for connection `{connection}`"),
-            sqlstate: None,
-            mysql_number: None,
-        })?;
+        let interrupted = stopped(self.options.interrupt.clone());
+        let db = self.db(connection)?;
         let quiet = Shape {
             kind: StatementKind::Other,
             returns_rows: false,
@@ -566,7 +586,6 @@ impl<'a> Runner<'a> {
         if let Some(before) = wire.before {
             db.run(before, quiet).await?;
         }
-        let interrupted = stopped(self.options.interrupt.clone());
         let limit = async {
             match timeout_ms {
                 Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -740,174 +759,339 @@ impl<'a> Runner<'a> {
             .connection(connection)
             .map_or(self.plan.dialect, |c| c.dialect);
         let env = crate::template::environment(dialect);
-        for (ti, stmt) in statements.iter().enumerate() {
-            if self
-                .options
-                .resume_after
-                .is_some_and(|(done, i)| si == done && ti <= i)
-            {
-                continue;
-            }
-            let plain =
-                !stmt.sql.contains("{{") && !stmt.sql.contains("{%") && !stmt.sql.contains("{#");
-            let rendered = if plain {
-                Ok(stmt.sql.clone())
+        let mut ti = 0;
+        while ti < statements.len() {
+            let together = self.batch_len(si, ti, step, connection, dialect, statements);
+            if together > 1 {
+                let batch = &statements[ti..ti + together];
+                self.batch(si, ti, step, connection, dialect, batch).await?;
+                ti += together;
             } else {
-                env.render_str(&stmt.sql, &self.values)
-            };
-            let sql = match rendered {
-                Ok(sql) => sql,
-                Err(e) => {
-                    return Err(Stop::Db(format!(
-                        "{}: cannot render the statement: {e}",
-                        stmt.location
-                    )));
-                }
-            };
-            if stmt.kind == StatementKind::Commit {
-                self.commit(connection, stmt, step, (si, ti)).await?;
-                continue;
-            }
-            self.emit(Event::Running {
-                step: si,
-                index: ti,
-                sql: sql.clone(),
-                in_transaction: self.open.contains_key(connection),
-            })?;
-            let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
-                self.skipped
-                    .entry(connection.to_string())
-                    .or_insert_with(|| format!("DDL not run at {}", stmt.location));
-                self.emit(Event::Skipped {
-                    step: si,
-                    index: ti,
-                    reason: "dry run: MySQL DDL commits implicitly, so it is not run".into(),
-                })?;
-                continue;
-            };
-            let started = Instant::now();
-            let shape = Shape {
-                kind: stmt.kind,
-                returns_rows: stmt.returns_rows,
-            };
-            let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
-                Ok(o) => o,
-                Err(e) => {
-                    if let Some(after) = self.skipped.get(connection).cloned() {
-                        self.emit(Event::Unchecked {
-                            step: si,
-                            index: ti,
-                            reason: format!("{} (follows {after})", e.message),
-                        })?;
-                        continue;
-                    }
-                    if e.message == INTERRUPTED {
-                        return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
-                    }
-                    return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
-                }
-            };
-            let elapsed = started.elapsed();
-            match stmt.kind {
-                StatementKind::Begin => {
-                    self.open.insert(connection.to_string(), Vec::new());
-                }
-                StatementKind::Rollback => {
-                    self.open.remove(connection);
-                    self.emit(Event::RolledBack {
-                        connection: connection.to_string(),
-                        reason: "the runbook rolls back".into(),
-                    })?;
-                }
-                _ => {}
-            }
-            let expect = if self.options.test {
-                stmt.test_expect.or(stmt.expect)
-            } else {
-                stmt.expect
-            };
-            let mut failure = expect
-                .filter(|e| !e.holds(outcome.count))
-                .map(|e| format!("expected {e} rows, got {}", outcome.count));
-            if failure.is_none() {
-                failure = self
-                    .assertions(
-                        &stmt.asserts,
-                        outcome.count,
-                        outcome.first_row.as_deref(),
-                        dialect,
-                    )
-                    .err();
-            }
-            if failure.is_none()
-                && let Some(name) = &stmt.capture
-            {
-                match capture_value(outcome.first_row.as_deref()) {
-                    Some(v) => {
-                        self.values.insert(name.clone(), v.clone());
-                        self.emit(Event::Captured {
-                            step: si,
-                            index: ti,
-                            name: name.clone(),
-                            value: v,
-                        })?;
-                    }
-                    None => {
-                        failure = Some(format!("capture `{name}`: the statement returned no row"))
-                    }
-                }
-            }
-            let unchecked = match (&failure, self.skipped.get(connection)) {
-                (Some(f), Some(after)) => Some(format!("{f} (follows {after})")),
-                _ => None,
-            };
-            if self.options.dry_run && wire.before.is_some() {
-                self.skipped
-                    .entry(connection.to_string())
-                    .or_insert_with(|| format!("a write rolled back at {}", stmt.location));
-            }
-            let passed = failure.is_none() || unchecked.is_some();
-            if let Some(open) = self.open.get_mut(connection)
-                && !matches!(stmt.kind, StatementKind::Begin | StatementKind::Rollback)
-            {
-                open.push(Reviewed {
-                    sql: sql.clone(),
-                    expect,
-                    count: outcome.count,
-                    passed,
-                });
-            }
-            if let Some(reason) = unchecked {
-                self.emit(Event::Unchecked {
-                    step: si,
-                    index: ti,
-                    reason,
-                })?;
-                continue;
-            }
-            let in_transaction = self.open.contains_key(connection);
-            self.emit(Event::Statement {
-                step: si,
-                index: ti,
-                sql,
-                count: outcome.count,
-                expect,
-                passed,
-                failure: failure.clone(),
-                elapsed,
-                in_transaction,
-            })?;
-            failpoint(&format!("after:{}:{ti}", step.id));
-            if let Some(f) = failure
-                && step.on_fail == OnFail::Stop
-            {
-                return Err(Stop::Check(format!(
-                    "{} (step `{}`): {f}",
-                    stmt.location, step.id
-                )));
+                let stmt = &statements[ti];
+                self.statement(si, ti, step, connection, dialect, &env, stmt)
+                    .await?;
+                ti += 1;
             }
         }
         Ok(())
+    }
+
+    /// Whether statement `ti` of step `si` was done before the run resumed.
+    fn done(&self, si: usize, ti: usize) -> bool {
+        self.options
+            .resume_after
+            .is_some_and(|(done, i)| si == done && ti <= i)
+    }
+
+    /// How many statements from `ti` on go to the server together, in one
+    /// round trip: a run of writes (or DDL that stays inside the
+    /// transaction) in an open transaction, verbatim from the runbook (no
+    /// template), that check nothing and return no rows. Nothing a resume
+    /// relies on happens among them (a crash rolls the transaction back)
+    /// and no count is checked, so sending them together changes only the
+    /// time they take. Not in dry runs, nor in a step with a timeout.
+    fn batch_len(
+        &self,
+        si: usize,
+        ti: usize,
+        step: &Step,
+        connection: &str,
+        dialect: Dialect,
+        statements: &[Statement],
+    ) -> usize {
+        if self.options.dry_run
+            || step.timeout_ms.is_some()
+            || !self.open.contains_key(connection)
+            || self.skipped.contains_key(connection)
+            || self.done(si, ti)
+        {
+            return 0;
+        }
+        let mut bytes = 0;
+        statements[ti..]
+            .iter()
+            .take(BATCH_STATEMENTS)
+            .take_while(|s| {
+                bytes += s.sql.len();
+                bytes <= BATCH_BYTES
+                    && matches!(s.kind, StatementKind::Write | StatementKind::Ddl)
+                    && !s.returns_rows
+                    && s.expect.is_none()
+                    && s.test_expect.is_none()
+                    && s.asserts.is_empty()
+                    && s.capture.is_none()
+                    && plain(&s.sql)
+                    && !(dialect == Dialect::Mysql && crate::compile::mysql_implicit_commit(&s.sql))
+            })
+            .count()
+    }
+
+    /// Sends `batch`, statements `first..` of step `si`, in one round trip
+    /// and settles each as if it had run alone; the one that failed stops
+    /// the step at its own location. Each reports an equal share of the
+    /// batch's time.
+    async fn batch(
+        &mut self,
+        si: usize,
+        first: usize,
+        step: &Step,
+        connection: &str,
+        dialect: Dialect,
+        batch: &[Statement],
+    ) -> Result<(), Stop> {
+        for (k, stmt) in batch.iter().enumerate() {
+            self.emit(Event::Running {
+                step: si,
+                index: first + k,
+                sql: stmt.sql.clone(),
+                in_transaction: true,
+            })?;
+        }
+        let started = Instant::now();
+        let sent: Vec<(&str, Shape)> = batch
+            .iter()
+            .map(|s| {
+                let shape = Shape {
+                    kind: s.kind,
+                    returns_rows: false,
+                };
+                (s.sql.as_str(), shape)
+            })
+            .collect();
+        let interrupted = stopped(self.options.interrupt.clone());
+        let db = self.db(connection).map_err(|e| Stop::Db(e.message))?;
+        let (outcomes, error) = tokio::select! {
+            ran = db.run_batch(&sent) => ran,
+            () = interrupted => {
+                self.abandon(connection).await;
+                return Err(Stop::Declined(format!("{}: {INTERRUPTED}", batch[0].location)));
+            }
+        };
+        let each = started.elapsed() / u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        let ran = outcomes.len();
+        for (k, (stmt, outcome)) in batch.iter().zip(outcomes).enumerate() {
+            let sql = stmt.sql.clone();
+            self.settle(
+                si,
+                first + k,
+                step,
+                connection,
+                dialect,
+                stmt,
+                sql,
+                outcome,
+                each,
+                false,
+            )?;
+        }
+        match (error, batch.get(ran)) {
+            (None, _) => Ok(()),
+            (Some(e), at) => {
+                let location = at.unwrap_or(&batch[batch.len() - 1]).location.clone();
+                Err(Stop::Db(format!("{location}: {}", e.message)))
+            }
+        }
+    }
+
+    /// Renders, sends and settles statement `ti` of step `si` alone.
+    #[allow(clippy::too_many_arguments)]
+    async fn statement(
+        &mut self,
+        si: usize,
+        ti: usize,
+        step: &Step,
+        connection: &str,
+        dialect: Dialect,
+        env: &minijinja::Environment<'static>,
+        stmt: &Statement,
+    ) -> Result<(), Stop> {
+        if self.done(si, ti) {
+            return Ok(());
+        }
+        let rendered = if plain(&stmt.sql) {
+            Ok(stmt.sql.clone())
+        } else {
+            env.render_str(&stmt.sql, &self.values)
+        };
+        let sql = match rendered {
+            Ok(sql) => sql,
+            Err(e) => {
+                return Err(Stop::Db(format!(
+                    "{}: cannot render the statement: {e}",
+                    stmt.location
+                )));
+            }
+        };
+        if stmt.kind == StatementKind::Commit {
+            return self.commit(connection, stmt, step, (si, ti)).await;
+        }
+        self.emit(Event::Running {
+            step: si,
+            index: ti,
+            sql: sql.clone(),
+            in_transaction: self.open.contains_key(connection),
+        })?;
+        let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
+            self.skipped
+                .entry(connection.to_string())
+                .or_insert_with(|| format!("DDL not run at {}", stmt.location));
+            return self.emit(Event::Skipped {
+                step: si,
+                index: ti,
+                reason: "dry run: MySQL DDL commits implicitly, so it is not run".into(),
+            });
+        };
+        let started = Instant::now();
+        let shape = Shape {
+            kind: stmt.kind,
+            returns_rows: stmt.returns_rows,
+        };
+        let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(after) = self.skipped.get(connection).cloned() {
+                    return self.emit(Event::Unchecked {
+                        step: si,
+                        index: ti,
+                        reason: format!("{} (follows {after})", e.message),
+                    });
+                }
+                if e.message == INTERRUPTED {
+                    return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
+                }
+                return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
+            }
+        };
+        let elapsed = started.elapsed();
+        let rolled_back = self.options.dry_run && wire.before.is_some();
+        self.settle(
+            si,
+            ti,
+            step,
+            connection,
+            dialect,
+            stmt,
+            sql,
+            outcome,
+            elapsed,
+            rolled_back,
+        )
+    }
+
+    /// Checks what statement `ti` of step `si` produced (its expectation,
+    /// assertions and capture), reports it and keeps it for the review
+    /// before COMMIT; `rolled_back`: a dry run sent it inside a transaction
+    /// of its own and rolled that back.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &mut self,
+        si: usize,
+        ti: usize,
+        step: &Step,
+        connection: &str,
+        dialect: Dialect,
+        stmt: &Statement,
+        sql: String,
+        outcome: super::db::Outcome,
+        elapsed: Duration,
+        rolled_back: bool,
+    ) -> Result<(), Stop> {
+        match stmt.kind {
+            StatementKind::Begin => {
+                self.open.insert(connection.to_string(), Vec::new());
+            }
+            StatementKind::Rollback => {
+                self.open.remove(connection);
+                self.emit(Event::RolledBack {
+                    connection: connection.to_string(),
+                    reason: "the runbook rolls back".into(),
+                })?;
+            }
+            _ => {}
+        }
+        let expect = if self.options.test {
+            stmt.test_expect.or(stmt.expect)
+        } else {
+            stmt.expect
+        };
+        let mut failure = expect
+            .filter(|e| !e.holds(outcome.count))
+            .map(|e| format!("expected {e} rows, got {}", outcome.count));
+        if failure.is_none() {
+            failure = self
+                .assertions(
+                    &stmt.asserts,
+                    outcome.count,
+                    outcome.first_row.as_deref(),
+                    dialect,
+                )
+                .err();
+        }
+        if failure.is_none()
+            && let Some(name) = &stmt.capture
+        {
+            match capture_value(outcome.first_row.as_deref()) {
+                Some(v) => {
+                    self.values.insert(name.clone(), v.clone());
+                    self.emit(Event::Captured {
+                        step: si,
+                        index: ti,
+                        name: name.clone(),
+                        value: v,
+                    })?;
+                }
+                None => failure = Some(format!("capture `{name}`: the statement returned no row")),
+            }
+        }
+        let unchecked = match (&failure, self.skipped.get(connection)) {
+            (Some(f), Some(after)) => Some(format!("{f} (follows {after})")),
+            _ => None,
+        };
+        if rolled_back {
+            self.skipped
+                .entry(connection.to_string())
+                .or_insert_with(|| format!("a write rolled back at {}", stmt.location));
+        }
+        let passed = failure.is_none() || unchecked.is_some();
+        if let Some(open) = self.open.get_mut(connection)
+            && !matches!(stmt.kind, StatementKind::Begin | StatementKind::Rollback)
+        {
+            open.push(Reviewed {
+                sql: sql.clone(),
+                expect,
+                count: outcome.count,
+                passed,
+            });
+        }
+        if let Some(reason) = unchecked {
+            return self.emit(Event::Unchecked {
+                step: si,
+                index: ti,
+                reason,
+            });
+        }
+        let in_transaction = self.open.contains_key(connection);
+        self.emit(Event::Statement {
+            step: si,
+            index: ti,
+            sql,
+            count: outcome.count,
+            expect,
+            passed,
+            failure: failure.clone(),
+            elapsed,
+            in_transaction,
+        })?;
+        if cfg!(debug_assertions) {
+            failpoint(&format!("after:{}:{ti}", step.id));
+        }
+        match failure {
+            Some(f) if step.on_fail == OnFail::Stop => Err(Stop::Check(format!(
+                "{} (step `{}`): {f}",
+                stmt.location, step.id
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Asks (when the transaction is confirmed), then commits or rolls back.
