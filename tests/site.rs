@@ -92,15 +92,23 @@ fn runbook_pages_open_with_their_plan_and_show_every_step_with_badges() {
             "{page}: the plan hash of `plan`"
         );
         let table = &html[html.find("rb-plan-steps").unwrap()..html.find("</table>").unwrap()];
+        let runbook = plan["id"].as_str().unwrap();
         for step in plan["steps"].as_array().unwrap() {
             let id = step["id"].as_str().unwrap();
             assert!(
-                table.contains(&format!("<a href=\"#{id}\">{id}</a>")),
-                "{page}: plan row of {id}"
+                table.contains(&format!("<a href=\"#{runbook}.{id}\">{id}</a>")),
+                "{page}: plan row of {id}, linked to its box"
+            );
+            assert_eq!(
+                html.matches(&format!(" id=\"{runbook}.{id}\"")).count(),
+                1,
+                "{page}: the box of {id}, with an id unique in the book"
             );
             assert!(
-                html.contains(&format!("class=\"rb-step-id\" name=\"{id}\"")),
-                "{page}: anchor {id}"
+                html.contains(&format!(
+                    "class=\"rb-step-id\" name=\"{id}\" href=\"#{id}\""
+                )),
+                "{page}: the short anchor {id}"
             );
         }
         assert_eq!(
@@ -346,7 +354,7 @@ fn a_browser_shows_the_badges_of_a_runbook_page() {
     let book = example_book(dir.path());
     let page = book.join("runbooks/wpca-uid-restore.html");
     let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let browser = |args: &[String]| {
+    let browser = |args: &[String], url: &str| {
         let out = Command::new(&chromium)
             .args([
                 "--headless",
@@ -363,18 +371,20 @@ fn a_browser_shows_the_badges_of_a_runbook_page() {
                 dir.path().join("profile").display()
             ))
             .args(args)
-            .arg(&url)
+            .arg(url)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", shown(&out));
         out
     };
     // After the page's scripts ran, the step code is highlighted.
-    let dom = String::from_utf8(browser(&["--dump-dom".to_string()]).stdout).unwrap();
+    let dom = String::from_utf8(browser(&["--dump-dom".to_string()], &url).stdout).unwrap();
     let restore = &dom[dom
         .find("class=\"rb-step-id\" name=\"restore\"")
         .expect("the restore step")..];
-    let restore = &restore[..restore.find("id=\"step-6").unwrap_or(restore.len())];
+    let restore = &restore[..restore[1..]
+        .find("class=\"rb-step-id\"")
+        .unwrap_or(restore.len())];
     assert!(
         restore.contains("hljs-keyword"),
         "highlighted by the page's highlight.js"
@@ -382,10 +392,13 @@ fn a_browser_shows_the_badges_of_a_runbook_page() {
     assert!(restore.contains("confirm before COMMIT"));
     // The screenshot shows the plan table's badges in their colours.
     let shot = dir.path().join("shot.png");
-    browser(&[
-        format!("--screenshot={}", shot.display()),
-        "--window-size=1280,1600".to_string(),
-    ]);
+    browser(
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1600".to_string(),
+        ],
+        &url,
+    );
     let png = std::fs::read(&shot).unwrap();
     for (what, rgb) in [
         ("expect", [0x1a, 0x7f, 0x37]),
@@ -396,4 +409,43 @@ fn a_browser_shows_the_badges_of_a_runbook_page() {
         let n = pixels_of(&png, rgb);
         assert!(n > 200, "{what} badges: {n} pixels of their colour");
     }
+    // Both anchors of a step take the browser to it: the short one of its
+    // head link (`#restore`) and the box's id the plan table links to. A
+    // copy of the page reports where the restore step's head is after
+    // loading.
+    let probe = page.with_file_name("probe.html");
+    let html = read(page.clone()).replace(
+        "</body>",
+        "<script>addEventListener('load', () => setTimeout(() => document.body.dataset.top = \
+         String(Math.round(document.querySelector('a[name=restore]').getBoundingClientRect().top)), 300));\
+         </script></body>",
+    );
+    std::fs::write(&probe, html).unwrap();
+    let probe = format!("file://{}", probe.canonicalize().unwrap().display());
+    let top = |fragment: &str| -> i64 {
+        let args = [
+            "--dump-dom".to_string(),
+            "--window-size=1280,900".to_string(),
+            "--virtual-time-budget=2000".to_string(),
+        ];
+        let dom = String::from_utf8(browser(&args, &format!("{probe}{fragment}")).stdout).unwrap();
+        let at = dom
+            .find("data-top=\"")
+            .unwrap_or_else(|| panic!("the probe ran: {dom}"))
+            + 10;
+        dom[at..at + dom[at..].find('"').unwrap()].parse().unwrap()
+    };
+    let (unmoved, short, boxed) = (top(""), top("#restore"), top("#wpca-uid-restore.restore"));
+    assert!(
+        unmoved > 900,
+        "the restore step is below the first screen: {unmoved}"
+    );
+    assert!(
+        (0..200).contains(&short),
+        "#restore scrolls to the step: {short}"
+    );
+    assert!(
+        (0..200).contains(&boxed),
+        "the box id scrolls to the step: {boxed}"
+    );
 }

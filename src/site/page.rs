@@ -68,6 +68,8 @@ struct Part {
 #[derive(Debug, Serialize)]
 struct StepView {
     id: String,
+    /// The `id` of its box: unique in the book (see [`box_id`]).
+    anchor: String,
     skip: bool,
     badges: Vec<Badge>,
     parts: Vec<Part>,
@@ -77,6 +79,8 @@ struct StepView {
 #[derive(Debug, Serialize)]
 struct Row {
     id: String,
+    /// The `id` of the step's box, which the row links to.
+    anchor: String,
     skip: bool,
     connection: String,
     statements: usize,
@@ -331,6 +335,7 @@ fn step_view(
     }
     StepView {
         id: step.id.clone(),
+        anchor: box_id(plan, &step.id),
         skip: step.skip,
         badges,
         parts,
@@ -431,6 +436,7 @@ fn plan_view(
             };
             Row {
                 id: s.id.clone(),
+                anchor: box_id(plan, &s.id),
                 skip: s.skip,
                 connection,
                 statements,
@@ -491,7 +497,7 @@ fn step_html(view: &StepView) -> String {
         .and_then(|t| {
             t.render(minijinja::context! {
                 step => minijinja::Value::from(minijinja::value::Serde(view)),
-                head => minijinja::Value::from_safe_string(head_html(view)),
+                head => minijinja::Value::from_safe_string(head_html(view, false)),
             })
         })
         .map(|html| html_block(&html))
@@ -503,7 +509,11 @@ fn step_html(view: &StepView) -> String {
 /// `<pre>` costs mdBook several times more to read than a fence).
 fn step_markdown(view: &StepView, prefix: &str) -> String {
     let skipped = if view.skip { " rb-skipped" } else { "" };
-    let mut out = format!("<div class=\"rb-step{skipped}\">{}\n\n", head_html(view),);
+    let mut out = format!(
+        "<div class=\"rb-step{skipped}\" id=\"{}\">{}\n\n",
+        escape(&view.anchor),
+        head_html(view, false),
+    );
     for part in &view.parts {
         let longest = part
             .code
@@ -654,7 +664,7 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
             (Block::Tasks(t), Some(step), Some(plan)) if t.span.file == FileId(0) => {
                 let view = step_view(step, "", plan, "", None);
                 let prefix = container_prefix(&text, t.span.start);
-                let html = indented(&head_html(&view), &prefix);
+                let html = indented(&head_html(&view, true), &prefix);
                 edits.push((t.span.start..t.span.start, format!("{html}\n\n{prefix}")));
             }
             (Block::Code(c), _, _) if c.span.file == FileId(0) => {
@@ -677,20 +687,31 @@ fn markdown_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
     }
 }
 
-/// A step's head line: its id as a link to itself, then its badges; for
-/// sign-off lists, which stay Markdown, the whole of the step's markup.
+/// The `id` of a step's box: the runbook's id, a dot, the step's.
 ///
-/// The link is the step's anchor (`page.html#restore`), by `name`, not
-/// `id`: mdBook's print page makes every `id` of the book unique by trying
-/// `-1`, `-2`, ... in turn, which is quadratic in how many pages share an
-/// id, and step ids such as `restore` or `verify` recur in every runbook
-/// (a book of 1,000 runbooks: 1.3 s of a 3.7 s build). Browsers go to an
-/// `<a name>` as to an `id`.
-fn head_html(view: &StepView) -> String {
+/// Unique in the book, because mdBook's print page makes every `id` of the
+/// book unique by trying `-1`, `-2`, ... in turn, which is quadratic in how
+/// many pages share an id, and step ids such as `restore` or `verify`
+/// recur in every runbook (a book of 1,000 runbooks: 1.3 s of a 3.7 s
+/// build). The step's own short anchor (`page.html#restore`) is its head
+/// link's `name`, which browsers go to as to an `id`.
+fn box_id(plan: &Plan, step: &str) -> String {
+    format!("{}.{step}", plan.id)
+}
+
+/// A step's head line: its id as a link to itself (and its short anchor),
+/// then its badges. With `anchored` the line itself carries the box id (a
+/// sign-off list, which stays Markdown, has no box).
+fn head_html(view: &StepView, anchored: bool) -> String {
     let id = escape(&view.id);
+    let anchor = if anchored {
+        format!(" id=\"{}\"", escape(&view.anchor))
+    } else {
+        String::new()
+    };
     let badges: String = view.badges.iter().map(badge_html).collect();
     format!(
-        "<div class=\"rb-step-head\"><a class=\"rb-step-id\" name=\"{id}\" href=\"#{id}\" title=\"step id\">{id}</a> {badges}</div>"
+        "<div class=\"rb-step-head\"{anchor}><a class=\"rb-step-id\" name=\"{id}\" href=\"#{id}\" title=\"step id\">{id}</a> {badges}</div>"
     )
 }
 
@@ -841,7 +862,7 @@ fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
                     .entry(key(t.span.file))
                     .or_default()
                     .push((t.span.start..t.span.start, format!("{token}\n\n")));
-                placed.push((token, head_html(&view)));
+                placed.push((token, head_html(&view, true)));
             }
         }
     }
