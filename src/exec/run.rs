@@ -287,6 +287,26 @@ struct Wire {
     after: Option<String>,
 }
 
+/// The step a statement belongs to, and where it runs.
+#[derive(Clone, Copy)]
+struct InStep<'p> {
+    /// The step's index in the plan.
+    si: usize,
+    step: &'p Step,
+    connection: &'p str,
+    dialect: Dialect,
+}
+
+/// What running a statement gave, to be checked and reported.
+struct Ran {
+    /// The statement as sent (rendered).
+    sql: String,
+    outcome: super::db::Outcome,
+    elapsed: Duration,
+    /// A dry run sent it inside a transaction of its own and rolled that back.
+    rolled_back: bool,
+}
+
 /// A check that did not hold, or an error: what stops a step.
 #[derive(Debug)]
 enum Stop {
@@ -759,17 +779,20 @@ impl<'a> Runner<'a> {
             .connection(connection)
             .map_or(self.plan.dialect, |c| c.dialect);
         let env = crate::template::environment(dialect);
+        let at = InStep {
+            si,
+            step,
+            connection,
+            dialect,
+        };
         let mut ti = 0;
         while ti < statements.len() {
-            let together = self.batch_len(si, ti, step, connection, dialect, statements);
+            let together = self.batch_len(at, ti, statements);
             if together > 1 {
-                let batch = &statements[ti..ti + together];
-                self.batch(si, ti, step, connection, dialect, batch).await?;
+                self.batch(at, ti, &statements[ti..ti + together]).await?;
                 ti += together;
             } else {
-                let stmt = &statements[ti];
-                self.statement(si, ti, step, connection, dialect, &env, stmt)
-                    .await?;
+                self.statement(at, ti, &env, &statements[ti]).await?;
                 ti += 1;
             }
         }
@@ -790,15 +813,13 @@ impl<'a> Runner<'a> {
     /// relies on happens among them (a crash rolls the transaction back)
     /// and no count is checked, so sending them together changes only the
     /// time they take. Not in dry runs, nor in a step with a timeout.
-    fn batch_len(
-        &self,
-        si: usize,
-        ti: usize,
-        step: &Step,
-        connection: &str,
-        dialect: Dialect,
-        statements: &[Statement],
-    ) -> usize {
+    fn batch_len(&self, at: InStep<'_>, ti: usize, statements: &[Statement]) -> usize {
+        let InStep {
+            si,
+            step,
+            connection,
+            dialect,
+        } = at;
         if self.options.dry_run
             || step.timeout_ms.is_some()
             || !self.open.contains_key(connection)
@@ -826,19 +847,17 @@ impl<'a> Runner<'a> {
             .count()
     }
 
-    /// Sends `batch`, statements `first..` of step `si`, in one round trip
+    /// Sends `batch`, statements `first..` of the step, in one round trip
     /// and settles each as if it had run alone; the one that failed stops
     /// the step at its own location. Each reports an equal share of the
     /// batch's time.
     async fn batch(
         &mut self,
-        si: usize,
+        at: InStep<'_>,
         first: usize,
-        step: &Step,
-        connection: &str,
-        dialect: Dialect,
         batch: &[Statement],
     ) -> Result<(), Stop> {
+        let InStep { si, connection, .. } = at;
         for (k, stmt) in batch.iter().enumerate() {
             self.emit(Event::Running {
                 step: si,
@@ -868,43 +887,39 @@ impl<'a> Runner<'a> {
             }
         };
         let each = started.elapsed() / u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        let ran = outcomes.len();
+        let done = outcomes.len();
         for (k, (stmt, outcome)) in batch.iter().zip(outcomes).enumerate() {
-            let sql = stmt.sql.clone();
-            self.settle(
-                si,
-                first + k,
-                step,
-                connection,
-                dialect,
-                stmt,
-                sql,
+            let ran = Ran {
+                sql: stmt.sql.clone(),
                 outcome,
-                each,
-                false,
-            )?;
+                elapsed: each,
+                rolled_back: false,
+            };
+            self.settle(at, first + k, stmt, ran)?;
         }
-        match (error, batch.get(ran)) {
+        match (error, batch.get(done)) {
             (None, _) => Ok(()),
-            (Some(e), at) => {
-                let location = at.unwrap_or(&batch[batch.len() - 1]).location.clone();
+            (Some(e), failed) => {
+                let location = failed.unwrap_or(&batch[batch.len() - 1]).location.clone();
                 Err(Stop::Db(format!("{location}: {}", e.message)))
             }
         }
     }
 
-    /// Renders, sends and settles statement `ti` of step `si` alone.
-    #[allow(clippy::too_many_arguments)]
+    /// Renders, sends and settles statement `ti` of the step alone.
     async fn statement(
         &mut self,
-        si: usize,
+        at: InStep<'_>,
         ti: usize,
-        step: &Step,
-        connection: &str,
-        dialect: Dialect,
         env: &minijinja::Environment<'static>,
         stmt: &Statement,
     ) -> Result<(), Stop> {
+        let InStep {
+            si,
+            step,
+            connection,
+            dialect,
+        } = at;
         if self.done(si, ti) {
             return Ok(());
         }
@@ -962,40 +977,37 @@ impl<'a> Runner<'a> {
                 return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
             }
         };
-        let elapsed = started.elapsed();
-        let rolled_back = self.options.dry_run && wire.before.is_some();
-        self.settle(
+        let ran = Ran {
+            sql,
+            outcome,
+            elapsed: started.elapsed(),
+            rolled_back: self.options.dry_run && wire.before.is_some(),
+        };
+        self.settle(at, ti, stmt, ran)
+    }
+
+    /// Checks what statement `ti` of the step produced (its expectation,
+    /// assertions and capture), reports it and keeps it for the review
+    /// before COMMIT.
+    fn settle(
+        &mut self,
+        at: InStep<'_>,
+        ti: usize,
+        stmt: &Statement,
+        ran: Ran,
+    ) -> Result<(), Stop> {
+        let InStep {
             si,
-            ti,
             step,
             connection,
             dialect,
-            stmt,
+        } = at;
+        let Ran {
             sql,
             outcome,
             elapsed,
             rolled_back,
-        )
-    }
-
-    /// Checks what statement `ti` of step `si` produced (its expectation,
-    /// assertions and capture), reports it and keeps it for the review
-    /// before COMMIT; `rolled_back`: a dry run sent it inside a transaction
-    /// of its own and rolled that back.
-    #[allow(clippy::too_many_arguments)]
-    fn settle(
-        &mut self,
-        si: usize,
-        ti: usize,
-        step: &Step,
-        connection: &str,
-        dialect: Dialect,
-        stmt: &Statement,
-        sql: String,
-        outcome: super::db::Outcome,
-        elapsed: Duration,
-        rolled_back: bool,
-    ) -> Result<(), Stop> {
+        } = ran;
         match stmt.kind {
             StatementKind::Begin => {
                 self.open.insert(connection.to_string(), Vec::new());
