@@ -58,7 +58,10 @@ pub struct Unterminated {
 /// text and is reported as [`Unterminated`].
 pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminated>) {
     let bytes = text.as_bytes();
-    let mut tokens = Vec::new();
+    // Room for a token per four bytes (SQL averages about five): growing
+    // one vector to hundreds of thousands of tokens, a block of 10,000
+    // statements, took a quarter of that block's compile in reallocation.
+    let mut tokens = Vec::with_capacity(bytes.len() / 4 + 4);
     let mut open = None;
     let mut i = 0;
     while i < bytes.len() {
