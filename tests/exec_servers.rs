@@ -378,9 +378,9 @@ struct Slow {
     runbook: std::path::PathBuf,
 }
 
-/// Sets up [`Slow`] (`attrs` go into the block's attribute list); `None`
-/// without a PostgreSQL server.
-async fn slow_postgres(prefix: &str, attrs: &str, sleep_s: u32) -> Option<Slow> {
+/// Sets up [`Slow`] (`attrs` go into the block's attribute list, `slow` is
+/// what runs after the first INSERT); `None` without a PostgreSQL server.
+async fn slow_postgres(prefix: &str, attrs: &str, slow: &str) -> Option<Slow> {
     let (_, url) = targets()
         .into_iter()
         .find(|(d, _)| *d == Dialect::Postgres)?;
@@ -398,7 +398,7 @@ async fn slow_postgres(prefix: &str, attrs: &str, sleep_s: u32) -> Option<Slow> 
     let runbook = dir.path().join(format!("{prefix}.md"));
     std::fs::write(
         &runbook,
-        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow{attrs}}}\nBEGIN;\nINSERT INTO {table} VALUES (1); -- @expect 1\nSELECT pg_sleep({sleep_s});\nCOMMIT;\n```\n"),
+        format!("---\ndialect: postgres\n---\n# Slow\n\n```sql {{#slow{attrs}}}\nBEGIN;\nINSERT INTO {table} VALUES (1); -- @expect 1\n{slow}\nCOMMIT;\n```\n"),
     )
     .unwrap();
     Some(Slow {
@@ -412,13 +412,31 @@ async fn slow_postgres(prefix: &str, attrs: &str, sleep_s: u32) -> Option<Slow> 
 
 #[tokio::test]
 async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
+    interrupt("interrupted", "SELECT pg_sleep(6);", "SELECT pg_sleep(6)").await;
+}
+
+#[tokio::test]
+async fn ctrl_c_during_writes_sent_together_rolls_back_with_exit_4() {
+    interrupt(
+        "interrupted_batch",
+        "INSERT INTO interrupted_batch_T SELECT 2 FROM pg_sleep(6);\nINSERT INTO interrupted_batch_T VALUES (3);",
+        "INSERT INTO interrupted_batch_% SELECT 2 FROM pg_sleep(6)%INSERT%",
+    )
+    .await;
+}
+
+/// Interrupts a run of [`slow_postgres`] (`slow`, with `_T` for its table)
+/// once the server runs a query like `running`: the run must stop at once
+/// with exit 4, roll back and journal it.
+async fn interrupt(prefix: &str, slow: &str, running: &str) {
+    let slow = slow.replace("_T", &format!("_{}", std::process::id()));
     let Some(Slow {
         url,
         mut db,
         table,
         dir,
         runbook,
-    }) = slow_postgres("interrupted", "", 6).await
+    }) = slow_postgres(prefix, "", &slow).await
     else {
         return;
     };
@@ -436,8 +454,10 @@ async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
         .spawn()
         .unwrap();
     // Interrupt once the statement is running on the server.
-    let sleeping = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(6)%' AND pid <> pg_backend_pid()";
-    while run(&mut db, sleeping).await.count == 0 {
+    let sleeping = format!(
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE '{running}%' AND pid <> pg_backend_pid()"
+    );
+    while run(&mut db, &sleeping).await.count == 0 {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "the statement never started"
@@ -488,7 +508,7 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
         table,
         dir,
         runbook,
-    }) = slow_postgres("timed", " timeout=1s", 5).await
+    }) = slow_postgres("timed", " timeout=1s", "SELECT pg_sleep(5);").await
     else {
         return;
     };
@@ -525,6 +545,20 @@ fn shape(sql: &str, dialect: Dialect) -> Shape {
     Shape { kind, returns_rows }
 }
 
+/// Sends `statements` to `db` together: each answer, a count or an error.
+async fn send_together(db: &mut SqlxDatabase, statements: &[String]) -> Vec<Result<u64, String>> {
+    use futures_util::StreamExt;
+    let dialect = db.dialect();
+    let sent: Vec<(&str, Shape)> = statements
+        .iter()
+        .map(|s| (s.as_str(), shape(s, dialect)))
+        .collect();
+    db.run_batch(&sent)
+        .map(|answer| answer.map(|o| o.count).map_err(|e| e.message))
+        .collect()
+        .await
+}
+
 #[tokio::test]
 async fn statements_sent_together_are_counted_one_by_one_on_every_dialect() {
     for (dialect, url) in targets() {
@@ -544,14 +578,8 @@ async fn statements_sent_together_are_counted_one_by_one_on_every_dialect() {
             format!("DELETE FROM {table} WHERE id = 2"),
             format!("UPDATE {table} SET v = 'z' WHERE id > 99"),
         ];
-        let batch: Vec<(&str, Shape)> = sent
-            .iter()
-            .map(|s| (s.as_str(), shape(s, dialect)))
-            .collect();
-        let (outcomes, error) = db.run_batch(&batch).await;
-        assert!(error.is_none(), "{dialect}: {error:?}");
-        let counts: Vec<u64> = outcomes.iter().map(|o| o.count).collect();
-        assert_eq!(counts, [2, 1, 3, 1, 0], "{dialect}");
+        let answers = send_together(&mut db, &sent).await;
+        assert_eq!(answers, [Ok(2), Ok(1), Ok(3), Ok(1), Ok(0)], "{dialect}");
         let kept = run(&mut db, &format!("SELECT v FROM {table} ORDER BY id")).await;
         assert_eq!(kept.count, 2, "{dialect}");
         run(&mut db, "ROLLBACK").await;
@@ -564,21 +592,18 @@ async fn statements_sent_together_are_counted_one_by_one_on_every_dialect() {
             format!("INSERT INTO {table} VALUES (10, 'again')"),
             format!("INSERT INTO {table} VALUES (11, 'never')"),
         ];
-        let batch: Vec<(&str, Shape)> = failing
-            .iter()
-            .map(|s| (s.as_str(), shape(s, dialect)))
-            .collect();
-        let (outcomes, error) = db.run_batch(&batch).await;
+        let answers = send_together(&mut db, &failing).await;
         assert_eq!(
-            outcomes.len(),
-            1,
-            "{dialect}: the first ran, the second failed"
+            answers.len(),
+            2,
+            "{dialect}: the first ran, the second failed, no third: {answers:?}"
         );
-        let error = error.expect("a duplicate key fails");
+        assert_eq!(answers[0], Ok(1), "{dialect}");
+        let error = answers[1].clone().expect_err("a duplicate key fails");
         assert!(
             ["UNIQUE", "unique", "Duplicate"]
                 .iter()
-                .any(|w| error.message.contains(w)),
+                .any(|w| error.contains(w)),
             "{dialect}: {error}"
         );
         run(&mut db, "ROLLBACK").await;

@@ -6,7 +6,8 @@
 //! section 5): integer and integral decimal columns are integers, other
 //! numerics floats, NULL is `none`, everything else text.
 
-use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use minijinja::Value;
 use sqlx::{AssertSqlSafe, Column, Connection as _, Either, Row, TypeInfo, ValueRef};
 
@@ -70,19 +71,13 @@ pub trait Database: Send {
     fn dialect(&self) -> Dialect;
     /// Runs one statement of shape `shape`, counts its rows and keeps the first.
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError>;
-    /// Runs `statements`, none of which returns rows, in order: the outcome
-    /// of each that ran, and the error that stopped the rest. This one runs
-    /// them one by one; a server connection sends them in one round trip.
-    async fn run_batch(&mut self, statements: &[(&str, Shape)]) -> (Vec<Outcome>, Option<DbError>) {
-        let mut outcomes = Vec::with_capacity(statements.len());
-        for &(sql, shape) in statements {
-            match self.run(sql, shape).await {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) => return (outcomes, Some(e)),
-            }
-        }
-        (outcomes, None)
-    }
+    /// Sends `statements`, none of which returns rows, in one round trip:
+    /// the outcome of each, in order, as the server answers, and the error
+    /// of the one that failed last (the server runs none after it).
+    fn run_batch<'s>(
+        &'s mut self,
+        statements: &'s [(&'s str, Shape)],
+    ) -> BoxStream<'s, Result<Outcome, DbError>>;
     /// Which database this is, for the journal: a server's identifier and
     /// database name, or a file's path.
     async fn identity(&mut self) -> String;
@@ -275,16 +270,17 @@ where
 
 /// Sends `statements`, none of which returns rows, to `conn` as one text
 /// (one round trip): the server answers each with a result of its own, in
-/// order, and stops at the first error (format section 4: a batch of
-/// unchecked writes inside a transaction).
-async fn batch_on<'c, DB, E>(
+/// order, and stops at the first error (format reference, Transactions:
+/// unchecked writes inside a transaction). The stream yields each
+/// statement's outcome as its answer arrives.
+fn batch_on<'c, DB, E>(
     conn: E,
-    statements: &[(&str, Shape)],
+    statements: &'c [(&'c str, Shape)],
     dml_only: bool,
-) -> (Vec<Outcome>, Option<DbError>)
+) -> BoxStream<'c, Result<Outcome, DbError>>
 where
     DB: sqlx::Database,
-    E: sqlx::Executor<'c, Database = DB>,
+    E: sqlx::Executor<'c, Database = DB> + 'c,
     DB::QueryResult: QueryResultRows,
 {
     let sql = statements
@@ -292,38 +288,44 @@ where
         .map(|(sql, _)| *sql)
         .collect::<Vec<_>>()
         .join("\n;\n");
-    let mut outcomes = Vec::with_capacity(statements.len());
-    let mut rows = 0;
-    let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
-    loop {
-        match stream.try_next().await {
-            Ok(Some(Either::Left(result))) => {
-                let Some(&(_, shape)) = statements.get(outcomes.len()) else {
-                    break;
-                };
-                let mut counted = Counted::new(shape, dml_only);
-                (counted.rows, counted.returned_rows) = (rows, rows > 0);
-                counted.affected = result.affected();
-                outcomes.push(counted.outcome());
-                rows = 0;
+    let answers = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+    // (answers, statements answered, ended)
+    futures_util::stream::unfold(
+        (answers, 0, false),
+        move |(mut answers, done, ended)| async move {
+            if ended {
+                return None;
             }
-            Ok(Some(Either::Right(_))) => rows += 1,
-            Ok(None) if outcomes.len() == statements.len() => return (outcomes, None),
-            Ok(None) => break,
-            Err(e) => return (outcomes, Some(e.into())),
-        }
-    }
-    let error = DbError {
-        message: format!(
-            "the server answered {} statements sent together where {} were sent; \
-             the transaction is rolled back",
-            outcomes.len(),
-            statements.len()
-        ),
-        sqlstate: None,
-        mysql_number: None,
-    };
-    (outcomes, Some(error))
+            let mut rows = 0;
+            let mismatch = |answered: usize| DbError {
+                message: format!(
+                    "the server answered {answered} of {} statements sent together; \
+                 the transaction is rolled back",
+                    statements.len()
+                ),
+                sqlstate: None,
+                mysql_number: None,
+            };
+            loop {
+                match answers.try_next().await {
+                    Ok(Some(Either::Left(result))) => {
+                        let Some(&(_, shape)) = statements.get(done) else {
+                            return Some((Err(mismatch(done + 1)), (answers, done, true)));
+                        };
+                        let mut counted = Counted::new(shape, dml_only);
+                        (counted.rows, counted.returned_rows) = (rows, rows > 0);
+                        counted.affected = result.affected();
+                        return Some((Ok(counted.outcome()), (answers, done + 1, false)));
+                    }
+                    Ok(Some(Either::Right(_))) => rows += 1,
+                    Ok(None) if done == statements.len() => return None,
+                    Ok(None) => return Some((Err(mismatch(done)), (answers, done, true))),
+                    Err(e) => return Some((Err(e.into()), (answers, done, true))),
+                }
+            }
+        },
+    )
+    .boxed()
 }
 
 /// What a statement's results add up to, as they stream in.
@@ -455,11 +457,14 @@ impl Database for SqlxDatabase {
         }
     }
 
-    async fn run_batch(&mut self, statements: &[(&str, Shape)]) -> (Vec<Outcome>, Option<DbError>) {
+    fn run_batch<'s>(
+        &'s mut self,
+        statements: &'s [(&'s str, Shape)],
+    ) -> BoxStream<'s, Result<Outcome, DbError>> {
         match &mut self.conn {
-            Conn::Sqlite(c) => batch_on(&mut *c, statements, true).await,
-            Conn::Postgres(c) => batch_on(&mut *c, statements, false).await,
-            Conn::Mysql(c) => batch_on(&mut *c, statements, false).await,
+            Conn::Sqlite(c) => batch_on(&mut *c, statements, true),
+            Conn::Postgres(c) => batch_on(&mut *c, statements, false),
+            Conn::Mysql(c) => batch_on(&mut *c, statements, false),
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use minijinja::Value;
 
 use super::db::{Database, DbError, Shape};
@@ -848,9 +849,9 @@ impl<'a> Runner<'a> {
     }
 
     /// Sends `batch`, statements `first..` of the step, in one round trip
-    /// and settles each as if it had run alone; the one that failed stops
-    /// the step at its own location. Each reports an equal share of the
-    /// batch's time.
+    /// and settles each as if it had run alone, as its answer arrives; the
+    /// one that failed stops the step at its own location. Each reports the
+    /// time from the answer before it to its own.
     async fn batch(
         &mut self,
         at: InStep<'_>,
@@ -866,7 +867,6 @@ impl<'a> Runner<'a> {
                 in_transaction: true,
             })?;
         }
-        let started = Instant::now();
         let sent: Vec<(&str, Shape)> = batch
             .iter()
             .map(|s| {
@@ -877,32 +877,54 @@ impl<'a> Runner<'a> {
                 (s.sql.as_str(), shape)
             })
             .collect();
-        let interrupted = stopped(self.options.interrupt.clone());
-        let db = self.db(connection).map_err(|e| Stop::Db(e.message))?;
-        let (outcomes, error) = tokio::select! {
-            ran = db.run_batch(&sent) => ran,
-            () = interrupted => {
-                self.abandon(connection).await;
-                return Err(Stop::Declined(format!("{}: {INTERRUPTED}", batch[0].location)));
+        // The connection leaves the map while its answers stream in, so that
+        // each is settled (journaled, shown) while the server runs the next.
+        let mut db = self
+            .dbs
+            .remove(connection)
+            .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+        let mut interrupted = std::pin::pin!(stopped(self.options.interrupt.clone()));
+        let mut done = 0;
+        let mut stop = None;
+        {
+            let mut answers = db.run_batch(&sent);
+            let mut last = Instant::now();
+            while stop.is_none() {
+                let answer = tokio::select! {
+                    answer = answers.next() => answer,
+                    () = &mut interrupted => {
+                        stop = Some(Stop::Declined(format!("{}: {INTERRUPTED}", batch[done].location)));
+                        break;
+                    }
+                };
+                let stmt = &batch[done.min(batch.len() - 1)];
+                match answer {
+                    None => break,
+                    Some(Ok(outcome)) => {
+                        let ran = Ran {
+                            sql: stmt.sql.clone(),
+                            outcome,
+                            elapsed: last.elapsed(),
+                            rolled_back: false,
+                        };
+                        last = Instant::now();
+                        stop = self.settle(at, first + done, stmt, ran).err();
+                        done += 1;
+                    }
+                    Some(Err(e)) => {
+                        stop = Some(Stop::Db(format!("{}: {}", stmt.location, e.message)))
+                    }
+                }
             }
-        };
-        let each = started.elapsed() / u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        let done = outcomes.len();
-        for (k, (stmt, outcome)) in batch.iter().zip(outcomes).enumerate() {
-            let ran = Ran {
-                sql: stmt.sql.clone(),
-                outcome,
-                elapsed: each,
-                rolled_back: false,
-            };
-            self.settle(at, first + k, stmt, ran)?;
         }
-        match (error, batch.get(done)) {
-            (None, _) => Ok(()),
-            (Some(e), failed) => {
-                let location = failed.unwrap_or(&batch[batch.len() - 1]).location.clone();
-                Err(Stop::Db(format!("{location}: {}", e.message)))
+        self.dbs.insert(connection.to_string(), db);
+        match stop {
+            Some(Stop::Declined(m)) => {
+                self.abandon(connection).await;
+                Err(Stop::Declined(m))
             }
+            Some(stop) => Err(stop),
+            None => Ok(()),
         }
     }
 
