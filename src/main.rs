@@ -10,13 +10,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use runbook_compile::compile::compile_file;
 use runbook_compile::diag;
+use runbook_compile::plan::Plan;
 
 /// mimalloc, not the system allocator: building a book allocates and frees
 /// many small values (mdBook's page trees, handlebars contexts), where
 /// glibc's allocator took a third of the time (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use runbook_compile::plan::Plan;
 
 mod cli;
 

@@ -248,6 +248,15 @@ fn failpoint(name: &str) {
     }
 }
 
+/// The error of a connection the runner has no database for.
+fn no_database(connection: &str) -> DbError {
+    DbError {
+        message: format!("no database for connection `{connection}`"),
+        sqlstate: None,
+        mysql_number: None,
+    }
+}
+
 /// Whether `sql` is used verbatim: it has no template tags to render.
 fn plain(sql: &str) -> bool {
     !sql.contains("{{") && !sql.contains("{%") && !sql.contains("{#")
@@ -581,15 +590,6 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The database of `connection`.
-    fn db(&mut self, connection: &str) -> Result<&mut Box<dyn Database + 'a>, DbError> {
-        self.dbs.get_mut(connection).ok_or_else(|| DbError {
-            message: format!("no database for connection `{connection}`"),
-            sqlstate: None,
-            mysql_number: None,
-        })
-    }
-
     /// Sends `wire` on `connection`, counting its main statement.
     async fn send(
         &mut self,
@@ -599,7 +599,10 @@ impl<'a> Runner<'a> {
         timeout_ms: Option<u64>,
     ) -> Result<super::db::Outcome, DbError> {
         let interrupted = stopped(self.options.interrupt.clone());
-        let db = self.db(connection)?;
+        let db = self
+            .dbs
+            .get_mut(connection)
+            .ok_or_else(|| no_database(connection))?;
         let quiet = Shape {
             kind: StatementKind::Other,
             returns_rows: false,
@@ -815,17 +818,11 @@ impl<'a> Runner<'a> {
     /// and no count is checked, so sending them together changes only the
     /// time they take. Not in dry runs, nor in a step with a timeout.
     fn batch_len(&self, at: InStep<'_>, ti: usize, statements: &[Statement]) -> usize {
-        let InStep {
-            si,
-            step,
-            connection,
-            dialect,
-        } = at;
         if self.options.dry_run
-            || step.timeout_ms.is_some()
-            || !self.open.contains_key(connection)
-            || self.skipped.contains_key(connection)
-            || self.done(si, ti)
+            || at.step.timeout_ms.is_some()
+            || !self.open.contains_key(at.connection)
+            || self.skipped.contains_key(at.connection)
+            || self.done(at.si, ti)
         {
             return 0;
         }
@@ -843,7 +840,8 @@ impl<'a> Runner<'a> {
                     && s.asserts.is_empty()
                     && s.capture.is_none()
                     && plain(&s.sql)
-                    && !(dialect == Dialect::Mysql && crate::compile::mysql_implicit_commit(&s.sql))
+                    && !(at.dialect == Dialect::Mysql
+                        && crate::compile::mysql_implicit_commit(&s.sql))
             })
             .count()
     }
@@ -882,7 +880,7 @@ impl<'a> Runner<'a> {
         let mut db = self
             .dbs
             .remove(connection)
-            .ok_or_else(|| Stop::Db(format!("no database for connection `{connection}`")))?;
+            .ok_or_else(|| Stop::Db(no_database(connection).message))?;
         let mut interrupted = std::pin::pin!(stopped(self.options.interrupt.clone()));
         let mut done = 0;
         let mut stop = None;
@@ -890,14 +888,16 @@ impl<'a> Runner<'a> {
             let mut answers = db.run_batch(&sent);
             let mut last = Instant::now();
             while stop.is_none() {
+                // The statement answered next (the last one once all have
+                // answered and only the stream's end is left).
+                let stmt = &batch[done.min(batch.len() - 1)];
                 let answer = tokio::select! {
                     answer = answers.next() => answer,
                     () = &mut interrupted => {
-                        stop = Some(Stop::Declined(format!("{}: {INTERRUPTED}", batch[done].location)));
+                        stop = Some(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
                         break;
                     }
                 };
-                let stmt = &batch[done.min(batch.len() - 1)];
                 match answer {
                     None => break,
                     Some(Ok(outcome)) => {
