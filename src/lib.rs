@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diag;
 pub mod doctest;
 pub mod document;
+pub mod exact;
 pub mod exec;
 pub mod files;
 pub mod par;

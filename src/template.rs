@@ -22,6 +22,146 @@ pub const GLOBALS: &[&str] = &[
     "none",
 ];
 
+/// Filters a statement may use: `ident` and minijinja's own that compute
+/// values. Anything else is a compile error (format section 11), never a
+/// failure halfway through a run.
+pub const FILTERS: &[&str] = &[
+    "ident", "lower", "upper", "title", "replace", "length", "count", "reverse", "trim", "join",
+    "split", "lines", "default", "d", "round", "abs", "int", "float", "first", "last", "min",
+    "max", "sort", "list", "string", "bool", "sum", "select", "reject", "map", "unique",
+];
+
+/// Tests a statement may use (`x is defined`, `select('odd')`).
+pub const TESTS: &[&str] = &[
+    "defined",
+    "undefined",
+    "none",
+    "odd",
+    "even",
+    "number",
+    "integer",
+    "float",
+    "string",
+    "sequence",
+    "iterable",
+    "mapping",
+    "boolean",
+    "true",
+    "false",
+    "lower",
+    "upper",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "in",
+    "divisibleby",
+];
+
+/// Functions a statement may call.
+pub const FUNCTIONS: &[&str] = &["range", "dict", "namespace"];
+
+/// What in the template `source` the SQL environment does not provide, or
+/// a runbook may not use: unknown filters, tests, functions and methods,
+/// `include`, `import` and `extends`. Each is the name as written and a
+/// message naming it.
+pub fn unsupported(
+    env: &Environment<'static>,
+    source: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    use minijinja::machinery::{Instruction, get_compiled_template};
+    let tmpl = env.template_from_str(source)?;
+    let compiled = get_compiled_template(&tmpl);
+    let mut found = Vec::new();
+    let mut note = |name: &str, msg: String| {
+        if !found.iter().any(|(_, m)| m == &msg) {
+            found.push((name.to_string(), msg));
+        }
+    };
+    for instructions in std::iter::once(&compiled.instructions).chain(compiled.blocks.values()) {
+        let mut previous: Option<&Instruction> = None;
+        for instr in (0..).map_while(|i| instructions.get(i)) {
+            // The filter or test named by a constant argument of `map`,
+            // `select` or `reject` (`map('int')`).
+            let named = || match previous {
+                Some(Instruction::LoadConst(v)) => v.as_str().map(str::to_string),
+                _ => None,
+            };
+            match instr {
+                Instruction::ApplyFilter(name, ..) if !FILTERS.contains(name) => {
+                    note(name, format!("unknown filter `{name}`"))
+                }
+                Instruction::ApplyFilter("map", ..) => {
+                    if let Some(n) = named()
+                        && !FILTERS.contains(&n.as_str())
+                    {
+                        note(&n, format!("unknown filter `{n}` (in `map`)"));
+                    }
+                }
+                Instruction::ApplyFilter(f @ ("select" | "reject"), ..) => {
+                    if let Some(n) = named()
+                        && !TESTS.contains(&n.as_str())
+                    {
+                        note(&n, format!("unknown test `{n}` (in `{f}`)"));
+                    }
+                }
+                Instruction::PerformTest(name, ..) if !TESTS.contains(name) => {
+                    note(name, format!("unknown test `{name}`"))
+                }
+                Instruction::CallFunction(name, _) if !FUNCTIONS.contains(name) => {
+                    note(name, format!("unknown function `{name}`"))
+                }
+                Instruction::CallMethod(name, _) => note(
+                    name,
+                    format!("method `.{name}()`: statements call no methods, use a filter"),
+                ),
+                Instruction::Include(_) | Instruction::LoadBlocks | Instruction::ExportLocals => {
+                    note(
+                        "{%",
+                        "`include`, `import` and `extends` have no templates to load".into(),
+                    )
+                }
+                _ => {}
+            }
+            previous = Some(instr);
+        }
+    }
+    Ok(found)
+}
+
+/// Renders the statement `sql` with `values` and checks its shape again: the
+/// result must be one statement, with nothing left open and no comment the
+/// runbook did not write. Literals cannot do otherwise; this is the check
+/// that they did not.
+pub fn render(
+    env: &Environment<'static>,
+    sql: &str,
+    values: &std::collections::BTreeMap<String, Value>,
+    dialect: Dialect,
+) -> Result<String, String> {
+    use crate::compile::lex::{TokenKind, tokenize};
+    let rendered = env.render_str(sql, values).map_err(|e| e.to_string())?;
+    let split = crate::compile::split::split(&rendered, dialect);
+    let comments = |text: &str| -> Vec<String> {
+        tokenize(text, dialect)
+            .0
+            .into_iter()
+            .filter(|t| matches!(t.kind, TokenKind::LineComment | TokenKind::BlockComment))
+            .map(|t| text[t.start..t.end].to_string())
+            .collect()
+    };
+    let written = comments(sql);
+    if split.unterminated.is_some()
+        || split.statements.len() != 1
+        || comments(&rendered).iter().any(|c| !written.contains(c))
+    {
+        return Err("its values changed the statement's shape; nothing was sent".into());
+    }
+    Ok(rendered)
+}
+
 /// A value marked by the `ident` filter: rendered as a quoted identifier.
 #[derive(Debug)]
 struct Ident(String);
@@ -40,6 +180,11 @@ pub fn environment(dialect: Dialect) -> Environment<'static> {
                 format!("`ident` takes text, not {}", v.kind()),
             )),
         }
+    });
+    env.add_function(crate::exact::EXACT_FN, |digits: String| {
+        crate::exact::Exact::parse(&digits)
+            .map(Value::from_object)
+            .ok_or_else(|| invalid(format!("`{digits}` is not a number")))
     });
     env.set_formatter(move |out, _state, value| {
         let text = match value.downcast_object_ref::<Ident>() {
@@ -70,6 +215,9 @@ pub fn identifier(name: &str, dialect: Dialect) -> Result<String, Error> {
 
 /// `value` as a SQL literal of `dialect`.
 pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
+    if let Some(exact) = value.downcast_object_ref::<crate::exact::Exact>() {
+        return Ok(signed(exact.sql(), exact.is_negative()));
+    }
     match value.kind() {
         ValueKind::None => Ok("NULL".into()),
         ValueKind::Undefined => Err(invalid("undefined value".into())),
@@ -81,13 +229,16 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
             })
         }
         ValueKind::Number => {
-            if let Some(i) = value.as_i64() {
-                return Ok(i.to_string());
+            if value.is_integer() {
+                // Every integer minijinja holds (up to 128 bits), digit for digit.
+                let digits = value.to_string();
+                return Ok(signed(&digits, digits.starts_with('-')));
             }
             let f = f64::try_from(value.clone())
                 .map_err(|_| invalid(format!("number {value} cannot be a SQL literal")))?;
             if f.is_finite() {
-                Ok(format!("{f:?}"))
+                // The shortest text that reads back as the same float.
+                Ok(signed(&format!("{f:?}"), f.is_sign_negative()))
             } else {
                 Err(invalid(format!("{f} cannot be a SQL literal")))
             }
@@ -109,20 +260,36 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
     }
 }
 
-/// A text literal: quotes doubled; backslashes escaped where the dialect reads
-/// them; NUL bytes spelled out where the dialect can hold them.
+/// A number's digits as a literal. A negative one starts with a space, so
+/// that after a `-` it never makes `--`, which starts a comment.
+fn signed(digits: &str, negative: bool) -> String {
+    if negative {
+        format!(" {digits}")
+    } else {
+        digits.to_string()
+    }
+}
+
+/// A text literal whose bytes reach the server unchanged whatever the
+/// session's settings.
+///
+/// MySQL: printable ASCII without a backslash is quoted as it is (quotes
+/// doubled); anything else is written in hex with a character set
+/// introducer (`_utf8mb4 X'...'`), which no `sql_mode` (`NO_BACKSLASH_ESCAPES`)
+/// and no connection character set (gbk, big5, sjis, cp932, whose second
+/// bytes can be a backslash or a quote) reads differently.
+/// PostgreSQL: backslashes in `E'...'`; NUL cannot be held. SQLite: NUL
+/// bytes as `char(0)`.
 fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
     match dialect {
         Dialect::Mysql => {
-            let mut out = String::with_capacity(s.len() + 2);
-            out.push('\'');
-            for c in s.chars() {
-                match c {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    '\0' => out.push_str("\\0"),
-                    c => out.push(c),
-                }
+            if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+                return Ok(format!("'{}'", s.replace('\'', "''")));
+            }
+            let mut out = String::with_capacity(s.len() * 2 + 12);
+            out.push_str("_utf8mb4 X'");
+            for b in s.bytes() {
+                out.push_str(&format!("{b:02X}"));
             }
             out.push('\'');
             Ok(out)
@@ -213,13 +380,16 @@ mod tests {
                             )
                         })
                 } else {
-                    kinds
-                        == [
-                            TokenKind::Word,
-                            TokenKind::Str,
-                            TokenKind::Word,
-                            TokenKind::Word,
-                        ]
+                    // MySQL writes some text in hex: `_utf8mb4 X'...'`.
+                    let literal: &[TokenKind] = if sql.contains("_utf8mb4 X'") {
+                        &[TokenKind::Word, TokenKind::Word, TokenKind::Str]
+                    } else {
+                        &[TokenKind::Str]
+                    };
+                    kinds.len() == literal.len() + 3
+                        && kinds[1..=literal.len()] == *literal
+                        && kinds[0] == TokenKind::Word
+                        && kinds[literal.len() + 1..] == [TokenKind::Word, TokenKind::Word]
                 };
                 assert!(
                     expected_literal,

@@ -100,6 +100,25 @@ async fn guard_targets(
             return Err(EXIT_USAGE);
         }
         names.push((c.name.clone(), shown));
+        let lexing = db.lexing();
+        if let Some(setting) = lexing.difference() {
+            let differs = plan.steps.iter().find_map(|step| match &step.body {
+                StepBody::Sql {
+                    connection,
+                    statements,
+                } if *connection == c.name => statements
+                    .iter()
+                    .find(|s| !runbook_compile::compile::lex::reads_the_same(&s.sql, lexing)),
+                _ => None,
+            });
+            if let Some(stmt) = differs {
+                eprintln!(
+                    "error: {}: under `{}`'s {setting} this statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere); run it on a session with the server's default, or write the literal without them; nothing ran",
+                    stmt.location, c.name
+                );
+                return Err(EXIT_USAGE);
+            }
+        }
     }
     if plan.is_production() {
         for (conn, name) in names.iter().filter(|(_, n)| !n.is_empty()) {

@@ -9,6 +9,31 @@
 
 use crate::plan::Dialect;
 
+/// How a session reads SQL text: the dialect, and the server settings that
+/// change where literals end. The defaults are the servers' own defaults,
+/// which is how a runbook is compiled; a session whose settings differ is
+/// checked against them before anything is sent (`exec::db`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lexing {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// Whether `\` escapes in `'...'` (MySQL without `NO_BACKSLASH_ESCAPES`;
+    /// PostgreSQL with `standard_conforming_strings` off).
+    pub backslash: bool,
+    /// MySQL `ANSI_QUOTES`: `"..."` is an identifier, not a string.
+    pub ansi_quotes: bool,
+}
+
+impl From<Dialect> for Lexing {
+    fn from(dialect: Dialect) -> Lexing {
+        Lexing {
+            dialect,
+            backslash: dialect == Dialect::Mysql,
+            ansi_quotes: false,
+        }
+    }
+}
+
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -54,9 +79,42 @@ pub struct Unterminated {
     pub start: usize,
 }
 
+impl Lexing {
+    /// The session setting that makes this reading differ from the
+    /// dialect's default, for messages; `None` for the default.
+    pub fn difference(&self) -> Option<&'static str> {
+        let default = Lexing::from(self.dialect);
+        if *self == default {
+            None
+        } else if self.ansi_quotes {
+            Some("sql_mode ANSI_QUOTES")
+        } else if self.dialect == Dialect::Mysql {
+            Some("sql_mode NO_BACKSLASH_ESCAPES")
+        } else {
+            Some("standard_conforming_strings = off")
+        }
+    }
+}
+
+/// Whether `text` reads as the same tokens under `lexing` as under its
+/// dialect's defaults, which is how the runbook was compiled: a backslash or
+/// a double quote in a literal can end it elsewhere under another
+/// `sql_mode` or with `standard_conforming_strings` off.
+pub fn reads_the_same(text: &str, lexing: Lexing) -> bool {
+    let default = Lexing::from(lexing.dialect);
+    if lexing == default || !text.contains(['\\', '"']) {
+        return true;
+    }
+    let (a, open_a) = tokenize(text, default);
+    let (b, open_b) = tokenize(text, lexing);
+    open_a.is_none() && open_b.is_none() && a == b
+}
+
 /// Splits `text` into tokens. A construct left open runs to the end of the
 /// text and is reported as [`Unterminated`].
-pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminated>) {
+pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Unterminated>) {
+    let lexing = lexing.into();
+    let dialect = lexing.dialect;
     let bytes = text.as_bytes();
     // Room for a token per four bytes (SQL averages about five): growing
     // one vector to hundreds of thousands of tokens, a block of 10,000
@@ -74,7 +132,14 @@ pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminate
                 let end = scan_while(bytes, i, |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
                 (TokenKind::Space, end, None)
             }
-            b'-' if next == Some(b'-') => (TokenKind::LineComment, line_end(bytes, i), None),
+            // MySQL starts a `--` comment only before a space or a control
+            // character (or the end): `0--1` is zero minus minus one.
+            b'-' if next == Some(b'-')
+                && (dialect != Dialect::Mysql
+                    || bytes.get(i + 2).is_none_or(|&b| b <= b' ' || b == 0x7f)) =>
+            {
+                (TokenKind::LineComment, line_end(bytes, i), None)
+            }
             b'#' if dialect == Dialect::Mysql => (TokenKind::LineComment, line_end(bytes, i), None),
             b'/' if next == Some(b'*') => {
                 let (end, ok) = block_comment(bytes, i, dialect == Dialect::Postgres);
@@ -104,17 +169,16 @@ pub fn tokenize(text: &str, dialect: Dialect) -> (Vec<Token>, Option<Unterminate
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
             b'\'' => {
-                let (end, ok) = quoted(bytes, i, b'\'', dialect == Dialect::Mysql);
+                let (end, ok) = quoted(bytes, i, b'\'', lexing.backslash);
+                (TokenKind::Str, end, (!ok).then_some("string literal"))
+            }
+            b'"' if dialect == Dialect::Mysql && !lexing.ansi_quotes => {
+                let (end, ok) = quoted(bytes, i, b'"', lexing.backslash);
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
             b'"' => {
-                let (end, ok) = quoted(bytes, i, b'"', dialect == Dialect::Mysql);
-                let kind = if dialect == Dialect::Mysql {
-                    TokenKind::Str
-                } else {
-                    TokenKind::Ident
-                };
-                (kind, end, (!ok).then_some("quoted identifier"))
+                let (end, ok) = quoted(bytes, i, b'"', false);
+                (TokenKind::Ident, end, (!ok).then_some("quoted identifier"))
             }
             b'`' if dialect != Dialect::Postgres => {
                 let (end, ok) = quoted(bytes, i, b'`', false);

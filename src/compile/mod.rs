@@ -6,6 +6,7 @@
 pub mod expect;
 mod hash;
 pub mod lex;
+pub mod shape;
 pub mod split;
 
 use std::collections::{HashMap, HashSet};
@@ -914,6 +915,19 @@ impl Compiler<'_> {
             *ok = false;
             return None;
         }
+        // Statement shape (format section 11): a block whose template tags
+        // sit in literals or comments, or that holds client commands, is
+        // reported for that alone (its statements mean nothing else).
+        let mut problems = shape::template_problems(&c.text, dialect);
+        problems.extend(shape::client_commands(&c.text, &split.statements, dialect));
+        if !problems.is_empty() {
+            for p in problems {
+                let d = self.error(p.code, p.message, c.span_of(p.start, p.end));
+                Self::hint(d, p.hint);
+            }
+            *ok = false;
+            return None;
+        }
         if split.statements.is_empty() {
             self.error("empty-step", "this step has no SQL statement", c.span);
             *ok = false;
@@ -1156,6 +1170,36 @@ impl Compiler<'_> {
                 return;
             }
         };
+        match crate::template::unsupported(env, &stmt.sql) {
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => {
+                for (name, what) in found {
+                    let at = stmt.sql.find(name.as_str()).map_or(span, |i| {
+                        Span::new(span.file, span.start + i, span.start + i + name.len())
+                    });
+                    let at = if self.doc.sources.text(at) == name {
+                        at
+                    } else {
+                        span
+                    };
+                    let d = self.error("bad-template", format!("template error: {what}"), at);
+                    Self::hint(
+                        d,
+                        format!(
+                            "filters: {}; tests: {}; functions: {}",
+                            crate::template::FILTERS.join(", "),
+                            crate::template::TESTS.join(", "),
+                            crate::template::FUNCTIONS.join(", ")
+                        ),
+                    );
+                }
+                *ok = false;
+            }
+            Err(e) => {
+                self.error("bad-template", format!("template error: {e}"), span);
+                *ok = false;
+            }
+        }
         let mut uses: Vec<String> = tmpl
             .undeclared_variables(false)
             .into_iter()

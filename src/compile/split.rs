@@ -1,6 +1,6 @@
 //! Statement splitting and `-- @` annotations.
 
-use super::lex::{Token, TokenKind, Unterminated, tokenize};
+use super::lex::{Lexing, Token, TokenKind, Unterminated, tokenize};
 use crate::plan::Dialect;
 
 /// One `-- @key value` comment.
@@ -40,19 +40,25 @@ pub struct Split {
 }
 
 /// Splits `text` at `;` outside literals, identifiers, comments, dollar
-/// quotes and template tags, and attaches each `-- @` comment to the
+/// quotes, template tags and compound bodies (`BEGIN ... END` of a
+/// procedure, function, trigger or `BEGIN NOT ATOMIC` block, MySQL's
+/// `IF ... END IF` and loops), and attaches each `-- @` comment to the
 /// statement it follows (or, with no `;` yet, the statement it is inside).
-pub fn split(text: &str, dialect: Dialect) -> Split {
-    let (tokens, unterminated) = tokenize(text, dialect);
+pub fn split(text: &str, lexing: impl Into<Lexing>) -> Split {
+    let lexing = lexing.into();
+    let (tokens, unterminated) = tokenize(text, lexing);
     let mut out = Split {
         unterminated,
         ..Split::default()
     };
     let mut current: Option<RawStatement> = None;
-    for Token { kind, start, end } in tokens {
+    // The open compound body of the current statement, if it has one.
+    let mut body: Option<Body> = None;
+    for (i, &Token { kind, start, end }) in tokens.iter().enumerate() {
         match kind {
             TokenKind::Space | TokenKind::BlockComment => {}
-            TokenKind::Semicolon => {
+            TokenKind::Semicolon if body.as_ref().is_none_or(|b| b.depth == 0) => {
+                body = None;
                 if let Some(stmt) = current.take() {
                     out.statements.push(stmt);
                 }
@@ -69,22 +75,171 @@ pub fn split(text: &str, dialect: Dialect) -> Split {
                     out.leading.push(annotation);
                 }
             }
-            _ => match current.as_mut() {
-                Some(stmt) => stmt.end = end,
-                None => {
-                    current = Some(RawStatement {
-                        start,
-                        end,
-                        annotations: Vec::new(),
-                    })
+            _ => {
+                match current.as_mut() {
+                    Some(stmt) => stmt.end = end,
+                    None => {
+                        current = Some(RawStatement {
+                            start,
+                            end,
+                            annotations: Vec::new(),
+                        });
+                        body = compound(text, &tokens[i..], lexing.dialect).then(Body::default);
+                    }
                 }
-            },
+                if let Some(b) = body.as_mut() {
+                    b.token(text, &tokens, i, lexing.dialect);
+                }
+            }
         }
     }
     if let Some(stmt) = current {
+        if body.is_some_and(|b| b.depth > 0) && out.unterminated.is_none() {
+            out.unterminated = Some(Unterminated {
+                what: "compound statement (`BEGIN` without its `END`)",
+                start: stmt.start,
+            });
+        }
         out.statements.push(stmt);
     }
     out
+}
+
+/// The code tokens (no spaces, comments) of `tokens`, with their index.
+fn code(tokens: &[Token]) -> impl Iterator<Item = (usize, &Token)> {
+    tokens.iter().enumerate().filter(|(_, t)| {
+        !matches!(
+            t.kind,
+            TokenKind::Space | TokenKind::LineComment | TokenKind::BlockComment
+        )
+    })
+}
+
+fn upper(text: &str, t: &Token) -> String {
+    text[t.start..t.end].to_ascii_uppercase()
+}
+
+/// Whether the statement starting at `tokens[0]` has a compound body whose
+/// `;` do not end it: `CREATE ... PROCEDURE|FUNCTION|TRIGGER|EVENT|PACKAGE`
+/// (a body `BEGIN ... END`, or PostgreSQL's `BEGIN ATOMIC ... END`), and on
+/// MySQL `BEGIN NOT ATOMIC`, a labelled block, or a top-level `IF`, `CASE`,
+/// `WHILE`, `LOOP`, `REPEAT` or `FOR`.
+fn compound(text: &str, tokens: &[Token], dialect: Dialect) -> bool {
+    let mut words = Vec::new();
+    let mut first_punct = None;
+    for (_, t) in code(tokens).take(24) {
+        match t.kind {
+            TokenKind::Semicolon => break,
+            TokenKind::Word => words.push(upper(text, t)),
+            TokenKind::Punct if words.len() == 1 && first_punct.is_none() => {
+                first_punct = Some(&text[t.start..t.end]);
+            }
+            _ => {}
+        }
+    }
+    let first = words.first().map(String::as_str).unwrap_or("");
+    if first == "CREATE" {
+        return words.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT" | "PACKAGE"
+            )
+        });
+    }
+    if dialect != Dialect::Mysql {
+        return false;
+    }
+    let second = words.get(1).map(String::as_str).unwrap_or("");
+    let third = words.get(2).map(String::as_str).unwrap_or("");
+    match first {
+        "BEGIN" => second == "NOT" && third == "ATOMIC",
+        "IF" | "CASE" | "WHILE" | "LOOP" | "REPEAT" | "FOR" => true,
+        // `label: BEGIN ... END label`
+        _ => {
+            first_punct == Some(":")
+                && matches!(second, "BEGIN" | "LOOP" | "WHILE" | "REPEAT" | "FOR")
+        }
+    }
+}
+
+/// Whether the word at `tokens[i]` is a function call (`IF(a, b, c)`,
+/// `REPEAT('x', 3)`) rather than a statement (`IF (a) THEN`): a `(` follows,
+/// and no `THEN` after its `)`.
+fn call(text: &str, tokens: &[Token], i: usize) -> bool {
+    let mut rest = code(&tokens[i + 1..]);
+    if rest
+        .next()
+        .is_none_or(|(_, t)| &text[t.start..t.end] != "(")
+    {
+        return false;
+    }
+    let mut depth = 1;
+    for (_, t) in rest.by_ref() {
+        match &text[t.start..t.end] {
+            "(" => depth += 1,
+            ")" => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            break;
+        }
+    }
+    rest.next().is_none_or(|(_, t)| upper(text, t) != "THEN")
+}
+
+/// The nesting of a compound body, followed token by token.
+#[derive(Debug, Default, Clone, Copy)]
+struct Body {
+    /// Open `BEGIN`, `CASE`, `IF`, loops.
+    depth: u32,
+    /// The previous code token ends a statement position inside the body
+    /// (start, `;`, `THEN`, `ELSE`, `DO`, `BEGIN`, `LOOP`, `REPEAT`, a label's `:`).
+    at_statement: bool,
+    /// The previous word was `END`: the word after it names what it closes.
+    after_end: bool,
+    /// Whether this is the statement's first code token.
+    started: bool,
+}
+
+impl Body {
+    fn token(&mut self, text: &str, tokens: &[Token], i: usize, dialect: Dialect) {
+        let t = &tokens[i];
+        let at_statement = !self.started || self.at_statement;
+        self.started = true;
+        let after_end = std::mem::take(&mut self.after_end);
+        let word = (t.kind == TokenKind::Word).then(|| upper(text, t));
+        let word = word.as_deref().unwrap_or("");
+        let closes_named = matches!(word, "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR" | "CASE");
+        if after_end && closes_named {
+            // `END IF`, `END CASE`, ...: the `END` already closed it.
+        } else {
+            match word {
+                "BEGIN" | "CASE" => self.depth += 1,
+                "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR"
+                    if dialect == Dialect::Mysql && at_statement && !call(text, tokens, i) =>
+                {
+                    self.depth += 1
+                }
+                "END" => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.after_end = true;
+                }
+                _ => {}
+            }
+        }
+        self.at_statement = match t.kind {
+            TokenKind::Semicolon => true,
+            TokenKind::Punct => &text[t.start..t.end] == ":",
+            TokenKind::Word => {
+                !(after_end && closes_named)
+                    && matches!(
+                        word,
+                        "THEN" | "ELSE" | "DO" | "BEGIN" | "LOOP" | "REPEAT" | "ROW"
+                    )
+            }
+            _ => false,
+        };
+    }
 }
 
 /// Reads `-- @key value` at `text[start..end]`; `None` for plain comments.

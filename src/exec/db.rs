@@ -11,6 +11,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use minijinja::Value;
 use sqlx::{AssertSqlSafe, Column, Connection as _, Either, Row, TypeInfo, ValueRef};
 
+use crate::compile::lex::Lexing;
 use crate::plan::{Dialect, StatementKind};
 
 /// What the plan knows of a statement, which decides how it is counted.
@@ -101,6 +102,11 @@ pub trait Database: Send {
     async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<Option<String>, DbError> {
         Ok(None)
     }
+    /// How this session reads SQL text: its dialect and the settings that
+    /// move the end of a literal (`sql_mode`, `standard_conforming_strings`).
+    fn lexing(&self) -> Lexing {
+        self.dialect().into()
+    }
     /// Ends this connection's server session from a second connection, for
     /// a statement abandoned mid-way (interrupt, timeout): the server stops
     /// it at once and rolls its transaction back, instead of running it to
@@ -117,6 +123,9 @@ pub struct SqlxDatabase {
     session: Option<(String, i64)>,
     /// The run lock of a SQLite database: a locked file beside it.
     lock_file: Option<std::fs::File>,
+    /// How the session reads SQL, read from the server at connect and
+    /// after every `SET`, `RESET` or `DISCARD`.
+    lexing: Lexing,
 }
 
 /// The connection, per driver.
@@ -127,6 +136,73 @@ enum Conn {
 }
 
 impl SqlxDatabase {
+    /// Refuses a session whose character set is not UTF-8: every statement
+    /// and value is sent as UTF-8, and under gbk, big5, sjis or cp932 a
+    /// byte of a character can read as a backslash or a quote.
+    async fn pin_encoding(&mut self) -> Result<(), DbError> {
+        let (sql, want): (&str, &[&str]) = match self.conn {
+            Conn::Sqlite(_) => return Ok(()),
+            Conn::Postgres(_) => ("SELECT current_setting('client_encoding') AS e", &["UTF8"]),
+            Conn::Mysql(_) => (
+                "SELECT CONCAT(@@character_set_client, ' ', @@character_set_connection) AS e",
+                &["utf8mb4 utf8mb4"],
+            ),
+        };
+        let got = self.first_text(sql).await?.unwrap_or_default();
+        if want.contains(&got.as_str()) {
+            return Ok(());
+        }
+        Err(DbError {
+            message: format!(
+                "the session's character set is {got}, not UTF-8 (utf8mb4 on MySQL): runbook-compile sends every statement as UTF-8, so that no byte of a value can read as a quote or backslash; remove the charset or client_encoding setting from the URL or the environment"
+            ),
+            sqlstate: None,
+            mysql_number: None,
+        })
+    }
+
+    /// Reads the settings that move the end of a literal.
+    async fn read_lexing(&mut self) -> Result<(), DbError> {
+        let mut lexing = Lexing::from(self.dialect());
+        match self.conn {
+            Conn::Sqlite(_) => {}
+            Conn::Postgres(_) => {
+                let scs = self
+                    .first_text("SELECT current_setting('standard_conforming_strings') AS s")
+                    .await?;
+                lexing.backslash = scs.as_deref() == Some("off");
+            }
+            Conn::Mysql(_) => {
+                let mode = self
+                    .first_text("SELECT @@SESSION.sql_mode AS m")
+                    .await?
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let modes: Vec<&str> = mode.split(',').collect();
+                lexing.backslash = !modes.contains(&"NO_BACKSLASH_ESCAPES");
+                lexing.ansi_quotes = modes.contains(&"ANSI_QUOTES");
+            }
+        }
+        self.lexing = lexing;
+        Ok(())
+    }
+
+    /// Refuses `sql` when this session would read it differently from the
+    /// runbook (format section 11): nothing is sent.
+    fn same_reading(&self, sql: &str) -> Result<(), DbError> {
+        if crate::compile::lex::reads_the_same(sql, self.lexing) {
+            return Ok(());
+        }
+        Err(DbError {
+            message: format!(
+                "not sent: under this session's {} the statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere)",
+                self.lexing.difference().unwrap_or("settings")
+            ),
+            sqlstate: None,
+            mysql_number: None,
+        })
+    }
+
     /// The first column of the first row of `sql` as text, if any (not NULL).
     async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
         Ok(self
@@ -155,7 +231,10 @@ impl SqlxDatabase {
             conn,
             session: None,
             lock_file: None,
+            lexing: dialect.into(),
         };
+        db.pin_encoding().await?;
+        db.read_lexing().await?;
         let id = match dialect {
             Dialect::Sqlite => None,
             Dialect::Postgres => Some("SELECT pg_backend_pid() AS id"),
@@ -183,6 +262,16 @@ impl SqlxDatabase {
     }
 }
 
+/// Whether the first word of `sql` is `word` (any case).
+fn starts_with_word(sql: &str, word: &str) -> bool {
+    let sql = sql.trim_start().as_bytes();
+    sql.len() >= word.len()
+        && sql[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+        && sql
+            .get(word.len())
+            .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+}
+
 /// Whether `url` carries a password (`scheme://user:password@host`).
 fn has_password(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -201,24 +290,12 @@ fn typed(type_name: &str, text: Option<String>) -> Value {
     let integer = t.contains("INT") || t.contains("SERIAL") || t == "OID";
     let decimal = t.contains("NUMERIC") || t.contains("DECIMAL");
     let float = t.contains("FLOAT") || t.contains("DOUBLE") || t == "REAL";
-    if integer || decimal {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::from(i);
-        }
-        if let Ok(i) = text.parse::<i128>() {
-            return Value::from(i);
-        }
-        if decimal
-            && let Some((whole, frac)) = text.split_once('.')
-            && frac.bytes().all(|b| b == b'0')
-            && let Ok(i) = whole.parse::<i64>()
-        {
-            return Value::from(i);
-        }
-    }
-    if (integer || decimal || float)
-        && let Ok(f) = text.parse::<f64>()
+    if (integer || decimal)
+        && let Some(v) = crate::exact::number(&text)
     {
+        return v;
+    }
+    if float && let Ok(f) = text.parse::<f64>() {
         return Value::from(f);
     }
     if t == "BOOL" || t == "BOOLEAN" {
@@ -248,6 +325,7 @@ where
     DB: sqlx::Database,
     E: sqlx::Executor<'c, Database = DB>,
     for<'r> Option<String>: sqlx::Decode<'r, DB>,
+    for<'r> f64: sqlx::Decode<'r, DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
     DB::QueryResult: QueryResultRows,
 {
@@ -372,6 +450,7 @@ fn first_row<R>(row: &R) -> Result<Vec<(String, Value)>, sqlx::Error>
 where
     R: Row,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let mut values = Vec::with_capacity(row.columns().len());
@@ -382,6 +461,13 @@ where
         } else {
             raw.type_info().name().to_string()
         };
+        // SQLite gives a REAL as text with 15 digits, which is not always
+        // the same float: it is read as the float itself.
+        if type_name == "REAL" && !raw.is_null() {
+            let f: f64 = row.try_get_unchecked(i)?;
+            values.push((col.name().to_string(), Value::from(f)));
+            continue;
+        }
         let text: Option<String> = row.try_get_unchecked(i)?;
         values.push((col.name().to_string(), typed(&type_name, text)));
     }
@@ -450,17 +536,37 @@ impl Database for SqlxDatabase {
     }
 
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
-        match &mut self.conn {
+        self.same_reading(sql)?;
+        let outcome = match &mut self.conn {
             Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
             Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
             Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        };
+        if ["SET", "RESET", "DISCARD"]
+            .iter()
+            .any(|w| starts_with_word(sql, w))
+        {
+            self.pin_encoding().await?;
+            self.read_lexing().await?;
         }
+        outcome
+    }
+
+    fn lexing(&self) -> Lexing {
+        self.lexing
     }
 
     fn run_batch<'s>(
         &'s mut self,
         statements: &'s [(&'s str, Shape)],
     ) -> BoxStream<'s, Result<Outcome, DbError>> {
+        if let Some(Err(e)) = statements
+            .iter()
+            .map(|(sql, _)| self.same_reading(sql))
+            .find(Result::is_err)
+        {
+            return futures_util::stream::once(async move { Err(e) }).boxed();
+        }
         match &mut self.conn {
             Conn::Sqlite(c) => batch_on(&mut *c, statements, true),
             Conn::Postgres(c) => batch_on(&mut *c, statements, false),
@@ -666,7 +772,13 @@ mod tests {
     fn text_protocol_values_by_type() {
         assert_eq!(typed("BIGINT", Some("42".into())), Value::from(42));
         assert_eq!(typed("NUMERIC", Some("10.000".into())), Value::from(10));
-        assert_eq!(typed("DECIMAL", Some("10.5".into())), Value::from(10.5));
+        let decimal = typed("DECIMAL", Some("10.50".into()));
+        assert_eq!(decimal.to_string(), "10.50");
+        assert!(
+            decimal
+                .downcast_object_ref::<crate::exact::Exact>()
+                .is_some()
+        );
         assert_eq!(typed("FLOAT8", Some("0.25".into())), Value::from(0.25));
         assert_eq!(typed("BOOL", Some("t".into())), Value::from(true));
         assert_eq!(

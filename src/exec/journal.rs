@@ -134,7 +134,8 @@ pub enum Record<'a> {
         position: (usize, usize),
         /// The capture's name.
         name: &'a str,
-        /// Its value.
+        /// Its value (numbers beyond 64 bits and decimals kept exact).
+        #[serde(serialize_with = "crate::exact::serialize")]
         value: &'a minijinja::Value,
     },
     /// A transaction committed.
@@ -631,7 +632,7 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let captures = captures
         .into_iter()
         .filter(|(p, _, _)| bound.is_some_and(|a| *p <= a))
-        .map(|(_, name, value)| (name, minijinja::Value::from(minijinja::value::Serde(value))))
+        .map(|(_, name, value)| (name, crate::exact::from_json(&value)))
         .collect();
     Ok(ResumePoint {
         run_id: start["run_id"].as_str().unwrap_or_default().to_string(),

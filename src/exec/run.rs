@@ -391,8 +391,7 @@ impl<'a> Runner<'a> {
                     continue;
                 }
                 gates += 1;
-                let sql = env
-                    .render_str(&stmt.sql, &self.values)
+                let sql = crate::template::render(&env, &stmt.sql, &self.values, dialect)
                     .map_err(|e| format!("{}: cannot render the gate: {e}", stmt.location))?;
                 let shape = Shape {
                     kind: stmt.kind,
@@ -948,7 +947,7 @@ impl<'a> Runner<'a> {
         let rendered = if plain(&stmt.sql) {
             Ok(stmt.sql.clone())
         } else {
-            env.render_str(&stmt.sql, &self.values)
+            crate::template::render(env, &stmt.sql, &self.values, dialect)
         };
         let sql = match rendered {
             Ok(sql) => sql,
@@ -1230,9 +1229,37 @@ impl<'a> Runner<'a> {
             let expr = env
                 .compile_expression(&a.expr)
                 .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
-            match expr.eval(&ctx) {
+            // An exact decimal among its names: every number is compared
+            // exactly, never as a float (format section 11).
+            let exact = expr
+                .undeclared_variables(false)
+                .iter()
+                .any(|n| ctx.get(n).is_some_and(crate::exact::holds_exact));
+            let exact_ctx: BTreeMap<String, Value>;
+            let source: String;
+            let (expr, ctx) = if exact {
+                exact_ctx = ctx
+                    .iter()
+                    .map(|(k, v)| (k.clone(), crate::exact::exact_value(v)))
+                    .collect();
+                source = crate::exact::exact_assertion(&a.expr);
+                let expr = env
+                    .compile_expression(&source)
+                    .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
+                (expr, &exact_ctx)
+            } else {
+                (expr, &ctx)
+            };
+            match expr.eval(ctx) {
                 Ok(v) if v.is_true() => {}
                 Ok(v) => return Err(format!("assert `{}` does not hold (it is {v})", a.expr)),
+                Err(e) if exact && e.kind() == minijinja::ErrorKind::InvalidOperation => {
+                    return Err(format!(
+                        "assert `{}`: {}; an exact decimal is compared exactly but takes no arithmetic in an assertion: compute it in the SQL",
+                        a.expr,
+                        e.detail().unwrap_or(&e.to_string())
+                    ));
+                }
                 Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
                     let names: Vec<&str> = ctx.keys().map(String::as_str).collect();
                     let why = if row.is_none() {

@@ -1,0 +1,265 @@
+//! Statement shape (format section 11): what no value may change.
+//!
+//! A template tag inside a string literal, quoted identifier or comment
+//! would let a value end that literal or comment, so it is refused; a value
+//! tag touching a word, number, literal or another value would merge with
+//! it; a client command (`\watch`, `DELIMITER`, `.read`) is not SQL and
+//! would fail, or be misread, only at run time.
+
+use super::lex::{Token, TokenKind, tokenize};
+use super::split::RawStatement;
+use crate::plan::Dialect;
+
+/// One problem found, at a byte range of the block's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The diagnostic code.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// What to write instead.
+    pub hint: String,
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// The template tags that open inside `text`: `{{`, `{%` and `{#`.
+fn tag_openers(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.as_bytes()
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] == b'{' && matches!(w[1], b'{' | b'%' | b'#'))
+        .map(|(i, _)| i)
+}
+
+/// Template tags inside literals, quoted identifiers and comments, and
+/// value tags that touch their neighbours, in `text`.
+pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
+    let tokens = tokenize(text, dialect).0;
+    let mut problems = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let (inside, hint) = match t.kind {
+            TokenKind::Str => (
+                "a string literal",
+                "a value goes into a statement only as a whole literal: write `LIKE {{ '%' ~ pat ~ '%' }}`, not `LIKE '%{{ pat }}%'` (a literal that must hold `{{` is written `{{ '{{' }}`)",
+            ),
+            TokenKind::Ident => (
+                "a quoted identifier",
+                "a name from a value is written `{{ name | ident }}`, which quotes it whole",
+            ),
+            TokenKind::LineComment | TokenKind::BlockComment => (
+                "a comment",
+                "a comment is sent as written: a value inside it could end it and turn the rest of the line into SQL; move the value out of the comment or drop it",
+            ),
+            TokenKind::Template if text[t.start..].starts_with("{{") => {
+                if let Some(p) = touching(text, &tokens, i) {
+                    problems.push(p);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let body = &text[t.start..t.end];
+        for at in tag_openers(body) {
+            problems.push(Problem {
+                code: "template-in-literal",
+                message: format!("template tag `{}` inside {inside}", &body[at..at + 2]),
+                hint: hint.to_string(),
+                start: t.start + at,
+                end: t.start + at + 2,
+            });
+        }
+    }
+    problems
+}
+
+/// The problem of value tag `tokens[i]` when it touches a word, number,
+/// literal, quoted identifier or another value tag, with no space or
+/// operator between them: its literal would merge with that token.
+fn touching(text: &str, tokens: &[Token], i: usize) -> Option<Problem> {
+    let merges = |t: &Token| match t.kind {
+        TokenKind::Word | TokenKind::Number | TokenKind::Str | TokenKind::Ident => true,
+        TokenKind::Template => text[t.start..].starts_with("{{"),
+        _ => false,
+    };
+    let t = &tokens[i];
+    let neighbour = i
+        .checked_sub(1)
+        .map(|p| &tokens[p])
+        .filter(|p| p.end == t.start && merges(p))
+        .or_else(|| tokens.get(i + 1).filter(|n| n.start == t.end && merges(n)))?;
+    Some(Problem {
+        code: "template-touches",
+        message: format!(
+            "`{}` touches `{}`: the value's literal would run into it",
+            &text[t.start..t.end],
+            &text[neighbour.start..neighbour.end]
+        ),
+        hint: "put a space or an operator between them, e.g. `{{ a }} || {{ b }}`".into(),
+        start: t.start,
+        end: t.end,
+    })
+}
+
+/// Client commands among `statements` of `text`: psql's and the mysql
+/// client's backslash commands, `DELIMITER` and `source`, the sqlite3
+/// shell's dot commands.
+pub fn client_commands(text: &str, statements: &[RawStatement], dialect: Dialect) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for stmt in statements {
+        let sql = &text[stmt.start..stmt.end];
+        let tokens: Vec<Token> = tokenize(sql, dialect)
+            .0
+            .into_iter()
+            .filter(|t| !matches!(t.kind, TokenKind::Space))
+            .collect();
+        let word = |t: Option<&Token>| {
+            t.filter(|t| t.kind == TokenKind::Word)
+                .map(|t| sql[t.start..t.end].to_string())
+        };
+        let first = word(tokens.first()).map(|w| w.to_ascii_uppercase());
+        let found = if dialect == Dialect::Mysql
+            && matches!(first.as_deref(), Some("DELIMITER" | "SOURCE"))
+        {
+            tokens
+                .first()
+                .map(|t| (t, first.clone().unwrap_or_default()))
+        } else if dialect == Dialect::Sqlite
+            && tokens.first().is_some_and(|t| &sql[t.start..t.end] == ".")
+        {
+            tokens
+                .first()
+                .map(|t| (t, format!(".{}", word(tokens.get(1)).unwrap_or_default())))
+        } else {
+            tokens.iter().enumerate().find_map(|(k, t)| {
+                (t.kind == TokenKind::Punct && &sql[t.start..t.end] == "\\").then(|| {
+                    let next = tokens
+                        .get(k + 1)
+                        .filter(|n| n.start == t.end)
+                        .map_or("", |n| &sql[n.start..n.end]);
+                    (t, format!("\\{next}"))
+                })
+            })
+        };
+        let Some((t, command)) = found else { continue };
+        problems.push(Problem {
+            code: "client-command",
+            message: format!(
+                "`{command}` is a command of the {}, not SQL",
+                client(dialect, &command)
+            ),
+            hint: instead(&command).to_string(),
+            start: stmt.start + t.start,
+            end: stmt.start + t.end,
+        });
+    }
+    problems
+}
+
+fn client(dialect: Dialect, command: &str) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "psql client",
+        Dialect::Mysql => "mysql client",
+        Dialect::Sqlite if command.starts_with('.') => "sqlite3 shell",
+        Dialect::Sqlite => "sqlite3 shell or another client",
+    }
+}
+
+/// What to write instead of a client command.
+fn instead(command: &str) -> &'static str {
+    match command.to_ascii_lowercase().as_str() {
+        "\\watch" => {
+            "exec sends each statement once: write the query alone and check it with `-- @expect` or `-- @assert`"
+        }
+        "\\gset" => {
+            "store the row with `-- @capture NAME` after the statement (one column: its value; several: NAME.column)"
+        }
+        "\\g" | "\\gx" | "\\g;" => "end the statement with `;`",
+        "\\c" | "\\connect" => {
+            "a step names its connection with `db=NAME`; declare each connection in the header (`:db-NAME: DIALECT`)"
+        }
+        "\\i" | "\\ir" | "\\include" | "\\include_relative" | "source" | "\\." | ".read" => {
+            "put the file's statements in the runbook (AsciiDoc can `include::file[]` them)"
+        }
+        "\\set" | "\\setenv" => "declare a parameter (`:param-NAME: TYPE`) and write `{{ NAME }}`",
+        "\\echo" | "\\qecho" | "\\prompt" => {
+            "write prose outside the SQL block; a sign-off step (`- [ ] ...`) asks the operator"
+        }
+        "delimiter" => {
+            "delete the DELIMITER lines: a `BEGIN ... END` body is one statement here, so write `;` inside it and end it with `END;`"
+        }
+        _ => {
+            "exec sends SQL to the server, not client commands: write the SQL the command stands for"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::split::split;
+
+    fn codes(text: &str, d: Dialect) -> Vec<(&'static str, &str)> {
+        let mut p = template_problems(text, d);
+        p.extend(client_commands(text, &split(text, d).statements, d));
+        p.iter().map(|p| (p.code, &text[p.start..p.end])).collect()
+    }
+
+    #[test]
+    fn tags_inside_literals_identifiers_and_comments_are_found() {
+        let text = "DELETE FROM t WHERE id = {{ uid }} -- reason: {{ reason }}\n AND a LIKE '%{{ pat }}%' /* {% if x %} */ AND \"{{ c }}\" = 1";
+        let found = codes(text, Dialect::Postgres);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found.iter().all(|(c, _)| *c == "template-in-literal"));
+        assert!(codes("SELECT {{ x }} # {# y", Dialect::Mysql)[0].0 == "template-in-literal");
+        assert!(
+            codes(
+                "SELECT {{ '%' ~ p ~ '%' }}, {{ a }} || {{ b }}",
+                Dialect::Sqlite
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn touching_values_are_found() {
+        for text in [
+            "SELECT x{{ a }}",
+            "SELECT {{ a }}{{ b }}",
+            "SELECT '1'{{ a }}",
+            "SELECT 1{{ a }}",
+        ] {
+            assert_eq!(
+                codes(text, Dialect::Mysql)[0].0,
+                "template-touches",
+                "{text}"
+            );
+        }
+        assert!(
+            codes(
+                "SELECT 1-{{ a }}, ({{ b }}), {{ s | ident }}.{{ t | ident }}",
+                Dialect::Mysql
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn client_commands_are_found() {
+        assert_eq!(codes("SELECT 1 \\watch 2", Dialect::Postgres)[0].1, "\\");
+        assert_eq!(codes("SELECT 1 AS n \\gset", Dialect::Postgres).len(), 1);
+        assert_eq!(codes("\\c other\nSELECT 1;", Dialect::Postgres).len(), 1);
+        assert_eq!(
+            codes(
+                "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; END //\nDELIMITER ;",
+                Dialect::Mysql
+            )[0]
+            .1,
+            "DELIMITER"
+        );
+        assert_eq!(codes(".read x.sql", Dialect::Sqlite).len(), 1);
+        assert!(codes("SELECT 'a\\b', E'\\\\'", Dialect::Postgres).is_empty());
+    }
+}
