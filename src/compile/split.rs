@@ -57,7 +57,7 @@ pub fn split(text: &str, lexing: impl Into<Lexing>) -> Split {
     for (i, &Token { kind, start, end }) in tokens.iter().enumerate() {
         match kind {
             TokenKind::Space | TokenKind::BlockComment => {}
-            TokenKind::Semicolon if body.as_ref().is_none_or(|b| b.depth == 0) => {
+            TokenKind::Semicolon if body.as_ref().is_none_or(|b| b.depth() == 0) => {
                 body = None;
                 if let Some(stmt) = current.take() {
                     out.statements.push(stmt);
@@ -88,13 +88,13 @@ pub fn split(text: &str, lexing: impl Into<Lexing>) -> Split {
                     }
                 }
                 if let Some(b) = body.as_mut() {
-                    b.token(text, &tokens, i, lexing.dialect);
+                    b.token(text, &tokens[i], lexing.dialect);
                 }
             }
         }
     }
     if let Some(stmt) = current {
-        if body.is_some_and(|b| b.depth > 0) && out.unterminated.is_none() {
+        if body.is_some_and(|b| b.depth() > 0) && out.unterminated.is_none() {
             out.unterminated = Some(Unterminated {
                 what: "compound statement (`BEGIN` without its `END`)",
                 start: stmt.start,
@@ -162,81 +162,63 @@ fn compound(text: &str, tokens: &[Token], dialect: Dialect) -> bool {
     }
 }
 
-/// Whether the word at `tokens[i]` is a function call (`IF(a, b, c)`,
-/// `REPEAT('x', 3)`) rather than a statement (`IF (a) THEN`): a `(` follows,
-/// and no `THEN` after its `)`.
-fn call(text: &str, tokens: &[Token], i: usize) -> bool {
-    let mut rest = code(&tokens[i + 1..]);
-    if rest
-        .next()
-        .is_none_or(|(_, t)| &text[t.start..t.end] != "(")
-    {
-        return false;
-    }
-    let mut depth = 1;
-    for (_, t) in rest.by_ref() {
-        match &text[t.start..t.end] {
-            "(" => depth += 1,
-            ")" => depth -= 1,
-            _ => {}
-        }
-        if depth == 0 {
-            break;
-        }
-    }
-    rest.next().is_none_or(|(_, t)| upper(text, t) != "THEN")
-}
-
 /// The nesting of a compound body, followed token by token.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Body {
-    /// Open `BEGIN`, `CASE`, `IF`, loops.
-    depth: u32,
+    /// The open `BEGIN`, `CASE`, `IF` and loops, innermost last: `true` for
+    /// a `CASE` expression, whose `THEN` is followed by a value, not a
+    /// statement.
+    open: Vec<bool>,
     /// The previous code token ends a statement position inside the body
-    /// (start, `;`, `THEN`, `ELSE`, `DO`, `BEGIN`, `LOOP`, `REPEAT`, a label's `:`).
+    /// (start, `;`, `THEN`, `ELSE`, `DO`, `BEGIN`, `LOOP`, `REPEAT`,
+    /// `FOR EACH ROW`, a label's `:`).
     at_statement: bool,
     /// The previous word was `END`: the word after it names what it closes.
     after_end: bool,
-    /// Whether this is the statement's first code token.
+    /// Whether the statement's first code token has been seen.
     started: bool,
 }
 
 impl Body {
-    fn token(&mut self, text: &str, tokens: &[Token], i: usize, dialect: Dialect) {
-        let t = &tokens[i];
+    /// How many constructs are open.
+    fn depth(&self) -> usize {
+        self.open.len()
+    }
+
+    fn token(&mut self, text: &str, t: &Token, dialect: Dialect) {
         let at_statement = !self.started || self.at_statement;
         self.started = true;
         let after_end = std::mem::take(&mut self.after_end);
         let word = (t.kind == TokenKind::Word).then(|| upper(text, t));
         let word = word.as_deref().unwrap_or("");
-        let closes_named = matches!(word, "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR" | "CASE");
-        if after_end && closes_named {
-            // `END IF`, `END CASE`, ...: the `END` already closed it.
-        } else {
+        let named_end =
+            after_end && matches!(word, "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR" | "CASE");
+        if !named_end {
             match word {
-                "BEGIN" | "CASE" => self.depth += 1,
+                "BEGIN" => self.open.push(false),
+                "CASE" => self.open.push(!at_statement),
                 "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR"
-                    if dialect == Dialect::Mysql && at_statement && !call(text, tokens, i) =>
+                    if dialect == Dialect::Mysql && at_statement =>
                 {
-                    self.depth += 1
+                    self.open.push(false)
                 }
                 "END" => {
-                    self.depth = self.depth.saturating_sub(1);
+                    self.open.pop();
                     self.after_end = true;
                 }
                 _ => {}
             }
         }
+        let in_expression = self.open.last() == Some(&true);
         self.at_statement = match t.kind {
             TokenKind::Semicolon => true,
             TokenKind::Punct => &text[t.start..t.end] == ":",
-            TokenKind::Word => {
-                !(after_end && closes_named)
-                    && matches!(
-                        word,
-                        "THEN" | "ELSE" | "DO" | "BEGIN" | "LOOP" | "REPEAT" | "ROW"
-                    )
-            }
+            TokenKind::Word if named_end => false,
+            TokenKind::Word => match word {
+                "THEN" | "ELSE" => !in_expression,
+                "DO" | "BEGIN" | "LOOP" | "REPEAT" | "ROW" => true,
+                _ => false,
+            },
             _ => false,
         };
     }

@@ -205,6 +205,31 @@ fn valid_date(s: &str) -> bool {
     (1..=days).contains(&d)
 }
 
+/// Why a value holding a NUL byte cannot run in `plan`, found before
+/// anything runs rather than at the step that would fail: a shell step's
+/// environment cannot carry it, nor PostgreSQL text.
+fn nul_refused(plan: &Plan, value: &ParamValue) -> Option<&'static str> {
+    let nul = match value {
+        ParamValue::Text(s) => s.contains('\0'),
+        ParamValue::TextList(items) => items.iter().any(|s| s.contains('\0')),
+        _ => false,
+    };
+    if !nul {
+        return None;
+    }
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.body, crate::plan::StepBody::Shell { .. }))
+    {
+        return Some("which a shell step's environment (`RUNBOOK_PARAM_<NAME>`) cannot carry");
+    }
+    plan.connections
+        .iter()
+        .any(|c| c.dialect == crate::plan::Dialect::Postgres)
+        .then_some("which PostgreSQL text cannot hold")
+}
+
 /// Checks `given` (`NAME=VALUE` pairs, `@FILE` relative to `base`) against
 /// `plan`'s parameters: every declared parameter given once, nothing
 /// unknown, every value of its type. All problems are returned together.
@@ -235,6 +260,10 @@ pub fn resolve(
         }
         match parse(name, param.ty, raw, base) {
             Ok(v) => {
+                if let Some(why) = nul_refused(plan, &v) {
+                    errors.push(err(format!("parameter `{name}` holds a NUL byte, {why}")));
+                    continue;
+                }
                 values.insert(name.clone(), v);
             }
             Err(e) => errors.push(e),

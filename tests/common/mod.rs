@@ -1,0 +1,124 @@
+//! Helpers shared by the tests on real servers: the databases to test on,
+//! running the binary, and reading the database afterwards.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::plan::Dialect;
+
+/// The databases to test on: a SQLite file in `dir` always, the servers
+/// when configured (under CI a missing server fails the test).
+pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
+    let file = dir.join(format!("{name}.db"));
+    let mut out = vec![(
+        Dialect::Sqlite,
+        format!("sqlite://{}?mode=rwc", file.display()),
+    )];
+    for (dialect, var) in [
+        (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
+        (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) => out.push((dialect, url)),
+            Err(_) if std::env::var_os("CI").is_some() => {
+                panic!("{var} is not set: run `eval \"$(scripts/test-servers)\"`")
+            }
+            Err(_) => eprintln!("note: {var} is not set; {dialect} is not tested"),
+        }
+    }
+    out
+}
+
+/// The MariaDB server's URL, when configured.
+pub fn mysql() -> Option<String> {
+    targets(Path::new("/nonexistent"), "x")
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Mysql)
+        .map(|(_, u)| u)
+}
+
+/// Runs `runbook-compile ARGS...` with no terminal; the exit code and
+/// everything it printed.
+pub fn cli(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
+/// Runs `exec RUNBOOK --db default=URL --journal DIR/runs --yes EXTRA...`.
+pub fn exec(runbook: &Path, url: &str, dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let db = format!("default={url}");
+    let journal = dir.join("runs");
+    let mut args = vec![
+        "exec",
+        runbook.to_str().unwrap(),
+        "--db",
+        &db,
+        "--journal",
+        journal.to_str().unwrap(),
+        "--yes",
+    ];
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
+/// Writes a Markdown runbook `NAME.md` in `dir` with `header` (front matter
+/// lines after `id` and `dialect`) and `body`.
+pub fn runbook(
+    dir: &Path,
+    name: &str,
+    dialect: Dialect,
+    header: &str,
+    body: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(
+        &path,
+        format!("---\nid: {name}\ndialect: {dialect}\n{header}---\n# {name}\n\n{body}"),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `sql` (panics on an error).
+pub async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Outcome {
+    let (kind, returns_rows) = runbook_compile::compile::classify(sql, db.dialect());
+    db.run(sql, Shape { kind, returns_rows })
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The first column of the first row of `sql`, as text (`None` for NULL or
+/// no row).
+pub async fn value(db: &mut SqlxDatabase, sql: &str) -> Option<String> {
+    run(db, sql)
+        .await
+        .first_row
+        .and_then(|r| r.into_iter().next())
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_none())
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+}
+
+/// The hex digits (upper case) of the UTF-8 bytes of text column `column`.
+pub fn hex_of(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("upper(encode(convert_to({column}, 'UTF8'), 'hex'))"),
+        _ => format!("hex({column})"),
+    }
+}
+
+/// `s`'s bytes in upper-case hex.
+pub fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02X}")).collect()
+}
