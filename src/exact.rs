@@ -252,8 +252,10 @@ pub fn exact_assertion(expr: &str) -> String {
             i = j;
             continue;
         }
-        let after_name =
-            i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.'));
+        // Not a number of its own: part of a name (`v2`), an attribute
+        // (`row.0`) or an index (`lines[0]`).
+        let after_name = i > 0
+            && (bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.' | b'['));
         if c.is_ascii_digit() && !after_name {
             let mut j = i;
             while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'_') {

@@ -53,8 +53,21 @@ pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
                 "a comment",
                 "a comment is sent as written: a value inside it could end it and turn the rest of the line into SQL; move the value out of the comment or drop it",
             ),
-            TokenKind::Template if text[t.start..].starts_with("{{") => {
-                if let Some(p) = touching(text, &tokens, i) {
+            TokenKind::Template => {
+                let tag = &text[t.start..t.end];
+                if tag.get(2..3) == Some("-")
+                    || tag.len() >= 5 && tag.get(tag.len() - 3..tag.len() - 2) == Some("-")
+                {
+                    problems.push(Problem {
+                        code: "template-touches",
+                        message: format!("`{tag}` trims the spaces beside it"),
+                        hint: "drop the `-` inside the braces: whitespace control joins a value to what the runbook kept apart".into(),
+                        start: t.start,
+                        end: t.end,
+                    });
+                } else if tag.starts_with("{{")
+                    && let Some(p) = touching(text, &tokens, i)
+                {
                     problems.push(p);
                 }
                 continue;
