@@ -340,6 +340,21 @@ async fn text_values_keep_every_byte_on_every_dialect() {
                     Some("not UTF-8"),
                 )
                 .await;
+                // Settings changed by a function call are read again too.
+                for (mode, sql, refused) in [
+                    (
+                        "sjis-config",
+                        "SELECT set_config('client_encoding', 'SJIS', false);",
+                        Some("not UTF-8"),
+                    ),
+                    (
+                        "scs-config",
+                        "SELECT set_config('standard_conforming_strings', 'off', false);",
+                        None,
+                    ),
+                ] {
+                    text_round_trip(dialect, &url, dir.path(), mode, sql, refused).await;
+                }
             }
             Dialect::Mysql => {
                 text_round_trip(
@@ -358,6 +373,17 @@ async fn text_values_keep_every_byte_on_every_dialect() {
                     "ansi",
                     "SET SESSION sql_mode = 'ANSI';",
                     None,
+                )
+                .await;
+                // A block that changes the character set is noticed too.
+                let block = "BEGIN NOT ATOMIC\n  SET NAMES gbk;\nEND;";
+                text_round_trip(
+                    dialect,
+                    &url,
+                    dir.path(),
+                    "gbk-block",
+                    block,
+                    Some("not UTF-8"),
                 )
                 .await;
                 for charset in ["gbk", "big5", "sjis", "cp932"] {

@@ -148,7 +148,7 @@ impl SqlxDatabase {
                 &["utf8mb4 utf8mb4"],
             ),
         };
-        let got = self.first_text(sql).await?.unwrap_or_default();
+        let got = self.setting(sql).await?.unwrap_or_default();
         if want.contains(&got.as_str()) {
             return Ok(());
         }
@@ -161,6 +161,29 @@ impl SqlxDatabase {
         })
     }
 
+    /// Sends `sql` as it is: no check of how the session reads it, and no
+    /// reading of its settings afterwards (which themselves use this).
+    async fn send(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
+            Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
+            Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+        }
+    }
+
+    /// The text of the first column of the first row of the session query
+    /// `sql`, sent with [`Self::send`].
+    async fn setting(&mut self, sql: &str) -> Result<Option<String>, DbError> {
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        let row = self.send(sql, shape).await?.first_row;
+        Ok(row
+            .and_then(|r| r.into_iter().next())
+            .and_then(|(_, v)| text(v)))
+    }
+
     /// Reads the settings that move the end of a literal.
     async fn read_lexing(&mut self) -> Result<(), DbError> {
         let mut lexing = Lexing::from(self.dialect());
@@ -168,13 +191,13 @@ impl SqlxDatabase {
             Conn::Sqlite(_) => {}
             Conn::Postgres(_) => {
                 let scs = self
-                    .first_text("SELECT current_setting('standard_conforming_strings') AS s")
+                    .setting("SELECT current_setting('standard_conforming_strings') AS s")
                     .await?;
                 lexing.backslash = scs.as_deref() == Some("off");
             }
             Conn::Mysql(_) => {
                 let mode = self
-                    .first_text("SELECT @@SESSION.sql_mode AS m")
+                    .setting("SELECT @@SESSION.sql_mode AS m")
                     .await?
                     .unwrap_or_default()
                     .to_ascii_uppercase();
@@ -205,11 +228,7 @@ impl SqlxDatabase {
 
     /// The first column of the first row of `sql` as text, if any (not NULL).
     async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
-        Ok(self
-            .first_value(sql)
-            .await?
-            .filter(|v| !v.is_none())
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        Ok(self.first_value(sql).await?.and_then(text))
     }
 
     /// Connects to `url` with the driver of `dialect`.
@@ -259,6 +278,33 @@ impl SqlxDatabase {
                 .map(|id| (url.to_string(), id));
         }
         Ok(db)
+    }
+}
+
+/// A value as text; `None` for NULL.
+fn text(v: Value) -> Option<String> {
+    (!v.is_none()).then(|| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+}
+
+/// Whether `sql` may change how the session reads text (`SET NAMES`,
+/// `sql_mode`, `standard_conforming_strings`, `client_encoding`), directly,
+/// through dynamic SQL, a procedure or a block, so that the session's
+/// settings are read again after it.
+fn changes_session(sql: &str) -> bool {
+    const FIRST: &[&str] = &[
+        "SET", "RESET", "DISCARD", "CALL", "EXECUTE", "DO", "BEGIN", "IF", "PREPARE",
+    ];
+    const INSIDE: &[&str] = &[
+        "sql_mode",
+        "standard_conforming",
+        "client_encoding",
+        "set_config",
+        "character_set",
+        "names",
+    ];
+    FIRST.iter().any(|w| starts_with_word(sql, w)) || {
+        let lower = sql.to_ascii_lowercase();
+        INSIDE.iter().any(|w| lower.contains(w))
     }
 }
 
@@ -537,15 +583,8 @@ impl Database for SqlxDatabase {
 
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
         self.same_reading(sql)?;
-        let outcome = match &mut self.conn {
-            Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
-            Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
-            Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
-        };
-        if ["SET", "RESET", "DISCARD"]
-            .iter()
-            .any(|w| starts_with_word(sql, w))
-        {
+        let outcome = self.send(sql, shape).await;
+        if outcome.is_ok() && changes_session(sql) {
             self.pin_encoding().await?;
             self.read_lexing().await?;
         }
