@@ -90,6 +90,9 @@ fn schema(
         match source {
             Source::Db(c, url) => {
                 let shown = DbUrl::new(url);
+                if shown.has_password() {
+                    eprintln!("{}", super::exec::argv_password_warning(&c.name));
+                }
                 match runtime.block_on(SqlxDatabase::connect(c.dialect, url)) {
                     Ok(mut db) => match runtime.block_on(Schema::read(&mut db)) {
                         Ok(s) => schema.extend(s),

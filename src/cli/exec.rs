@@ -58,6 +58,15 @@ impl Operator for Terminal {
     }
 }
 
+/// The warning for a `--db NAME=URL` that holds a password: the process's
+/// arguments are readable by every local user.
+pub fn argv_password_warning(name: &str) -> String {
+    format!(
+        "warning: the password in --db {name}=... can be read by every user of this machine (ps, /proc); give the URL in RUNBOOK_DB_{} instead, or the password in PGPASSWORD, ~/.pgpass (PGPASSFILE) or MYSQL_PWD",
+        name.to_ascii_uppercase()
+    )
+}
+
 /// Before anything runs: each connection must reach the database the
 /// runbook names (`:db-NAME-name:`), a production runbook needs the
 /// operator to type each database's name (or `--confirm-target NAME`), and
@@ -439,7 +448,11 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 "--db {name}: the runbook declares no connection `{name}`"
             ));
         } else {
-            urls.insert(name.clone(), DbUrl::new(url));
+            let url = DbUrl::new(url);
+            if url.has_password() {
+                eprintln!("{}", argv_password_warning(name));
+            }
+            urls.insert(name.clone(), url);
         }
     }
     for c in &plan.connections {

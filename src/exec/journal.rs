@@ -212,11 +212,20 @@ impl Journal {
         operator: &str,
         steps: Vec<String>,
     ) -> std::io::Result<Journal> {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        // Journals hold parameter values and captured rows: only their
+        // owner reads them. A folder made by an older version is tightened
+        // where it is ours; the files are the owner's alone either way.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let path = dir.join(format!("{run_id}.jsonl"));
         let file = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(&path)?;
         Ok(Journal {
             file: std::io::BufWriter::new(file),

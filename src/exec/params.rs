@@ -2,7 +2,7 @@
 //! their declared types before anything runs (format section 7).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use minijinja::Value;
@@ -163,12 +163,28 @@ fn read_lines(name: &str, path: &Path) -> Result<Vec<(String, Origin)>, ParamErr
             path.display()
         )));
     }
+    // A device or a pipe has no size: whatever it is, no more than the
+    // limit (and one byte to tell) is read.
+    let mut read = 0u64;
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let too_big = || {
+        err(format!(
+            "parameter `{name}`: {} holds more than {MAX_PARAM_FILE} bytes, the limit",
+            path.display()
+        ))
+    };
+    for (i, line) in std::io::BufReader::new(file.take(MAX_PARAM_FILE + 1))
+        .lines()
+        .enumerate()
+    {
         let line = line.map_err(|e| ParamError {
             message: format!("parameter `{name}`: {e}"),
             where_: Some((path.to_path_buf(), i + 1)),
         })?;
+        read += line.len() as u64 + 1;
+        if read > MAX_PARAM_FILE + 1 {
+            return Err(too_big());
+        }
         let value = line.trim();
         if value.is_empty() || value.starts_with('#') {
             continue;

@@ -39,11 +39,14 @@ impl DbUrl {
     pub fn new(url: &str) -> DbUrl {
         let mut found = Vec::new();
         if let Some((_, rest)) = url.split_once("://") {
-            let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-            if let Some((userinfo, _)) = authority.rsplit_once('@')
-                && let Some((_, password)) = userinfo.split_once(':')
-            {
-                found.push(password.to_string());
+            // A password may hold an unescaped `/`, `?`, `#` or `@`, so the
+            // user info may end at any `@`: each candidate is a secret (the
+            // longest is replaced first, so the URL is redacted up to its
+            // last `@`, and a driver's message quoting a piece of it is too).
+            for (at, _) in rest.match_indices('@') {
+                if let Some((_, password)) = rest[..at].split_once(':') {
+                    found.push(password.to_string());
+                }
             }
         }
         if let Some((_, query)) = url.split_once('?') {
@@ -65,6 +68,12 @@ impl DbUrl {
             url: url.to_string(),
             secrets,
         }
+    }
+
+    /// Whether the URL itself holds a password, which then sits in the
+    /// process's arguments where every local user can read it.
+    pub fn has_password(&self) -> bool {
+        !self.secrets.is_empty()
     }
 
     /// The URL itself, for the driver only.
@@ -112,5 +121,16 @@ mod tests {
         let none = DbUrl::new("sqlite://runbooks/x.db?mode=rwc");
         assert_eq!(none.redacted(), "sqlite://runbooks/x.db?mode=rwc");
         assert!(!format!("{u:?}").contains("s3cr"));
+        for (url, password) in [
+            ("postgres://ops:pa/ss@db:5432/wpca", "pa/ss"),
+            ("postgres://ops:p?a#s@db/wpca?sslmode=require", "p?a#s"),
+            ("mysql://root:a@b/c:d@127.0.0.1:3306/x", "a@b/c:d"),
+            ("mysql://root:x:y@h/db?user=a@b", "x:y"),
+        ] {
+            let u = DbUrl::new(url);
+            assert!(!u.redacted().contains(password), "{url}: {}", u.redacted());
+            assert!(u.has_password());
+            assert!(!u.scrub(&format!("bad {password} here")).contains(password));
+        }
     }
 }
