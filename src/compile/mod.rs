@@ -1174,14 +1174,7 @@ impl Compiler<'_> {
             Ok(found) if found.is_empty() => {}
             Ok(found) => {
                 for (name, what) in found {
-                    let at = stmt.sql.find(name.as_str()).map_or(span, |i| {
-                        Span::new(span.file, span.start + i, span.start + i + name.len())
-                    });
-                    let at = if self.doc.sources.text(at) == name {
-                        at
-                    } else {
-                        span
-                    };
+                    let at = self.name_span(&stmt.sql, span, &name);
                     let d = self.error("bad-template", format!("template error: {what}"), at);
                     Self::hint(
                         d,
@@ -1210,14 +1203,7 @@ impl Compiler<'_> {
             if self.params.iter().any(|p| &p.name == name) || defined.contains(name) {
                 continue;
             }
-            let at = stmt.sql.find(name.as_str()).map_or(span, |i| {
-                Span::new(span.file, span.start + i, span.start + i + name.len())
-            });
-            let at = if self.doc.sources.text(at) == name {
-                at
-            } else {
-                span
-            };
+            let at = self.name_span(&stmt.sql, span, name);
             let params: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
             let d = self.error(
                 "unknown-name",
@@ -1238,6 +1224,20 @@ impl Compiler<'_> {
             *ok = false;
         }
         stmt.uses = uses;
+    }
+
+    /// Where `name` is written as a word in the statement `sql` at `span`
+    /// (`int` in `map('int')`, not in `point`); the whole statement when
+    /// it cannot be found there.
+    fn name_span(&self, sql: &str, span: Span, name: &str) -> Span {
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        sql.match_indices(name)
+            .find(|(i, _)| {
+                !word(sql[..*i].chars().next_back()) && !word(sql[i + name.len()..].chars().next())
+            })
+            .map(|(i, _)| Span::new(span.file, span.start + i, span.start + i + name.len()))
+            .filter(|at| self.doc.sources.text(*at) == name)
+            .unwrap_or(span)
     }
 
     /// The span of line `offset` (0-based) of the statement starting at `span`.
