@@ -141,21 +141,28 @@ pub fn render(
     values: &std::collections::BTreeMap<String, Value>,
     dialect: Dialect,
 ) -> Result<String, String> {
-    use crate::compile::lex::{TokenKind, tokenize};
+    use crate::compile::lex::{Lexing, TokenKind, tokenize};
     let rendered = env.render_str(sql, values).map_err(|e| e.to_string())?;
-    let split = crate::compile::split::split(&rendered, dialect);
-    let comments = |text: &str| -> Vec<String> {
-        tokenize(text, dialect)
+    // The server reads the result: no template tags in it.
+    let served = Lexing {
+        templates: false,
+        ..Lexing::from(dialect)
+    };
+    let split = crate::compile::split::split(&rendered, served);
+    let comments = |text: &str, lexing: Lexing| -> Vec<String> {
+        tokenize(text, lexing)
             .0
             .into_iter()
             .filter(|t| matches!(t.kind, TokenKind::LineComment | TokenKind::BlockComment))
             .map(|t| text[t.start..t.end].to_string())
             .collect()
     };
-    let written = comments(sql);
+    let written = comments(sql, dialect.into());
     if split.unterminated.is_some()
         || split.statements.len() != 1
-        || comments(&rendered).iter().any(|c| !written.contains(c))
+        || comments(&rendered, served)
+            .iter()
+            .any(|c| !written.contains(c))
     {
         return Err("its values changed the statement's shape; nothing was sent".into());
     }
@@ -207,9 +214,16 @@ pub fn identifier(name: &str, dialect: Dialect) -> Result<String, Error> {
             "an identifier must be non-empty text without NUL bytes".into(),
         ));
     }
+    if dialect == Dialect::Postgres && name.len() > 63 {
+        return Err(invalid(format!(
+            "identifier `{name}` is {} bytes: PostgreSQL would cut it to 63 and name another object",
+            name.len()
+        )));
+    }
     Ok(match dialect {
-        Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
-        Dialect::Sqlite | Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+        // SQLite reads an unknown "name" as a string; a `name` never.
+        Dialect::Mysql | Dialect::Sqlite => format!("`{}`", name.replace('`', "``")),
+        Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
     })
 }
 
@@ -260,11 +274,12 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
     }
 }
 
-/// A number's digits as a literal. A negative one starts with a space, so
-/// that after a `-` it never makes `--`, which starts a comment.
+/// A number's digits as a literal. A negative one is in parentheses, so
+/// that after a `-` it never makes `--`, which starts a comment (with or
+/// without a space after it, depending on the dialect).
 fn signed(digits: &str, negative: bool) -> String {
     if negative {
-        format!(" {digits}")
+        format!("({digits})")
     } else {
         digits.to_string()
     }

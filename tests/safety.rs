@@ -165,6 +165,10 @@ async fn a_tag_inside_a_comment_or_literal_is_refused_before_anything_runs() {
 const HOSTILE: &str =
     "it's \\'; DROP TABLE victim; -- \u{00BF}' \u{7E17}\\ \u{00E9}\\\" ünï ✓ */ $$ {{ x }} \\";
 
+/// A name that ends quoted identifiers of every dialect, short enough for
+/// all of them (PostgreSQL keeps 63 bytes, MySQL 64 characters).
+const NAME: &str = "n=n\"`]'; DROP TABLE victim; -- 縗\\";
+
 /// One value a line, for a `text-list` file.
 fn hostile_lines() -> Vec<String> {
     vec![
@@ -176,6 +180,7 @@ fn hostile_lines() -> Vec<String> {
         "\u{00BF}\\'".to_string(),
         "%_\t*/ /* $a$ 𝄞".to_string(),
         "{{ v }} {% if 1 %}".to_string(),
+        "\u{00A0}nbsp\u{2028}\u{3000}".to_string(),
     ]
 }
 
@@ -205,7 +210,7 @@ INSERT INTO TBL (k, v) VALUES ('shell', {{ lines | first }});
 ```
 
 ```sql {#named}
-SELECT COUNT(*) AS {{ v | ident }} FROM TBL;
+SELECT COUNT(*) AS {{ n | ident }} FROM TBL;
 -- @expect 1
 ```
 "#;
@@ -254,7 +259,7 @@ async fn text_round_trip(
         dir,
         &format!("text-{dialect}-{mode}"),
         dialect,
-        "params:\n  v: text\n  vs: text-list\n",
+        "params:\n  v: text\n  vs: text-list\n  n: text\n",
         &format!("{prefix}{}", TEXT_BODY.replace("TBL", &t)),
     );
     let (code, shown) = exec(
@@ -262,6 +267,8 @@ async fn text_round_trip(
         url,
         dir,
         &[
+            "--param",
+            NAME,
             "--param",
             &format!("v={HOSTILE}"),
             "--param",
@@ -337,7 +344,7 @@ async fn text_values_keep_every_byte_on_every_dialect() {
                     dir.path(),
                     "sjis-set",
                     "SET client_encoding = 'SJIS';",
-                    Some("not UTF-8"),
+                    Some("changes the session's character set"),
                 )
                 .await;
                 // Settings changed by a function call are read again too.
@@ -397,7 +404,7 @@ async fn text_values_keep_every_byte_on_every_dialect() {
                         dir.path(),
                         &format!("{charset}-set"),
                         &format!("SET NAMES {charset};"),
-                        Some("not UTF-8"),
+                        Some("changes the session's character set"),
                     )
                     .await;
                 }
@@ -1059,5 +1066,278 @@ async fn a_misspelled_filter_or_a_client_command_stops_the_run_before_anything_c
             );
         }
         run(&mut db, &format!("DROP TABLE {t}")).await;
+    }
+}
+
+#[tokio::test]
+async fn an_identifier_names_what_it_says_or_nothing() {
+    let _g = lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path(), "ident") {
+        let t = table(&format!("ident_{dialect}"));
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+        run(
+            &mut db,
+            &format!("CREATE TABLE {t} (id INT, status VARCHAR(10))"),
+        )
+        .await;
+        run(
+            &mut db,
+            &format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')"),
+        )
+        .await;
+        // A misspelt column is an error, never a string equal to itself
+        // (SQLite reads an unknown "name" as a string).
+        let body = format!(
+            "```sql {{#purge}}\nDELETE FROM {t} WHERE {{{{ col | ident }}}} = {{{{ v }}}};\n```\n"
+        );
+        let rb = runbook(
+            dir.path(),
+            &format!("ident-{dialect}"),
+            dialect,
+            "params:\n  col: text\n  v: text\n",
+            &body,
+        );
+        let (code, shown) = exec(
+            &rb,
+            &url,
+            dir.path(),
+            &["--param", "col=stauts", "--param", "v=stauts"],
+        );
+        assert_eq!(code, Some(3), "{dialect}: {shown}");
+        assert_eq!(
+            count(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await,
+            2,
+            "{dialect}: {shown}"
+        );
+        run(&mut db, &format!("DROP TABLE {t}")).await;
+    }
+    let Some((_, url)) = targets(dir.path(), "ident")
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Postgres)
+    else {
+        return;
+    };
+    // PostgreSQL cuts a name to 63 bytes: a longer one would name another table.
+    let keep = format!("s_{}", "0".repeat(61));
+    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {keep}")).await;
+    run(&mut db, &format!("CREATE TABLE {keep} (id INT)")).await;
+    let rb = runbook(
+        dir.path(),
+        "ident-long",
+        Dialect::Postgres,
+        "params:\n  t: text\n",
+        "```sql {#drop}\nDROP TABLE {{ t | ident }};\n```\n",
+    );
+    let (code, shown) = exec(
+        &rb,
+        &url,
+        dir.path(),
+        &["--param", &format!("t={keep}_other")],
+    );
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains("63"), "{shown}");
+    let exists = value(&mut db, &format!("SELECT to_regclass('{keep}')::text")).await;
+    assert_eq!(
+        exists.as_deref(),
+        Some(keep.as_str()),
+        "the table is still there"
+    );
+    run(&mut db, &format!("DROP TABLE {keep}")).await;
+}
+
+/// What an attacker's review of section 11 found, each through `exec` on a
+/// table of two rows that must still hold them afterwards: (dialect, step
+/// body with `TBL`, parameters, exit code, what the output says).
+const TRICKS: &[(Dialect, &str, &[&str], i32, &str)] = &[
+    // MySQL runs what is inside `/*! */`, with its own idea of its end.
+    (
+        Dialect::Mysql,
+        "SELECT 1 AS x /*!99999 /* */ , {{ v }} */;",
+        &["v=*/ ; DELETE FROM TBL; SELECT 1 /*"],
+        2,
+        "executable-comment",
+    ),
+    (
+        Dialect::Mysql,
+        "SELECT 1 AS x /*! , '*/ , {{ v }} AS z -- ' */\n  , 2 AS w;",
+        &["v=AS q, SLEEP(2) AS slept,"],
+        2,
+        "executable-comment",
+    ),
+    // PostgreSQL continues an E'' string across a line break.
+    (
+        Dialect::Postgres,
+        "SELECT E'a'\n'\\', {{ v }} AS z -- '\n, 2 AS w;",
+        &["v=AS q; DELETE FROM TBL; SELECT"],
+        2,
+        "inside a string literal",
+    ),
+    // SQLite's `$p(...)` parameter runs to the next `)`.
+    (
+        Dialect::Sqlite,
+        "SELECT id FROM TBL WHERE id = $p({{ v }});",
+        &["v=x');DELETE/**/FROM/**/TBL;SELECT/**/1--"],
+        2,
+        "template tag",
+    ),
+    // `{% raw %}` sends text the compiler never read.
+    (
+        Dialect::Mysql,
+        "SELECT {% raw %}{# harmless\n d '2020-01-01' } AS x; DELETE FROM TBL; #}{% endraw %};",
+        &[],
+        2,
+        "raw",
+    ),
+    // An empty tag between two values.
+    (
+        Dialect::Sqlite,
+        "SELECT {{ v }}{# #}{{ v }} AS ab;",
+        &["v=1"],
+        2,
+        "template-touches",
+    ),
+    // A tag ends outside the strings inside it.
+    (
+        Dialect::Postgres,
+        "SELECT {% set a = '%}' %}'%{{ v }}%' AS x -- '\n;",
+        &["v=x"],
+        2,
+        "inside a string literal",
+    ),
+    // A character set changed on the way back.
+    (
+        Dialect::Mysql,
+        "SET character_set_results = ascii;",
+        &[],
+        2,
+        "character set",
+    ),
+    // PostgreSQL ends a `--` comment at a lone CR: the DELETE is a statement
+    // of its own, which the expectation on it checks.
+    (
+        Dialect::Postgres,
+        "BEGIN;\nSELECT 1 AS x -- note\r; DELETE FROM TBL;\n-- @expect 0\nSELECT 2 AS y;\nCOMMIT;",
+        &[],
+        1,
+        "expected 0",
+    ),
+    // `begin` and `end` as names do not open or close a body.
+    (
+        Dialect::Sqlite,
+        "BEGIN;\nCREATE TRIGGER TBL_trg AFTER UPDATE ON TBL BEGIN UPDATE TBL SET begin = 1 WHERE id = NEW.id; END;\nDELETE FROM TBL WHERE id >= 1;\n-- @expect 1\nSELECT 'x' AS end;\nCOMMIT;",
+        &[],
+        1,
+        "expected 1",
+    ),
+    // Settings changed by a function are read again before a value goes out.
+    (
+        Dialect::Postgres,
+        "CREATE FUNCTION TBL_prep() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('backslash_quote', 'on', false); PERFORM set_config('client_' || 'encoding', 'SJIS', false); RETURN 1; END $$;\nSELECT TBL_prep() AS r;\nDELETE FROM TBL WHERE begin = {{ v }};",
+        &["v=\u{00C1}\\';DELETE FROM TBL;--"],
+        3,
+        "not UTF-8",
+    ),
+    (
+        Dialect::Postgres,
+        "SET standard_conforming_strings = off;\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\nCOMMIT;\nUPDATE TBL SET begin = 9 WHERE begin = 'C:\\temp\\' OR begin = {{ v }};",
+        &["v=; DELETE FROM TBL; SELECT 1 --"],
+        3,
+        "reads differently",
+    ),
+    (
+        Dialect::Postgres,
+        "SET extra_float_digits = -15;\nSELECT {{ v }} AS x;",
+        &["v=1"],
+        3,
+        "extra_float_digits",
+    ),
+    // A shell step's bytes that are not UTF-8 stop the run.
+    (
+        Dialect::Sqlite,
+        "SELECT 1;\n```\n\n```sh {#out capture=lines}\nprintf 'caf\\xe9'\n```\n\n```sql {#after}\nDELETE FROM TBL WHERE begin <> {{ lines | first }};",
+        &[],
+        3,
+        "not UTF-8",
+    ),
+];
+
+#[tokio::test]
+async fn the_attack_review_s_tricks_change_nothing() {
+    let _g = lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = targets(dir.path(), "tricks");
+    for (k, (dialect, body, params, exit, says)) in TRICKS.iter().enumerate() {
+        let Some((_, url)) = urls.iter().find(|(d, _)| d == dialect) else {
+            continue;
+        };
+        let t = table(&format!("trick{k}"));
+        let mut db = SqlxDatabase::connect(*dialect, url).await.unwrap();
+        run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+        run(
+            &mut db,
+            &format!("CREATE TABLE {t} (id INT, begin VARCHAR(20))"),
+        )
+        .await;
+        run(
+            &mut db,
+            &format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')"),
+        )
+        .await;
+        let step = format!("```sql {{#trick}}\n{}\n```\n", body.replace("TBL", &t));
+        let rb = runbook(
+            dir.path(),
+            &format!("trick-{k}"),
+            *dialect,
+            "params:\n  v: text\n",
+            &step,
+        );
+        let v = params
+            .first()
+            .map_or("v=unused".to_string(), |v| v.replace("TBL", &t));
+        let args = ["--param", v.as_str()];
+        let (code, shown) = exec(&rb, url, dir.path(), &args);
+        let rows = count(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+        run(&mut db, &format!("DROP TABLE {t}")).await;
+        if *dialect == Dialect::Postgres {
+            run(&mut db, &format!("DROP FUNCTION IF EXISTS {t}_prep()")).await;
+        }
+        assert_eq!(code, Some(*exit), "trick {k} ({dialect}): {shown}");
+        assert!(shown.contains(says), "trick {k} ({dialect}): {shown}");
+        assert_eq!(
+            rows, 2,
+            "trick {k} ({dialect}): both rows are still there: {shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_negative_value_after_a_minus_stays_arithmetic() {
+    let _g = lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path(), "minus") {
+        // PostgreSQL and SQLite read `--` as a comment anywhere, so only
+        // MySQL lets a tag follow `--` at all; every dialect takes `- {{ n }}`.
+        let sql = if dialect == Dialect::Mysql {
+            "SELECT 5--{{ n }} AS r, 5 - {{ n }} AS s;"
+        } else {
+            "SELECT 5 - -{{ n }} AS r, 5 - {{ n }} AS s;"
+        };
+        let body = format!("```sql {{#calc}}\n{sql}\n-- @assert r == 5 + n and s == 5 - n\n```\n");
+        let rb = runbook(
+            dir.path(),
+            &format!("minus-{dialect}"),
+            dialect,
+            "params:\n  n: int\n",
+            &body,
+        );
+        for n in ["n=3", "n=-3"] {
+            let (code, shown) = exec(&rb, &url, dir.path(), &["--param", n]);
+            assert_eq!(code, Some(0), "{dialect} {n}: {shown}");
+        }
     }
 }

@@ -22,6 +22,10 @@ pub struct Lexing {
     pub backslash: bool,
     /// MySQL `ANSI_QUOTES`: `"..."` is an identifier, not a string.
     pub ansi_quotes: bool,
+    /// Whether `{{ }}`, `{% %}` and `{# #}` are template tags: in a runbook
+    /// they are; in a rendered statement, which the server reads, they are
+    /// not.
+    pub templates: bool,
 }
 
 impl From<Dialect> for Lexing {
@@ -30,6 +34,7 @@ impl From<Dialect> for Lexing {
             dialect,
             backslash: dialect == Dialect::Mysql,
             ansi_quotes: false,
+            templates: true,
         }
     }
 }
@@ -83,7 +88,10 @@ impl Lexing {
     /// The session setting that makes this reading differ from the
     /// dialect's default, for messages; `None` for the default.
     pub fn difference(&self) -> Option<&'static str> {
-        let default = Lexing::from(self.dialect);
+        let default = Lexing {
+            templates: self.templates,
+            ..Lexing::from(self.dialect)
+        };
         if *self == default {
             None
         } else if self.ansi_quotes {
@@ -101,7 +109,10 @@ impl Lexing {
 /// a double quote in a literal can end it elsewhere under another
 /// `sql_mode` or with `standard_conforming_strings` off.
 pub fn reads_the_same(text: &str, lexing: Lexing) -> bool {
-    let default = Lexing::from(lexing.dialect);
+    let default = Lexing {
+        templates: lexing.templates,
+        ..Lexing::from(lexing.dialect)
+    };
     if lexing == default || !text.contains(['\\', '"']) {
         return true;
     }
@@ -121,6 +132,9 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
     // statements, took a quarter of that block's compile in reallocation.
     let mut tokens = Vec::with_capacity(bytes.len() / 4 + 4);
     let mut open = None;
+    // PostgreSQL: a string after an `E'...'` string and whitespace holding a
+    // line break continues it, backslash escapes included.
+    let mut continued = Continued::No;
     let mut i = 0;
     while i < bytes.len() {
         let start = i;
@@ -138,9 +152,11 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 && (dialect != Dialect::Mysql
                     || bytes.get(i + 2).is_none_or(|&b| b <= b' ' || b == 0x7f)) =>
             {
-                (TokenKind::LineComment, line_end(bytes, i), None)
+                (TokenKind::LineComment, line_end(bytes, i, dialect), None)
             }
-            b'#' if dialect == Dialect::Mysql => (TokenKind::LineComment, line_end(bytes, i), None),
+            b'#' if dialect == Dialect::Mysql => {
+                (TokenKind::LineComment, line_end(bytes, i, dialect), None)
+            }
             b'/' if next == Some(b'*') => {
                 let (end, ok) = block_comment(bytes, i, dialect == Dialect::Postgres);
                 (
@@ -149,14 +165,9 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                     (!ok).then_some("block comment"),
                 )
             }
-            b'{' if matches!(next, Some(b'{' | b'%' | b'#')) => {
-                let close: &[u8] = match next {
-                    Some(b'{') => b"}}",
-                    Some(b'%') => b"%}",
-                    _ => b"#}",
-                };
-                match find(bytes, i + 2, close) {
-                    Some(at) => (TokenKind::Template, at + 2, None),
+            b'{' if lexing.templates && matches!(next, Some(b'{' | b'%' | b'#')) => {
+                match tag_end(bytes, i) {
+                    Some(end) => (TokenKind::Template, end, None),
                     None => (TokenKind::Template, bytes.len(), Some("template tag")),
                 }
             }
@@ -169,7 +180,12 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
             b'\'' => {
-                let (end, ok) = quoted(bytes, i, b'\'', lexing.backslash);
+                let (end, ok) = quoted(
+                    bytes,
+                    i,
+                    b'\'',
+                    lexing.backslash || continued == Continued::AfterBreak,
+                );
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
             b'"' if dialect == Dialect::Mysql && !lexing.ansi_quotes => {
@@ -198,6 +214,13 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 }
                 None => (TokenKind::Punct, i + 1, None),
             },
+            // SQLite's parameters `$a`, `@a`, `:a`, `#a`; `$a(...)` runs to
+            // the next space or `)`, as SQLite reads it (Tcl array syntax).
+            b'$' | b'@' | b':' | b'#'
+                if dialect == Dialect::Sqlite && next.is_some_and(sqlite_id_byte) =>
+            {
+                (TokenKind::Ident, sqlite_variable(bytes, i), None)
+            }
             b'0'..=b'9' => (
                 TokenKind::Number,
                 scan_while(bytes, i, |b| {
@@ -211,6 +234,26 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 (TokenKind::Punct, i + len, None)
             }
         };
+        if dialect == Dialect::Postgres {
+            continued = match kind {
+                TokenKind::Str => {
+                    let escapes = matches!(bytes[start], b'e' | b'E')
+                        || bytes[start] == b'\'' && continued == Continued::AfterBreak;
+                    if escapes {
+                        Continued::AfterEscapes
+                    } else {
+                        Continued::No
+                    }
+                }
+                TokenKind::Space
+                    if continued != Continued::No && bytes[start..end].contains(&b'\n') =>
+                {
+                    Continued::AfterBreak
+                }
+                TokenKind::Space | TokenKind::LineComment => continued,
+                _ => Continued::No,
+            };
+        }
         if let Some(what) = unterminated
             && open.is_none()
         {
@@ -234,8 +277,81 @@ fn scan_while(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
     i
 }
 
-fn line_end(bytes: &[u8], from: usize) -> usize {
-    find(bytes, from, b"\n").unwrap_or(bytes.len())
+/// Where a PostgreSQL string continuation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Continued {
+    /// No `E'...'` string before.
+    No,
+    /// After an `E'...'` string (or its continuation).
+    AfterEscapes,
+    /// After one and whitespace with a line break: a `'...'` here continues
+    /// it, with backslash escapes.
+    AfterBreak,
+}
+
+/// The end of a line comment at `from`: PostgreSQL ends one at `\r` too.
+fn line_end(bytes: &[u8], from: usize, dialect: Dialect) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r' && dialect == Dialect::Postgres)
+        .map_or(bytes.len(), |p| from + p)
+}
+
+/// The end of the template tag at `from`: its closing `}}` or `%}` outside
+/// the strings inside it (`{% set a = '%}' %}`), or the first `#}` of a
+/// comment.
+fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let close: &[u8] = match bytes.get(from + 1) {
+        Some(b'{') => b"}}",
+        Some(b'%') => b"%}",
+        _ => return find(bytes, from + 2, b"#}").map(|at| at + 2),
+    };
+    let mut i = from + 2;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != q {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ if bytes[i..].starts_with(close) => return Some(i + 2),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A byte SQLite allows in a name: letters, digits, `_`, `$`, and any byte
+/// of a non-ASCII character.
+fn sqlite_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+/// The end of SQLite's parameter at `from` (`$a`, `@a::b`, `$a(x y)`).
+fn sqlite_variable(bytes: &[u8], from: usize) -> usize {
+    let mut i = from + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if sqlite_id_byte(b) {
+            i += 1;
+        } else if b == b'(' {
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b')' {
+                i += 1;
+            }
+            return if bytes.get(i) == Some(&b')') {
+                i + 1
+            } else {
+                i
+            };
+        } else if b == b':' && bytes.get(i + 1) == Some(&b':') {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    i
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -359,6 +475,39 @@ mod tests {
             vec![(LineComment, "# c;"), (Ident, "`a;b`")]
         );
         assert_eq!(kinds("[a;b]", Dialect::Sqlite), vec![(Ident, "[a;b]")]);
+    }
+
+    #[test]
+    fn each_server_s_own_reading() {
+        use TokenKind::*;
+        // MySQL: `--` needs a space after it.
+        assert_eq!(
+            kinds("0--1", Dialect::Mysql),
+            vec![(Number, "0"), (Punct, "-"), (Punct, "-"), (Number, "1")]
+        );
+        assert_eq!(kinds("0-- 1", Dialect::Mysql)[1], (LineComment, "-- 1"));
+        // PostgreSQL ends a line comment at a lone CR.
+        assert_eq!(
+            kinds("1 -- a\r; 2", Dialect::Postgres)[1],
+            (LineComment, "-- a")
+        );
+        assert_eq!(kinds("1 -- a\r; 2", Dialect::Sqlite).len(), 2);
+        // PostgreSQL continues an E'' string across a line break, escapes and all.
+        let cont = kinds("E'a'\n'\\', x -- '\n", Dialect::Postgres);
+        assert_eq!(cont[1], (Str, "'\\', x -- '"));
+        assert_eq!(kinds("E'a' '\\', x", Dialect::Postgres)[1], (Str, "'\\'"));
+        // SQLite's parameters, Tcl arrays included.
+        assert_eq!(
+            kinds("$p('x'');DELETE ) 1", Dialect::Sqlite)[0],
+            (Ident, "$p('x'')")
+        );
+        assert_eq!(kinds("$p({{ v }})", Dialect::Sqlite)[0], (Ident, "$p({{"));
+        assert_eq!(kinds(":a::b + @c", Dialect::Sqlite)[0], (Ident, ":a::b"));
+        // A template tag ends outside the strings inside it.
+        assert_eq!(
+            kinds("{% set a = '%}' %} x", Dialect::Mysql)[0],
+            (Template, "{% set a = '%}' %}")
+        );
     }
 
     #[test]

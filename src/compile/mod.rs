@@ -920,6 +920,7 @@ impl Compiler<'_> {
         // reported for that alone (its statements mean nothing else).
         let mut problems = shape::template_problems(&c.text, dialect);
         problems.extend(shape::client_commands(&c.text, &split.statements, dialect));
+        problems.extend(shape::charset_changes(&c.text, &split.statements, dialect));
         if !problems.is_empty() {
             for p in problems {
                 let d = self.error(p.code, p.message, c.span_of(p.start, p.end));

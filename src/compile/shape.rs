@@ -49,6 +49,20 @@ pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
                 "a quoted identifier",
                 "a name from a value is written `{{ name | ident }}`, which quotes it whole",
             ),
+            TokenKind::BlockComment
+                if dialect == Dialect::Mysql
+                    && (text[t.start..].starts_with("/*!")
+                        || text[t.start..].starts_with("/*M!")) =>
+            {
+                problems.push(Problem {
+                    code: "executable-comment",
+                    message: "MySQL runs the text of a `/*! ... */` comment as SQL, and reads quotes and comments inside it its own way".into(),
+                    hint: "write the SQL itself, without the comment around it".into(),
+                    start: t.start,
+                    end: (t.start + 3).min(t.end),
+                });
+                continue;
+            }
             TokenKind::LineComment | TokenKind::BlockComment => (
                 "a comment",
                 "a comment is sent as written: a value inside it could end it and turn the rest of the line into SQL; move the value out of the comment or drop it",
@@ -62,6 +76,19 @@ pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
                         code: "template-touches",
                         message: format!("`{tag}` trims the spaces beside it"),
                         hint: "drop the `-` inside the braces: whitespace control joins a value to what the runbook kept apart".into(),
+                        start: t.start,
+                        end: t.end,
+                    });
+                } else if tag[2..]
+                    .trim_start_matches('+')
+                    .trim_start()
+                    .starts_with("raw")
+                    && tag.starts_with("{%")
+                {
+                    problems.push(Problem {
+                        code: "template-in-literal",
+                        message: "`{% raw %}` sends text as it is, which the compiler did not read as SQL".into(),
+                        hint: "write the text outside the template, or as a value: `{{ '...' }}`".into(),
                         start: t.start,
                         end: t.end,
                     });
@@ -92,10 +119,17 @@ pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
 /// literal, quoted identifier or another value tag, with no space or
 /// operator between them: its literal would merge with that token.
 fn touching(text: &str, tokens: &[Token], i: usize) -> Option<Problem> {
-    let merges = |t: &Token| match t.kind {
-        TokenKind::Word | TokenKind::Number | TokenKind::Str | TokenKind::Ident => true,
-        TokenKind::Template => text[t.start..].starts_with("{{"),
-        _ => false,
+    // Another tag too: a `{% %}` or `{# #}` between two values renders
+    // nothing, and a loop repeats the value beside itself.
+    let merges = |t: &Token| {
+        matches!(
+            t.kind,
+            TokenKind::Word
+                | TokenKind::Number
+                | TokenKind::Str
+                | TokenKind::Ident
+                | TokenKind::Template
+        )
     };
     let t = &tokens[i];
     let neighbour = i
@@ -167,6 +201,44 @@ pub fn client_commands(text: &str, statements: &[RawStatement], dialect: Dialect
             start: stmt.start + t.start,
             end: stmt.start + t.end,
         });
+    }
+    problems
+}
+
+/// Statements among `statements` of `text` that change the session's
+/// character set (`SET NAMES`, `SET CHARACTER SET`, `SET client_encoding`,
+/// `SET character_set_client`, ...): every value is sent as UTF-8, and
+/// under another character set its bytes would be read differently.
+pub fn charset_changes(text: &str, statements: &[RawStatement], dialect: Dialect) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for stmt in statements {
+        let words = super::split::code_words(&text[stmt.start..stmt.end], dialect);
+        if words.first().is_none_or(|(w, _)| w != "SET") {
+            continue;
+        }
+        let changes = words
+            .windows(2)
+            .any(|w| w[0].0 == "CHARACTER" && w[1].0 == "SET")
+            || words.iter().skip(1).any(|(w, _)| {
+                matches!(
+                    w.as_str(),
+                    "NAMES"
+                        | "CHARSET"
+                        | "CLIENT_ENCODING"
+                        | "CHARACTER_SET_CLIENT"
+                        | "CHARACTER_SET_CONNECTION"
+                        | "CHARACTER_SET_RESULTS"
+                )
+            });
+        if changes {
+            problems.push(Problem {
+                code: "session-charset",
+                message: "this statement changes the session's character set".into(),
+                hint: "exec sends every statement and value as UTF-8 (utf8mb4): convert in the SQL instead (CONVERT(... USING ...), convert_to(...))".into(),
+                start: stmt.start,
+                end: stmt.end,
+            });
+        }
     }
     problems
 }
@@ -256,6 +328,37 @@ mod tests {
                 Dialect::Mysql
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn raw_blocks_executable_comments_and_charset_changes_are_found() {
+        assert_eq!(
+            codes("SELECT {% raw %} {# x #} {% endraw %}", Dialect::Mysql)[0].0,
+            "template-in-literal"
+        );
+        assert_eq!(
+            codes("SELECT 1 /*!99999 /* */ , 2 */", Dialect::Mysql)[0].0,
+            "executable-comment"
+        );
+        assert!(codes("SELECT 1 /*!99999 */", Dialect::Postgres).is_empty());
+        for text in [
+            "SET NAMES gbk",
+            "SET CHARACTER SET big5",
+            "SET SESSION character_set_results = ascii",
+            "SET client_encoding = 'SJIS'",
+        ] {
+            let d = Dialect::Mysql;
+            let split = split(text, d);
+            assert_eq!(
+                charset_changes(text, &split.statements, d).len(),
+                1,
+                "{text}"
+            );
+        }
+        let ok = "SET sql_mode = 'ANSI'";
+        assert!(
+            charset_changes(ok, &split(ok, Dialect::Mysql).statements, Dialect::Mysql).is_empty()
         );
     }
 

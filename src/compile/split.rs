@@ -88,7 +88,7 @@ pub fn split(text: &str, lexing: impl Into<Lexing>) -> Split {
                     }
                 }
                 if let Some(b) = body.as_mut() {
-                    b.token(text, &tokens[i], lexing.dialect);
+                    b.token(text, &tokens, i, lexing.dialect);
                 }
             }
         }
@@ -106,7 +106,7 @@ pub fn split(text: &str, lexing: impl Into<Lexing>) -> Split {
 }
 
 /// The code tokens (no spaces, comments) of `tokens`, with their index.
-fn code(tokens: &[Token]) -> impl Iterator<Item = (usize, &Token)> {
+fn code(tokens: &[Token]) -> impl DoubleEndedIterator<Item = (usize, &Token)> {
     tokens.iter().enumerate().filter(|(_, t)| {
         !matches!(
             t.kind,
@@ -162,6 +162,24 @@ fn compound(text: &str, tokens: &[Token], dialect: Dialect) -> bool {
     }
 }
 
+/// Whether the word at `tokens[i]` is used as a name (`NEW.begin`,
+/// `SET end = 1`, `AS end`, `, begin,`) rather than as a keyword: what
+/// stands before or after it says so.
+fn is_name(text: &str, tokens: &[Token], i: usize) -> bool {
+    let around = |code: Option<(usize, &Token)>| {
+        code.map(|(_, t)| text[t.start..t.end].to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    let before = around(code(&tokens[..i]).next_back());
+    let after = around(code(&tokens[i + 1..]).next());
+    let keyword = &text[tokens[i].start..tokens[i].end];
+    matches!(before.as_str(), "." | "AS" | "SET" | "SELECT" | "," | "(" | "=")
+        || matches!(after.as_str(), "." | "=" | ":=")
+        // `CASE ... END,` and `CASE ... END)` close a CASE; a BEGIN never
+        // stands before them.
+        || keyword.eq_ignore_ascii_case("BEGIN") && matches!(after.as_str(), "," | ")")
+}
+
 /// The nesting of a compound body, followed token by token.
 #[derive(Debug, Default, Clone)]
 struct Body {
@@ -185,12 +203,17 @@ impl Body {
         self.open.len()
     }
 
-    fn token(&mut self, text: &str, t: &Token, dialect: Dialect) {
+    fn token(&mut self, text: &str, tokens: &[Token], i: usize, dialect: Dialect) {
+        let t = &tokens[i];
         let at_statement = !self.started || self.at_statement;
         self.started = true;
         let after_end = std::mem::take(&mut self.after_end);
         let word = (t.kind == TokenKind::Word).then(|| upper(text, t));
-        let word = word.as_deref().unwrap_or("");
+        let word = match word.as_deref() {
+            Some("BEGIN" | "END") if is_name(text, tokens, i) => "",
+            Some(w) => w,
+            None => "",
+        };
         let named_end =
             after_end && matches!(word, "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR" | "CASE");
         if !named_end {

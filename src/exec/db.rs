@@ -102,6 +102,13 @@ pub trait Database: Send {
     async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<Option<String>, DbError> {
         Ok(None)
     }
+    /// Reads the session's settings again (character set, `sql_mode`,
+    /// `standard_conforming_strings`, float digits) and refuses a session
+    /// that could change a value: done before every statement that holds
+    /// one, since a function or procedure can change them unseen.
+    async fn refresh_session(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// How this session reads SQL text: its dialect and the settings that
     /// move the end of a literal (`sql_mode`, `standard_conforming_strings`).
     fn lexing(&self) -> Lexing {
@@ -140,16 +147,32 @@ impl SqlxDatabase {
     /// and value is sent as UTF-8, and under gbk, big5, sjis or cp932 a
     /// byte of a character can read as a backslash or a quote.
     async fn pin_encoding(&mut self) -> Result<(), DbError> {
-        let (sql, want): (&str, &[&str]) = match self.conn {
+        let (sql, want) = match self.conn {
             Conn::Sqlite(_) => return Ok(()),
-            Conn::Postgres(_) => ("SELECT current_setting('client_encoding') AS e", &["UTF8"]),
+            Conn::Postgres(_) => (
+                "SELECT current_setting('client_encoding') || ' ' || current_setting('extra_float_digits') AS e",
+                "UTF8",
+            ),
             Conn::Mysql(_) => (
-                "SELECT CONCAT(@@character_set_client, ' ', @@character_set_connection) AS e",
-                &["utf8mb4 utf8mb4"],
+                "SELECT CONCAT_WS(' ', @@character_set_client, @@character_set_connection, IFNULL(@@character_set_results, 'NULL')) AS e",
+                "utf8mb4 utf8mb4 utf8mb4",
             ),
         };
         let got = self.setting(sql).await?.unwrap_or_default();
-        if want.contains(&got.as_str()) {
+        if let Some(digits) = got.strip_prefix("UTF8 ") {
+            // PostgreSQL writes floats exactly only with extra_float_digits above 0.
+            if digits.parse::<i32>().is_ok_and(|d| d >= 1) {
+                return Ok(());
+            }
+            return Err(DbError {
+                message: format!(
+                    "the session's extra_float_digits is {digits}: PostgreSQL then rounds the floats it sends, and a captured float would be written back changed; leave it at its default (1)"
+                ),
+                sqlstate: None,
+                mysql_number: None,
+            });
+        }
+        if got == want {
             return Ok(());
         }
         Err(DbError {
@@ -292,7 +315,8 @@ fn text(v: Value) -> Option<String> {
 /// settings are read again after it.
 fn changes_session(sql: &str) -> bool {
     const FIRST: &[&str] = &[
-        "SET", "RESET", "DISCARD", "CALL", "EXECUTE", "DO", "BEGIN", "IF", "PREPARE",
+        "SET", "RESET", "DISCARD", "CALL", "EXECUTE", "DO", "BEGIN", "IF", "PREPARE", "COMMIT",
+        "ROLLBACK", "END", "ABORT", "START",
     ];
     const INSIDE: &[&str] = &[
         "sql_mode",
@@ -376,10 +400,14 @@ where
     DB::QueryResult: QueryResultRows,
 {
     let mut counted = Counted::new(shape, dml_only);
+    let mut results = 0usize;
     let mut stream = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch_many(conn);
     while let Some(item) = stream.try_next().await? {
         match item {
-            Either::Left(result) => counted.affected += result.affected(),
+            Either::Left(result) => {
+                results += 1;
+                counted.affected += result.affected();
+            }
             Either::Right(row) => {
                 counted.returned_rows = true;
                 counted.rows += 1;
@@ -389,7 +417,32 @@ where
             }
         }
     }
+    if results > 1 && !many_results(sql) {
+        return Err(DbError {
+            message: format!(
+                "the server ran {results} statements where the runbook has one (it read a comment, quote or `BEGIN ... END` differently); an open transaction is rolled back, but what ran outside one stays"
+            ),
+            sqlstate: None,
+            mysql_number: None,
+        });
+    }
     Ok(counted.outcome())
+}
+
+/// Whether one statement may answer with several results: a MySQL `CALL`
+/// (one per SELECT of the procedure), dynamic SQL, or a compound block.
+fn many_results(sql: &str) -> bool {
+    [
+        "CALL", "EXECUTE", "BEGIN", "IF", "WHILE", "LOOP", "REPEAT", "FOR", "CASE",
+    ]
+    .iter()
+    .any(|w| starts_with_word(sql, w))
+        || sql.trim_start().split_once(':').is_some_and(|(label, _)| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
 }
 
 /// Sends `statements`, none of which returns rows, to `conn` as one text
@@ -593,6 +646,11 @@ impl Database for SqlxDatabase {
 
     fn lexing(&self) -> Lexing {
         self.lexing
+    }
+
+    async fn refresh_session(&mut self) -> Result<(), DbError> {
+        self.pin_encoding().await?;
+        self.read_lexing().await
     }
 
     fn run_batch<'s>(

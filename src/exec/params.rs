@@ -97,7 +97,7 @@ pub fn parse(name: &str, ty: ParamType, raw: &str, base: &Path) -> Result<ParamV
         Some(file) => read_lines(name, &base.join(file))?,
         None if list => raw
             .split(',')
-            .map(|s| (s.trim().to_string(), None))
+            .map(|s| (s.trim_matches([' ', '\t', '\r']).to_string(), None))
             .filter(|(s, _)| !s.is_empty())
             .collect(),
         None => vec![(raw.to_string(), None)],
@@ -185,7 +185,9 @@ fn read_lines(name: &str, path: &Path) -> Result<Vec<(String, Origin)>, ParamErr
         if read > MAX_PARAM_FILE + 1 {
             return Err(too_big());
         }
-        let value = line.trim();
+        // Spaces, tabs and a CR of a CRLF file; any other character is
+        // part of the value.
+        let value = line.trim_matches([' ', '\t', '\r']);
         if value.is_empty() || value.starts_with('#') {
             continue;
         }

@@ -642,6 +642,18 @@ impl<'a> Runner<'a> {
         outcome
     }
 
+    /// Reads `connection`'s session settings again before `stmt`, which
+    /// holds values: a function or procedure may have changed them unseen.
+    async fn refresh_session(&mut self, connection: &str, stmt: &Statement) -> Result<(), Stop> {
+        let db = self
+            .dbs
+            .get_mut(connection)
+            .ok_or_else(|| Stop::Db(no_database(connection).message))?;
+        db.refresh_session()
+            .await
+            .map_err(|e| Stop::Db(format!("{}: {}; not sent", stmt.location, e.message)))
+    }
+
     /// Drops `connection` after ending its server session, so a statement
     /// abandoned mid-way stops now and its transaction rolls back.
     async fn abandon(&mut self, connection: &str) {
@@ -947,6 +959,7 @@ impl<'a> Runner<'a> {
         let rendered = if plain(&stmt.sql) {
             Ok(stmt.sql.clone())
         } else {
+            self.refresh_session(connection, stmt).await?;
             crate::template::render(env, &stmt.sql, &self.values, dialect)
         };
         let sql = match rendered {
@@ -1331,7 +1344,15 @@ impl<'a> Runner<'a> {
                 stderr.trim()
             )));
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        // Its lines become values: bytes that are not UTF-8 would be
+        // changed on the way, so they stop the run instead.
+        let stdout = std::str::from_utf8(&output.stdout).map_err(|e| {
+            Stop::Db(format!(
+                "{}: the shell step printed bytes that are not UTF-8 (at byte {}); its output cannot be kept exactly",
+                step.location,
+                e.valid_up_to()
+            ))
+        })?;
         let lines: Vec<String> = stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
