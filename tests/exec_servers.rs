@@ -412,7 +412,21 @@ async fn slow_postgres(prefix: &str, attrs: &str, slow: &str) -> Option<Slow> {
 
 #[tokio::test]
 async fn ctrl_c_during_a_statement_rolls_back_with_exit_4() {
-    interrupt("interrupted", "SELECT pg_sleep(6);", "SELECT pg_sleep(6)").await;
+    interrupt(
+        "interrupted",
+        "SELECT pg_sleep(6);",
+        "SELECT pg_sleep(6)",
+        "INT",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_and_sighup_during_a_statement_roll_back_with_exit_4() {
+    for signal in ["TERM", "HUP"] {
+        let prefix = format!("signalled_{}", signal.to_lowercase());
+        interrupt(&prefix, "SELECT pg_sleep(6);", "SELECT pg_sleep(6)", signal).await;
+    }
 }
 
 #[tokio::test]
@@ -421,14 +435,16 @@ async fn ctrl_c_during_writes_sent_together_rolls_back_with_exit_4() {
         "interrupted_batch",
         "INSERT INTO interrupted_batch_T SELECT 2 FROM pg_sleep(6);\nINSERT INTO interrupted_batch_T VALUES (3);",
         "INSERT INTO interrupted_batch_% SELECT 2 FROM pg_sleep(6)%INSERT%",
+        "INT",
     )
     .await;
 }
 
-/// Interrupts a run of [`slow_postgres`] (`slow`, with `_T` for its table)
-/// once the server runs a query like `running`: the run must stop at once
-/// with exit 4, roll back and journal it.
-async fn interrupt(prefix: &str, slow: &str, running: &str) {
+/// Sends `signal` (`INT`, `TERM`, `HUP`) to a run of [`slow_postgres`]
+/// (`slow`, with `_T` for its table) once the server runs a query like
+/// `running`: the run must stop at once with exit 4, end the statement on
+/// the server, roll back and journal it.
+async fn interrupt(prefix: &str, slow: &str, running: &str, signal: &str) {
     let slow = slow.replace("_T", &format!("_{}", std::process::id()));
     let Some(Slow {
         url,
@@ -467,7 +483,7 @@ async fn interrupt(prefix: &str, slow: &str, running: &str) {
     let started = std::time::Instant::now();
     // The shell's own `kill`: procps may not be installed.
     let status = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
+        .args(["-c", &format!("kill -{signal} {}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());
@@ -479,8 +495,13 @@ async fn interrupt(prefix: &str, slow: &str, running: &str) {
     );
     let elapsed = started.elapsed();
     let left = run(&mut db, &format!("SELECT id FROM {table}")).await.count;
+    let still_running = run(&mut db, &sleeping).await.count;
     run(&mut db, &format!("DROP TABLE {table}")).await;
-    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert_eq!(out.status.code(), Some(4), "{signal}: {shown}");
+    assert_eq!(
+        still_running, 0,
+        "{signal}: the statement was ended on the server"
+    );
     assert!(
         elapsed < std::time::Duration::from_secs(4),
         "did not wait for the statement: {elapsed:?}"

@@ -684,10 +684,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
         let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: rolling back");
-                let _ = interrupt_tx.send(true);
-            }
+            let why = super::stop_signal().await;
+            eprintln!("\n{why}: rolling back");
+            let _ = interrupt_tx.send(true);
         });
         let options = Options {
             test: false,

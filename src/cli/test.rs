@@ -96,13 +96,12 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
         bar.set_message("doc tests");
         bar
     });
-    // Ctrl-C stops every run: each rolls back, reports what it checked and
+    // Ctrl-C (or SIGTERM, SIGHUP) stops every run: each rolls back, reports what it checked and
     // drops its throwaway databases before the report is printed.
     let (stop, interrupt) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
+        super::stop_signal().await;
+        let _ = stop.send(true);
     });
     let runs = files.iter().map(|file| async {
         let outcome = run_doctest(file, &servers, Some(interrupt.clone())).await;
