@@ -3,33 +3,19 @@
 //! and `RUNBOOK_TEST_DB_MYSQL`. Under CI a missing server fails the tests;
 //! elsewhere they are skipped with a note.
 
+mod common;
+
+use common::run;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::plan::Dialect;
 use runbook_compile::template::environment;
 
-/// The databases to test on: SQLite always, the servers when configured.
+/// The databases to test on: SQLite in memory always, the servers when
+/// configured.
 fn targets() -> Vec<(Dialect, String)> {
-    let mut out = vec![(Dialect::Sqlite, "sqlite::memory:".to_string())];
-    for (dialect, var) in [
-        (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
-        (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
-    ] {
-        match std::env::var(var) {
-            Ok(url) => out.push((dialect, url)),
-            Err(_) if std::env::var_os("CI").is_some() => {
-                panic!("{var} is not set: run `eval \"$(scripts/test-servers)\"`")
-            }
-            Err(_) => eprintln!("note: {var} is not set; {dialect} is not tested"),
-        }
-    }
-    out
-}
-
-async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Outcome {
-    let (kind, returns_rows) = runbook_compile::compile::classify(sql, db.dialect());
-    db.run(sql, Shape { kind, returns_rows })
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    std::iter::once((Dialect::Sqlite, "sqlite::memory:".to_string()))
+        .chain(common::servers())
+        .collect()
 }
 
 /// Runs `runbook-compile exec RUNBOOK --db default=URL --journal DIR/runs

@@ -8,14 +8,11 @@ use std::path::Path;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::plan::Dialect;
 
-/// The databases to test on: a SQLite file in `dir` always, the servers
-/// when configured (under CI a missing server fails the test).
-pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
-    let file = dir.join(format!("{name}.db"));
-    let mut out = vec![(
-        Dialect::Sqlite,
-        format!("sqlite://{}?mode=rwc", file.display()),
-    )];
+/// The servers to test on, when configured: PostgreSQL and MariaDB, whose
+/// URLs `scripts/test-servers` prints. Under CI a missing server fails the
+/// test; elsewhere it is skipped with a note.
+pub fn servers() -> Vec<(Dialect, String)> {
+    let mut out = Vec::new();
     for (dialect, var) in [
         (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
         (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
@@ -31,9 +28,19 @@ pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
     out
 }
 
+/// The databases to test on: a SQLite file `NAME.db` in `dir`, and the
+/// [`servers`].
+pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
+    let file = dir.join(format!("{name}.db"));
+    let sqlite = format!("sqlite://{}?mode=rwc", file.display());
+    std::iter::once((Dialect::Sqlite, sqlite))
+        .chain(servers())
+        .collect()
+}
+
 /// The MariaDB server's URL, when configured.
 pub fn mysql() -> Option<String> {
-    targets(Path::new("/nonexistent"), "x")
+    servers()
         .into_iter()
         .find(|(d, _)| *d == Dialect::Mysql)
         .map(|(_, u)| u)
