@@ -47,6 +47,17 @@ pub struct DbError {
     pub mysql_number: Option<u16>,
 }
 
+impl DbError {
+    /// An error of the tool's own, with no server codes.
+    pub fn new(message: impl Into<String>) -> DbError {
+        DbError {
+            message: message.into(),
+            sqlstate: None,
+            mysql_number: None,
+        }
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> DbError {
         let (sqlstate, mysql_number) = match &e {
@@ -130,8 +141,9 @@ pub struct SqlxDatabase {
     session: Option<(String, i64)>,
     /// The run lock of a SQLite database: a locked file beside it.
     lock_file: Option<std::fs::File>,
-    /// How the session reads SQL, read from the server at connect and
-    /// after every `SET`, `RESET` or `DISCARD`.
+    /// How the session reads SQL, read from the server at connect, after
+    /// every statement that may change it and before every statement that
+    /// holds a value.
     lexing: Lexing,
 }
 
@@ -164,24 +176,16 @@ impl SqlxDatabase {
             if digits.parse::<i32>().is_ok_and(|d| d >= 1) {
                 return Ok(());
             }
-            return Err(DbError {
-                message: format!(
-                    "the session's extra_float_digits is {digits}: PostgreSQL then rounds the floats it sends, and a captured float would be written back changed; leave it at its default (1)"
-                ),
-                sqlstate: None,
-                mysql_number: None,
-            });
+            return Err(DbError::new(format!(
+                "the session's extra_float_digits is {digits}: PostgreSQL then rounds the floats it sends, and a captured float would be written back changed; leave it at its default (1)"
+            )));
         }
         if got == want {
             return Ok(());
         }
-        Err(DbError {
-            message: format!(
-                "the session's character set is {got}, not UTF-8 (utf8mb4 on MySQL): runbook-compile sends every statement as UTF-8, so that no byte of a value can read as a quote or backslash; remove the charset or client_encoding setting from the URL or the environment"
-            ),
-            sqlstate: None,
-            mysql_number: None,
-        })
+        Err(DbError::new(format!(
+            "the session's character set is {got}, not UTF-8 (utf8mb4 on MySQL): runbook-compile sends every statement as UTF-8, so that no byte of a value can read as a quote or backslash; remove the charset or client_encoding setting from the URL or the environment"
+        )))
     }
 
     /// Sends `sql` as it is: no check of how the session reads it, and no
@@ -239,14 +243,10 @@ impl SqlxDatabase {
         if crate::compile::lex::reads_the_same(sql, self.lexing) {
             return Ok(());
         }
-        Err(DbError {
-            message: format!(
-                "not sent: under this session's {} the statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere)",
-                self.lexing.difference().unwrap_or("settings")
-            ),
-            sqlstate: None,
-            mysql_number: None,
-        })
+        Err(DbError::new(format!(
+            "not sent: under this session's {} the statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere)",
+            self.lexing.difference().unwrap_or("settings")
+        )))
     }
 
     /// The first column of the first row of `sql` as text, if any (not NULL).
@@ -418,13 +418,9 @@ where
         }
     }
     if results > 1 && !many_results(sql) {
-        return Err(DbError {
-            message: format!(
-                "the server ran {results} statements where the runbook has one (it read a comment, quote or `BEGIN ... END` differently); an open transaction is rolled back, but what ran outside one stays"
-            ),
-            sqlstate: None,
-            mysql_number: None,
-        });
+        return Err(DbError::new(format!(
+            "the server ran {results} statements where the runbook has one (it read a comment, quote or `BEGIN ... END` differently); an open transaction is rolled back, but what ran outside one stays"
+        )));
     }
     Ok(counted.outcome())
 }
@@ -474,14 +470,12 @@ where
                 return None;
             }
             let mut rows = 0;
-            let mismatch = |answered: usize| DbError {
-                message: format!(
+            let mismatch = |answered: usize| {
+                DbError::new(format!(
                     "the server answered {answered} of {} statements sent together; \
                  the transaction is rolled back",
                     statements.len()
-                ),
-                sqlstate: None,
-                mysql_number: None,
+                ))
             };
             loop {
                 match answers.try_next().await {
@@ -691,11 +685,7 @@ impl Database for SqlxDatabase {
                     return Ok(None);
                 }
                 let path = format!("{file}.runbook-lock");
-                let io = |e: std::io::Error| DbError {
-                    message: format!("cannot lock {path}: {e}"),
-                    sqlstate: None,
-                    mysql_number: None,
-                };
+                let io = |e: std::io::Error| DbError::new(format!("cannot lock {path}: {e}"));
                 let mut lock = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)

@@ -250,11 +250,7 @@ fn failpoint(name: &str) {
 
 /// The error of a connection the runner has no database for.
 fn no_database(connection: &str) -> DbError {
-    DbError {
-        message: format!("no database for connection `{connection}`"),
-        sqlstate: None,
-        mysql_number: None,
-    }
+    DbError::new(format!("no database for connection `{connection}`"))
 }
 
 /// Whether `sql` is used verbatim: it has no template tags to render.
@@ -619,18 +615,14 @@ impl<'a> Runner<'a> {
             outcome = db.run(&wire.sql, shape) => outcome,
             () = interrupted => {
                 self.abandon(connection).await;
-                return Err(DbError { message: INTERRUPTED.into(), sqlstate: None, mysql_number: None });
+                return Err(DbError::new(INTERRUPTED));
             }
             () = limit => {
                 // The statement may still be running; a ROLLBACK would wait for
                 // it. Ending the session makes the server roll back instead.
                 self.abandon(connection).await;
                 let ms = timeout_ms.unwrap_or_default();
-                return Err(DbError {
-                    message: format!("statement timed out after {ms}ms; its session was ended, so the server rolls its transaction back"),
-                    sqlstate: None,
-                    mysql_number: None,
-                });
+                return Err(DbError::new(format!("statement timed out after {ms}ms; its session was ended, so the server rolls its transaction back")));
             }
         };
         if let Some(after) = &wire.after {
