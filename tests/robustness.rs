@@ -167,3 +167,32 @@ fn a_million_line_parameter_file_runs_in_bounded_memory() {
     assert_eq!(code, Some(0), "{out}");
     assert!(peak < 512, "peak {peak} MiB for a million values");
 }
+
+#[test]
+fn an_asciidoc_table_without_cells_compiles_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, text) in [
+        "|===\n",
+        "|===\n|===\n",
+        "!===\n\n",
+        "x\n\n|====\n// only a comment\n|====\n",
+        ":runbook-id: t\n\n[%header]\n|===\n|===\n\n[source,sql,id=one]\n----\nSELECT 1;\n----\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = dir.path().join(format!("table-{k}.adoc"));
+        std::fs::write(&file, text).unwrap();
+        // Under a 2 GB address-space limit: the parser's endless loop ran
+        // out of memory within seconds; now it must not loop at all.
+        let out = std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 2000000; exec \"$0\" plan \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_runbook-compile"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{text:?}: {shown}");
+        assert!(!shown.contains("failed"), "{text:?}: {shown}");
+    }
+}

@@ -68,6 +68,57 @@ fn apply_edits(text: &str, edits: Option<&Vec<(std::ops::Range<usize>, String)>>
     out
 }
 
+/// `text` with the delimiters of every `|===` or `!===` table that holds
+/// no cell blanked out (spaces, so every offset stays): asciidork 0.38's
+/// table parser loops forever, allocating, on such a table without a `cols`
+/// attribute (a five-byte file `|===` and a newline took 16 GB in 6 s). The
+/// fix offered upstream is `patches/asciidork-parser-empty-table.patch`.
+fn without_empty_tables(text: &str) -> std::borrow::Cow<'_, str> {
+    let delimiter = |line: &str| {
+        let line = line.trim_end();
+        let sep = line.chars().next().filter(|c| matches!(c, '|' | '!'))?;
+        (line.len() >= 4 && line[1..].bytes().all(|b| b == b'=')).then_some((sep, line.to_string()))
+    };
+    let mut blank: Vec<std::ops::Range<usize>> = Vec::new();
+    // The open table: its separator, delimiter line, where that line is,
+    // and whether a cell has been seen.
+    let mut open: Option<(char, String, std::ops::Range<usize>, bool)> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let range = at..at + line.trim_end().len();
+        at += line.len();
+        match open.take() {
+            Some((sep, delim, start, cells)) => {
+                if line.trim_end() == delim {
+                    if !cells {
+                        blank.push(start);
+                        blank.push(range);
+                    }
+                } else {
+                    let cell = !line.trim_start().starts_with("//") && line.contains(sep);
+                    open = Some((sep, delim, start, cells || cell));
+                }
+            }
+            None => {
+                if let Some((sep, delim)) = delimiter(line) {
+                    open = Some((sep, delim, range, false));
+                }
+            }
+        }
+    }
+    if let Some((_, _, start, false)) = open {
+        blank.push(start);
+    }
+    if blank.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for r in blank {
+        out.replace_range(r.clone(), &" ".repeat(r.len()));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl IncludeResolver for DiskResolver {
     fn resolve(
         &mut self,
@@ -79,7 +130,10 @@ impl IncludeResolver for DiskResolver {
             return Err(ResolveError::UriReadNotSupported);
         };
         let text = match std::fs::read_to_string(&path) {
-            Ok(t) => apply_edits(&t.replace("\r\n", "\n"), self.edits.get(&path)),
+            Ok(t) => {
+                let edited = apply_edits(&t.replace("\r\n", "\n"), self.edits.get(&path));
+                without_empty_tables(&edited).into_owned()
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ResolveError::NotFound);
             }
@@ -133,7 +187,7 @@ pub fn parse(file: SourceFile) -> Document {
     let mut sources = SourceMap::default();
     let main = sources.add(file);
     let mut doc = Document::new(Syntax::Asciidoc, sources);
-    let text = doc.sources.file(main).text.clone();
+    let text = without_empty_tables(&doc.sources.file(main).text).into_owned();
     let path = doc.sources.file(main).path.display().to_string();
     let read: Included = Rc::default();
     let bump = Bump::new();
@@ -187,6 +241,7 @@ pub fn render_html(path: &StdPath, text: &str, edits: Edits) -> Result<String, V
         .to_string();
     let shown = path.display().to_string();
     let edited = apply_edits(text, edits.get(&shown));
+    let edited = without_empty_tables(&edited).into_owned();
     let bump = Bump::new();
     let edits = Rc::new(edits);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
