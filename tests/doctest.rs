@@ -342,3 +342,51 @@ fn an_interrupted_doc_test_rolls_back_and_drops_its_databases() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn roles_a_postgres_fixture_creates_are_dropped_and_existing_ones_kept() {
+    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::plan::{Dialect, StatementKind};
+    let Ok(url) = std::env::var("RUNBOOK_TEST_DB_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "RUNBOOK_TEST_DB_POSTGRES is not set under CI"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sql = |sql: &str| {
+        runtime.block_on(async {
+            let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+                .await
+                .unwrap();
+            let shape = Shape {
+                kind: StatementKind::Query,
+                returns_rows: true,
+            };
+            db.run(sql, shape).await.unwrap().count
+        })
+    };
+    let role = "SELECT 1 FROM pg_roles WHERE rolname = 'rb_doctest_auditor'";
+    // Twice: the second run would fail on a role the first left behind.
+    for _ in 0..2 {
+        let (code, out) = test(&["tests/data/doctest/postgres-role.md"]);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(sql(role), 0, "the role is gone: {out}");
+    }
+    // A role that was there before is the fixture's error, never dropped.
+    sql("CREATE ROLE rb_doctest_auditor");
+    let (code, out) = test(&["tests/data/doctest/postgres-role.md"]);
+    let kept = sql(role);
+    sql("DROP ROLE rb_doctest_auditor");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("auditor-role.sql:2:")
+            && out.contains("never touch one that was there before"),
+        "{out}"
+    );
+    assert_eq!(kept, 1, "{out}");
+}

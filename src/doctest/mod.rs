@@ -89,12 +89,13 @@ impl Operator for Unattended {
 }
 
 /// A database made for one doc test, dropped by [`Throwaway::drop_now`]
-/// with the MySQL schemas its fixture created.
+/// with what its fixture created at the level of the server (MySQL
+/// schemas, PostgreSQL roles).
 struct Throwaway {
     dialect: Dialect,
     admin: String,
     name: String,
-    schemas: Vec<String>,
+    created: Vec<String>,
 }
 
 impl Throwaway {
@@ -120,7 +121,7 @@ impl Throwaway {
                 dialect,
                 admin: admin.to_string(),
                 name,
-                schemas: Vec::new(),
+                created: Vec::new(),
             },
             url,
         ))
@@ -139,70 +140,100 @@ impl Throwaway {
         } else {
             ""
         };
-        for name in self.schemas.iter().chain([&self.name]) {
+        // MySQL schemas are databases; PostgreSQL roles go after the
+        // database, which held what they owned.
+        let (databases, roles): (Vec<&String>, Vec<&String>) = match self.dialect {
+            Dialect::Postgres => (vec![&self.name], self.created.iter().collect()),
+            _ => (
+                self.created.iter().chain([&self.name]).collect(),
+                Vec::new(),
+            ),
+        };
+        let drops = databases
+            .into_iter()
+            .map(|n| ("DATABASE", n, force))
+            .chain(roles.into_iter().map(|n| ("ROLE", n, "")));
+        for (what, name, suffix) in drops {
             if let Ok(ident) = crate::template::identifier(name, self.dialect) {
                 let _ = db
-                    .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
+                    .run(&format!("DROP {what} IF EXISTS {ident}{suffix}"), quiet)
                     .await;
             }
         }
     }
 }
 
-/// Holds the server's named locks (`GET_LOCK`) on the MySQL schema names a
-/// runbook's fixtures create, so doc tests whose fixtures create the same
-/// schema take turns, in this process or another one on the same server.
-/// The locks go with the connection, when this is dropped.
-struct SchemaLocks {
+/// Holds the server's locks on the names of what a runbook's fixtures
+/// create at the level of the server (MySQL schemas, with `GET_LOCK`;
+/// PostgreSQL roles, with advisory locks), so doc tests whose fixtures
+/// create the same name take turns, in this process or another one on the
+/// same server. The locks go with the connection, when this is dropped.
+struct NameLocks {
     _connection: Option<SqlxDatabase>,
 }
 
-/// How long a doc test waits for another one to release a schema name.
-const SCHEMA_WAIT_SECONDS: u32 = 600;
+/// How long a doc test waits for another one to release a name.
+const NAME_WAIT_SECONDS: u32 = 600;
 
-impl SchemaLocks {
-    /// Takes the locks on `names` on the server at `admin`, in name order.
-    async fn take(admin: Option<&str>, names: BTreeSet<String>) -> Result<SchemaLocks, String> {
+impl NameLocks {
+    /// Takes the locks on `names` on the `dialect` server at `admin`, in
+    /// name order.
+    async fn take(
+        dialect: Dialect,
+        admin: Option<&str>,
+        names: BTreeSet<String>,
+    ) -> Result<NameLocks, String> {
         let Some(admin) = admin.filter(|_| !names.is_empty()) else {
-            return Ok(SchemaLocks { _connection: None });
+            return Ok(NameLocks { _connection: None });
         };
-        let mut db = SqlxDatabase::connect(Dialect::Mysql, admin)
+        let mut db = SqlxDatabase::connect(dialect, admin)
             .await
             .map_err(|e| e.message)?;
+        if dialect == Dialect::Postgres {
+            db.run(
+                &format!("SET lock_timeout = '{NAME_WAIT_SECONDS}s'"),
+                Shape {
+                    kind: StatementKind::Other,
+                    returns_rows: false,
+                },
+            )
+            .await
+            .map_err(|e| e.message)?;
+        }
         for name in names {
-            // Lock names are at most 64 characters; a cut name only makes
-            // two schemas share a turn.
+            // MySQL lock names are at most 64 characters; a cut name only
+            // makes two schemas share a turn.
             let key: String = format!("runbook-test:{name}").chars().take(64).collect();
-            let key =
-                crate::template::literal(&key.into(), Dialect::Mysql).map_err(|e| e.to_string())?;
+            let key = crate::template::literal(&key.into(), dialect).map_err(|e| e.to_string())?;
+            let sql = match dialect {
+                Dialect::Postgres => {
+                    format!("SELECT 1 AS got FROM (SELECT pg_advisory_lock(hashtext({key}))) AS l")
+                }
+                _ => format!("SELECT GET_LOCK({key}, {NAME_WAIT_SECONDS}) AS got"),
+            };
             let held = db
-                .first_value(&format!(
-                    "SELECT GET_LOCK({key}, {SCHEMA_WAIT_SECONDS}) AS got"
-                ))
+                .first_value(&sql)
                 .await
                 .map_err(|e| e.message)?
                 .is_some_and(|v| v.as_i64() == Some(1));
             if !held {
                 return Err(format!(
-                    "schema `{name}` stayed in use by another doc test for {SCHEMA_WAIT_SECONDS} s"
+                    "`{name}` stayed in use by another doc test for {NAME_WAIT_SECONDS} s"
                 ));
             }
         }
-        Ok(SchemaLocks {
+        Ok(NameLocks {
             _connection: Some(db),
         })
     }
 }
 
-/// The MySQL schemas the fixtures of `plan` create (lower-cased: MySQL
-/// schema names may be case-insensitive), read before any of them runs.
-fn fixture_schemas(plan: &Plan, dir: &Path) -> BTreeSet<String> {
+/// The names the fixtures of `plan` on `dialect` create at the level of the
+/// server (lower-cased: MySQL schema names may be case-insensitive), read
+/// before any of them runs.
+fn fixture_names(plan: &Plan, dir: &Path, dialect: Dialect) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for c in plan
-        .connections
-        .iter()
-        .filter(|c| c.dialect == Dialect::Mysql)
-    {
+    for c in plan.connections.iter().filter(|c| c.dialect == dialect) {
         let Some(text) = c
             .fixture
             .as_ref()
@@ -210,10 +241,8 @@ fn fixture_schemas(plan: &Plan, dir: &Path) -> BTreeSet<String> {
         else {
             continue;
         };
-        for stmt in split(&text, Dialect::Mysql).statements {
-            if let Ok(Some(name)) =
-                fixture::created_schema(&text[stmt.start..stmt.end], Dialect::Mysql)
-            {
+        for stmt in split(&text, dialect).statements {
+            if let Ok(Some(name)) = fixture::created_object(&text[stmt.start..stmt.end], dialect) {
                 names.insert(name.to_lowercase());
             }
         }
@@ -290,11 +319,18 @@ pub async fn run_doctest(
             return Outcome::Broken(format!("test values: {}", text.join("; ")));
         }
     };
-    let names = fixture_schemas(&plan, &dir);
+    let take = async {
+        let mysql = fixture_names(&plan, &dir, Dialect::Mysql);
+        let postgres = fixture_names(&plan, &dir, Dialect::Postgres);
+        Ok::<_, String>((
+            NameLocks::take(Dialect::Mysql, servers.mysql.as_deref(), mysql).await?,
+            NameLocks::take(Dialect::Postgres, servers.postgres.as_deref(), postgres).await?,
+        ))
+    };
     let _turn = tokio::select! {
-        taken = SchemaLocks::take(servers.mysql.as_deref(), names) => match taken {
+        taken = take => match taken {
             Ok(locks) => locks,
-            Err(e) => return Outcome::Broken(format!("cannot take the fixture's schema names: {e}")),
+            Err(e) => return Outcome::Broken(format!("cannot take the names the fixtures create: {e}")),
         },
         () = stopped(interrupt.clone()) => {
             return Outcome::Broken("interrupted while waiting for another doc test".to_string());
@@ -355,11 +391,8 @@ async fn build_and_run(
                 loaded = fixture::load(&mut db, &path, &mut created) => loaded.map_err(|e| format!("fixture {e}")),
                 () = stopped(interrupt.clone()) => Err("interrupted while loading the fixture".to_string()),
             };
-            if let Some(t) = throwaways
-                .last_mut()
-                .filter(|_| c.dialect == Dialect::Mysql)
-            {
-                t.schemas = created;
+            if let Some(t) = throwaways.last_mut() {
+                t.created.extend(created);
             }
             if let Err(e) = loaded {
                 return Outcome::Broken(e);

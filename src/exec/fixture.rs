@@ -23,11 +23,11 @@ pub struct FixtureError {
 
 /// Runs every statement of the fixture at `path` on `db`; returns how many ran.
 ///
-/// On MySQL, where a schema is a database, the schemas the fixture creates
-/// with `CREATE DATABASE` or `CREATE SCHEMA` are pushed to `created` as each
-/// is made, so the caller can drop them afterwards even when a later
-/// statement fails. `IF NOT EXISTS` is refused there: it could adopt a schema
-/// that was on the server before, which the caller would then drop.
+/// What the fixture creates at the level of the server ([`created_object`]:
+/// MySQL schemas, PostgreSQL roles) is pushed to `created` as each is made,
+/// so the caller can drop it afterwards even when a later statement fails.
+/// `IF NOT EXISTS` is refused there: it could adopt an object that was on
+/// the server before, which the caller would then drop.
 pub async fn load(
     db: &mut dyn Database,
     path: &Path,
@@ -52,30 +52,30 @@ pub async fn load(
     for stmt in &parts.statements {
         let sql = &source.text[stmt.start..stmt.end];
         let line = source.line_col(stmt.start).0;
-        let schema = if dialect == Dialect::Mysql {
-            created_schema(sql, dialect).map_err(|m| fail(line, m))?
-        } else {
-            None
-        };
+        let object = created_object(sql, dialect).map_err(|m| fail(line, m))?;
         let (kind, returns_rows) = classify(sql, dialect);
         if let Err(e) = db.run(sql, Shape { kind, returns_rows }).await {
-            let hint = if schema.is_some() && e.mysql_number == Some(1007) {
-                ": doc tests create the schemas a fixture names and drop them afterwards, \
-                 and never touch one that was there before (a run killed before its \
-                 cleanup, or another run at the same time); drop it or use another server"
+            let exists = e.mysql_number == Some(1007) || e.sqlstate.as_deref() == Some("42710");
+            let hint = if object.is_some() && exists {
+                ": doc tests create the schemas and roles a fixture names and drop them \
+                 afterwards, and never touch one that was there before (a run killed before \
+                 its cleanup, or another run at the same time); drop it or use another server"
             } else {
                 ""
             };
             return Err(fail(line, format!("{}{hint}", e.message)));
         }
-        created.extend(schema);
+        created.extend(object);
     }
     Ok(parts.statements.len())
 }
 
-/// The schema a `CREATE DATABASE name` or `CREATE SCHEMA name` statement
-/// makes, if `sql` is one; an error for `IF NOT EXISTS`.
-pub fn created_schema(sql: &str, dialect: Dialect) -> Result<Option<String>, String> {
+/// What a fixture statement `sql` creates at the level of the server, not
+/// of the throwaway database the doc test drops: on MySQL a schema
+/// (`CREATE DATABASE name`, `CREATE SCHEMA name`), on PostgreSQL a role
+/// (`CREATE ROLE`, `USER` or `GROUP name`). An error for `IF NOT EXISTS`,
+/// which could adopt an object that was there before.
+pub fn created_object(sql: &str, dialect: Dialect) -> Result<Option<String>, String> {
     let mut tokens = tokenize(sql, dialect).0.into_iter().filter(|t| {
         !matches!(
             t.kind,
@@ -86,22 +86,33 @@ pub fn created_schema(sql: &str, dialect: Dialect) -> Result<Option<String>, Str
         t.filter(|t| t.kind == TokenKind::Word)
             .map(|t| sql[t.start..t.end].to_ascii_uppercase())
     };
-    if word(tokens.next()).as_deref() != Some("CREATE")
-        || !matches!(word(tokens.next()).as_deref(), Some("DATABASE" | "SCHEMA"))
-    {
+    if word(tokens.next()).as_deref() != Some("CREATE") {
         return Ok(None);
     }
-    let Some(name) = tokens.next() else {
+    let kind = word(tokens.next());
+    let server_level = match dialect {
+        Dialect::Mysql => matches!(kind.as_deref(), Some("DATABASE" | "SCHEMA")),
+        Dialect::Postgres => matches!(kind.as_deref(), Some("ROLE" | "USER" | "GROUP")),
+        Dialect::Sqlite => false,
+    };
+    let Some(name) = tokens.next().filter(|_| server_level) else {
         return Ok(None);
     };
     let text = &sql[name.start..name.end];
     match name.kind {
         TokenKind::Word if text.eq_ignore_ascii_case("IF") => Err(
-            "a fixture creates its schemas without IF NOT EXISTS: doc tests drop the schemas \
-             a fixture creates, and IF NOT EXISTS could adopt one that was on the server before"
+            "a fixture creates its schemas and roles without IF NOT EXISTS: doc tests drop \
+             what a fixture creates, and IF NOT EXISTS could adopt one that was on the server before"
                 .to_string(),
         ),
+        // `CREATE USER MAPPING FOR ...` makes no role.
+        TokenKind::Word if text.eq_ignore_ascii_case("MAPPING") => Ok(None),
+        // PostgreSQL folds an unquoted name to lower case.
+        TokenKind::Word if dialect == Dialect::Postgres => Ok(Some(text.to_lowercase())),
         TokenKind::Word => Ok(Some(text.to_string())),
+        TokenKind::Ident if dialect == Dialect::Postgres => {
+            Ok(Some(text[1..text.len() - 1].replace("\"\"", "\"")))
+        }
         TokenKind::Ident => Ok(Some(text[1..text.len() - 1].replace("``", "`"))),
         _ => Ok(None),
     }
@@ -145,19 +156,33 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_schemas_a_fixture_creates() {
+    fn finds_the_schemas_and_roles_a_fixture_creates() {
+        let p = Dialect::Postgres;
+        assert_eq!(
+            created_object("CREATE ROLE Auditor LOGIN", p),
+            Ok(Some("auditor".into()))
+        );
+        assert_eq!(
+            created_object("create user \"Ops \"\"x\"\"\"", p),
+            Ok(Some("Ops \"x\"".into()))
+        );
+        assert_eq!(
+            created_object("CREATE USER MAPPING FOR x SERVER s", p),
+            Ok(None)
+        );
+        assert_eq!(created_object("CREATE DATABASE x", p), Ok(None));
         let m = Dialect::Mysql;
         assert_eq!(
-            created_schema("CREATE DATABASE wpca_prod", m),
+            created_object("CREATE DATABASE wpca_prod", m),
             Ok(Some("wpca_prod".into()))
         );
         assert_eq!(
-            created_schema("-- snapshot\ncreate /* x */ schema `wp restore`", m),
+            created_object("-- snapshot\ncreate /* x */ schema `wp restore`", m),
             Ok(Some("wp restore".into()))
         );
-        assert_eq!(created_schema("CREATE TABLE d.t (id INT)", m), Ok(None));
-        assert_eq!(created_schema("SELECT 'CREATE DATABASE x'", m), Ok(None));
-        let refused = created_schema("CREATE DATABASE IF NOT EXISTS wpca_prod", m);
+        assert_eq!(created_object("CREATE TABLE d.t (id INT)", m), Ok(None));
+        assert_eq!(created_object("SELECT 'CREATE DATABASE x'", m), Ok(None));
+        let refused = created_object("CREATE DATABASE IF NOT EXISTS wpca_prod", m);
         assert!(refused.unwrap_err().contains("IF NOT EXISTS"));
     }
 }
