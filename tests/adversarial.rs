@@ -102,3 +102,94 @@ fn journals_are_readable_by_their_owner_alone() {
             .contains("alice")
     );
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_site_publishes_nothing_private_and_reads_nothing_outside_its_book() {
+    let top = tempfile::tempdir().unwrap();
+    let outside = top.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET-7f3a\n").unwrap();
+    std::fs::write(outside.join("leak.md"), "# Leak\n\nOUTSIDE-SECRET-7f3a\n").unwrap();
+    let root = top.path().join("book");
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join(".runbook/runs")).unwrap();
+    std::fs::write(
+        root.join("book.toml"),
+        "[book]\ntitle = \"t\"\nsrc = \"src\"\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("README.md"), "# Home\n").unwrap();
+    let secret = outside.join("secret.txt");
+    std::fs::write(
+        src.join("guide.adoc"),
+        format!(
+            "= Guide\n\nabsolute:\n\ninclude::{}[]\n\nrelative:\n\ninclude::../../outside/secret.txt[]\n\nlinked:\n\ninclude::linked.txt[]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret, src.join("linked.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.join("leak.md"), src.join("leak.md")).unwrap();
+    std::os::unix::fs::symlink(&outside, src.join("more")).unwrap();
+    std::fs::write(
+        src.join(".runbook/runs/r.jsonl"),
+        "{\"url\":\"PRIVATE-JOURNAL-9c1d\"}\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("rehearsal.db"), "PRIVATE-DB-9c1d").unwrap();
+    std::fs::write(src.join("rehearsal.db.lock"), "PRIVATE-LOCK-9c1d").unwrap();
+    std::fs::write(src.join("picture.txt"), "published").unwrap();
+    let (code, shown) = cli(&["book", root.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("outside the book"), "{shown}");
+    let site = root.join("book");
+    let published = files_under(&site);
+    assert!(
+        published.iter().any(|p| p.ends_with("picture.txt")),
+        "{published:?}"
+    );
+    assert!(
+        published.iter().any(|p| p.ends_with("guide.html")),
+        "{published:?}"
+    );
+    for file in &published {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.ends_with(".jsonl") && !name.contains(".db") && !name.ends_with(".lock"),
+            "{} was published",
+            file.display()
+        );
+        assert!(
+            !file
+                .strip_prefix(&site)
+                .unwrap()
+                .to_string_lossy()
+                .contains("/."),
+            "{}",
+            file.display()
+        );
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).to_string();
+        for marker in [
+            "OUTSIDE-SECRET-7f3a",
+            "PRIVATE-JOURNAL-9c1d",
+            "PRIVATE-DB-9c1d",
+            "PRIVATE-LOCK-9c1d",
+        ] {
+            assert!(!text.contains(marker), "{marker} in {}", file.display());
+        }
+    }
+}

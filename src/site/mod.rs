@@ -75,7 +75,7 @@ impl Preprocessor for RunbookPreprocessor {
         });
         let results = self.results.as_ref();
         let mut pages = crate::par::map_ordered(&chapters, |(path, content)| {
-            page::render(path, content, results)
+            page::render(path, content, results, &src)
         })
         .into_iter();
         let mut warnings = Vec::new();
@@ -160,13 +160,139 @@ pub fn build(root: &Path, results: Option<&Path>) -> Result<Built, SiteError> {
         .map_err(|e| SiteError::Config(format!("{e:#}")))?;
     let mut notes = Vec::new();
     let results = test_results(&config, root, results, &mut notes)?;
-    let src = root.join(&config.book.src);
-    if !src.is_dir() {
+    let given_src = root.join(&config.book.src);
+    if !given_src.is_dir() {
         return Err(SiteError::Config(format!(
             "{}: the book's source folder does not exist",
-            src.display()
+            given_src.display()
         )));
     }
+    // mdBook copies every file of its source folder into the site and
+    // follows links anywhere: it gets a staged copy of what may be
+    // published instead (see [`stage`]), removed when the build ends.
+    let build_dir = root.join(&config.build.build_dir);
+    let staging = Staging::new(&given_src, root, &build_dir, &mut notes)?;
+    let src = staging.dir.clone();
+    config.book.src = src.clone();
+    let outcome = build_staged(root, config, &src, results, notes);
+    drop(staging);
+    let mut built = outcome?;
+    let shown = given_src.display().to_string();
+    let staged = src.display().to_string();
+    for w in &mut built.warnings {
+        *w = w.replace(&staged, &shown);
+    }
+    Ok(built)
+}
+
+/// A staged copy of a book's source folder, removed when dropped.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    fn new(
+        src: &Path,
+        root: &Path,
+        build_dir: &Path,
+        notes: &mut Vec<String>,
+    ) -> Result<Staging, SiteError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("runbook-book-{}-{nanos}", std::process::id()));
+        let shown = dir.display().to_string();
+        let io = |e: std::io::Error| SiteError::Build(format!("{shown}: {e}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io)?;
+        let staging = Staging { dir };
+        let root = std::fs::canonicalize(root).map_err(io)?;
+        let build_dir = std::fs::canonicalize(build_dir).ok();
+        stage(src, &staging.dir, &root, build_dir.as_deref(), notes).map_err(io)?;
+        Ok(staging)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a file or folder of the source folder is never published: dot
+/// files and folders (`.runbook/` with its journals and lock files, `.git`),
+/// journals, databases and lock files, wherever they are.
+fn private(name: &str) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        "jsonl",
+        "db",
+        "sqlite",
+        "sqlite3",
+        "db-wal",
+        "db-shm",
+        "db-journal",
+        "lock",
+    ];
+    name.starts_with('.')
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+/// Copies `from` into `to`, leaving out what is [`private`], the build
+/// folder, and links that lead outside `root` (the book's folder), which
+/// are noted; a link inside it is copied as what it points to.
+fn stage(
+    from: &Path,
+    to: &Path,
+    root: &Path,
+    build_dir: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if private(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(real) = std::fs::canonicalize(&path) else {
+            notes.push(format!("{}: a broken link, not published", path.display()));
+            continue;
+        };
+        if !real.starts_with(root) {
+            notes.push(format!(
+                "{}: leads outside the book's folder, not published",
+                path.display()
+            ));
+            continue;
+        }
+        if build_dir.is_some_and(|b| real.starts_with(b)) {
+            continue;
+        }
+        let target = to.join(&name);
+        if real.is_dir() {
+            std::fs::create_dir(&target)?;
+            stage(&real, &target, root, build_dir, notes)?;
+        } else {
+            std::fs::copy(&real, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the book at `root` from the staged source folder `src`.
+fn build_staged(
+    root: &Path,
+    config: Config,
+    src: &Path,
+    results: Option<TestResults>,
+    notes: Vec<String>,
+) -> Result<Built, SiteError> {
+    let src = src.to_path_buf();
     let written = src.join("SUMMARY.md");
     let (text, shown) = match std::fs::read_to_string(&written) {
         Ok(text) => (text, written.display().to_string()),

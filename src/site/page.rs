@@ -568,9 +568,9 @@ pub fn html_block(html: &str) -> String {
 
 /// Renders the chapter at `path` (its content as mdBook loaded it is
 /// `content`) with the doc-test `results`, if any.
-pub fn render(path: &Path, content: &str, results: Option<&TestResults>) -> Page {
+pub fn render(path: &Path, content: &str, results: Option<&TestResults>, root: &Path) -> Page {
     match crate::source::syntax_of(path) {
-        Some(Syntax::Asciidoc) => asciidoc_page(path, content, results),
+        Some(Syntax::Asciidoc) => asciidoc_page(path, content, results, root),
         Some(Syntax::Markdown) => markdown_page(path, content, results),
         None => Page {
             content: content.to_string(),
@@ -821,11 +821,11 @@ fn adoc_links(text: &str, from: usize) -> Edits {
     edits
 }
 
-fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>) -> Page {
+fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>, root: &Path) -> Page {
     let mut warnings = Vec::new();
     let disk = std::fs::read_to_string(path).ok();
     let text = disk.as_deref().unwrap_or(content).replace("\r\n", "\n");
-    let doc = crate::source::parse_str(path, text.clone(), Syntax::Asciidoc);
+    let doc = crate::source::parse_str_within(path, text.clone(), Syntax::Asciidoc, Some(root));
     let plan = runbook_plan(&doc, path, &mut warnings);
     let result = plan
         .as_ref()
@@ -876,7 +876,7 @@ fn asciidoc_page(path: &Path, content: &str, results: Option<&TestResults>) -> P
         html.push_str(&plan_view(plan, result, path, false));
         html.push('\n');
     }
-    match crate::source::asciidoc::render_html(path, &text, edits) {
+    match crate::source::asciidoc::render_html(path, &text, edits, root) {
         Ok(mut body) => {
             for (token, step) in placed {
                 let paragraph = format!("<div class=\"paragraph\"><p>{token}</p></div>");

@@ -38,6 +38,10 @@ struct DiskResolver {
     read: Included,
     /// Source edits applied to a file as it is read, by its path.
     edits: Rc<Edits>,
+    /// When set (the site), includes are read only from inside this folder
+    /// (resolved, links followed): never `/etc/passwd`, `../..` or a link
+    /// out of the book.
+    root: Option<PathBuf>,
 }
 
 /// Text replacements by file path: byte range (after CRLF → LF) and new text.
@@ -129,6 +133,15 @@ impl IncludeResolver for DiskResolver {
         let IncludeTarget::FilePath(path) = target else {
             return Err(ResolveError::UriReadNotSupported);
         };
+        if let Some(root) = &self.root {
+            let inside = std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(root));
+            if !inside {
+                return Err(ResolveError::Io(format!(
+                    "{path} is outside the book's folder {}; the site reads nothing outside it",
+                    root.display()
+                )));
+            }
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => {
                 let edited = apply_edits(&t.replace("\r\n", "\n"), self.edits.get(&path));
@@ -177,6 +190,12 @@ fn settings() -> JobSettings {
 
 /// Reads an AsciiDoc runbook already loaded as `file`.
 pub fn parse(file: SourceFile) -> Document {
+    parse_within(file, None)
+}
+
+/// [`parse`], with includes read only from inside `root` when it is given
+/// (the site: see [`DiskResolver`]).
+pub fn parse_within(file: SourceFile, root: Option<&StdPath>) -> Document {
     let base_dir = file
         .path
         .parent()
@@ -198,6 +217,7 @@ pub fn parse(file: SourceFile) -> Document {
             base_dir: base_dir.clone(),
             read: read.clone(),
             edits: Rc::default(),
+            root: root.map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.to_path_buf())),
         }));
         parser.parse()
     }));
@@ -230,9 +250,15 @@ pub fn parse(file: SourceFile) -> Document {
 
 /// Renders the AsciiDoc file `path` (its text, after CRLF → LF, is `text`)
 /// to embeddable HTML with asciidork's HTML back end, after applying `edits`
-/// to it (key: `path` as displayed) and to the files it includes. Errors
-/// are returned as messages, with the line when the parser gave one.
-pub fn render_html(path: &StdPath, text: &str, edits: Edits) -> Result<String, Vec<String>> {
+/// to it (key: `path` as displayed) and to the files it includes, which are
+/// read only from inside `root`. Errors are returned as messages, with the
+/// line when the parser gave one.
+pub fn render_html(
+    path: &StdPath,
+    text: &str,
+    edits: Edits,
+    root: &StdPath,
+) -> Result<String, Vec<String>> {
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -251,6 +277,7 @@ pub fn render_html(path: &StdPath, text: &str, edits: Edits) -> Result<String, V
             base_dir,
             read: Rc::default(),
             edits,
+            root: Some(std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())),
         }));
         match parser.parse() {
             Ok(result) => {

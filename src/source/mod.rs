@@ -77,13 +77,24 @@ pub fn load(path: &Path) -> Document {
 
 /// Parses `text` as if read from `path`.
 pub fn parse_str(path: &Path, text: String, syntax: Syntax) -> Document {
+    parse_str_within(path, text, syntax, None)
+}
+
+/// [`parse_str`], with AsciiDoc includes read only from inside `root` when
+/// it is given (the site reads nothing outside its book).
+pub fn parse_str_within(
+    path: &Path,
+    text: String,
+    syntax: Syntax,
+    root: Option<&Path>,
+) -> Document {
     let text = text
         .strip_prefix('\u{feff}')
         .map(str::to_string)
         .unwrap_or(text);
     let file = SourceFile::new(path.to_path_buf(), text);
     match syntax {
-        Syntax::Asciidoc => asciidoc::parse(file),
+        Syntax::Asciidoc => asciidoc::parse_within(file, root),
         Syntax::Markdown => markdown::parse(file),
     }
 }
