@@ -28,6 +28,7 @@ fn main() {
                         path,
                         &text.replace("\r\n", "\n"),
                         Default::default(),
+                        path.parent().unwrap_or(Path::new(".")),
                     )
                     .unwrap_or_else(|e| panic!("{file}: {e:?}"));
                     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
