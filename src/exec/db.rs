@@ -120,6 +120,12 @@ pub trait Database: Send {
     async fn refresh_session(&mut self) -> Result<(), DbError> {
         Ok(())
     }
+    /// Whether the session's transaction is still open, where the server
+    /// can end one on its own (MySQL's implicit commits); `None` where it
+    /// cannot, or cannot say.
+    async fn in_transaction(&mut self) -> Result<Option<bool>, DbError> {
+        Ok(None)
+    }
     /// How this session reads SQL text: its dialect and the settings that
     /// move the end of a literal (`sql_mode`, `standard_conforming_strings`).
     fn lexing(&self) -> Lexing {
@@ -645,6 +651,24 @@ impl Database for SqlxDatabase {
     async fn refresh_session(&mut self) -> Result<(), DbError> {
         self.pin_encoding().await?;
         self.read_lexing().await
+    }
+
+    async fn in_transaction(&mut self) -> Result<Option<bool>, DbError> {
+        if !matches!(self.conn, Conn::Mysql(_)) {
+            return Ok(None);
+        }
+        // MariaDB says it itself; MySQL lists the session's transaction
+        // once it has read or written anything.
+        let open = match self.setting("SELECT @@in_transaction AS t").await {
+            Ok(v) => v,
+            Err(_) => {
+                self.setting(
+                    "SELECT COUNT(*) AS t FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()",
+                )
+                .await?
+            }
+        };
+        Ok(open.map(|v| v != "0"))
     }
 
     fn run_batch<'s>(

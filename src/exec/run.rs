@@ -481,12 +481,34 @@ impl<'a> Runner<'a> {
     /// DDL is reported as unchecked rather than stopping the run.
     /// Confirmations and sign-offs are not asked in a dry run.
     pub async fn run(&mut self) -> Ending {
+        if let Some(stop) = self.resume_inside_a_transaction() {
+            return self.finish(stop).await;
+        }
         if let Err(stop) = self.begin_dry_run().await {
             return self.finish(stop).await;
         }
         let ending = self.steps().await;
         self.finish_dry_run().await;
         ending
+    }
+
+    /// A resume whose last checkpoint lies inside a transaction, which the
+    /// server ended midway ([`Self::still_open`]): the rest of it would run
+    /// outside any transaction, so it is refused.
+    fn resume_inside_a_transaction(&self) -> Option<Stop> {
+        let (si, ti) = self.options.resume_after?;
+        let StepBody::Sql { statements, .. } = &self.plan.steps.get(si)?.body else {
+            return None;
+        };
+        let stmt = statements.get(ti)?;
+        let inside = stmt.transaction.is_some()
+            && !matches!(stmt.kind, StatementKind::Commit | StatementKind::Rollback);
+        inside.then(|| {
+            Stop::Db(format!(
+                "{}: the server ended the transaction at this statement in the run being resumed; a resume cannot finish it: review the database, finish it by hand, and start a fresh run",
+                stmt.location
+            ))
+        })
     }
 
     async fn begin_dry_run(&mut self) -> Result<(), Stop> {
@@ -1009,7 +1031,63 @@ impl<'a> Runner<'a> {
             elapsed: started.elapsed(),
             rolled_back: self.options.dry_run && wire.before.is_some(),
         };
+        if matches!(stmt.kind, StatementKind::Other | StatementKind::Ddl)
+            && self.open.contains_key(connection)
+        {
+            self.still_open(at, ti, stmt).await?;
+        }
         self.settle(at, ti, stmt, ran)
+    }
+
+    /// Confirms with the server that `connection`'s transaction is still
+    /// open after statement `ti`, which could have ended it (MySQL commits
+    /// implicitly around DDL, `CHECK TABLE`, `LOCK TABLES`, dynamic SQL,
+    /// procedures, ...). When it is not, the run stops and says exactly what
+    /// is committed: the journal records the commit, so that no resume
+    /// applies those statements again.
+    async fn still_open(
+        &mut self,
+        at: InStep<'_>,
+        ti: usize,
+        stmt: &Statement,
+    ) -> Result<(), Stop> {
+        let connection = at.connection;
+        let Some(db) = self.dbs.get_mut(connection) else {
+            return Ok(());
+        };
+        let open = db
+            .in_transaction()
+            .await
+            .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?;
+        if open != Some(false) {
+            return Ok(());
+        }
+        let before: Vec<String> = self
+            .open
+            .remove(connection)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| format!("`{}`", crate::plan::one_line(&r.sql, 60)))
+            .collect();
+        self.emit(Event::Committed {
+            step: at.si,
+            index: ti,
+            connection: connection.to_string(),
+        })?;
+        let committed = if before.is_empty() {
+            "nothing before it".to_string()
+        } else {
+            before.join(", ")
+        };
+        let dry = if self.options.dry_run {
+            " This was a dry run, and these stay all the same."
+        } else {
+            ""
+        };
+        Err(Stop::Db(format!(
+            "{} (step `{}`): the server ended the transaction at this statement (MySQL commits implicitly around it): committed: {committed}; the statement itself ran on its own; nothing after it ran.{dry} A resume cannot finish this transaction: review the database, finish it by hand, and run the runbook again without the statement",
+            stmt.location, at.step.id
+        )))
     }
 
     /// Checks what statement `ti` of the step produced (its expectation,
