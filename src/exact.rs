@@ -196,19 +196,6 @@ fn as_exact(value: &Value) -> Option<Exact> {
     (value.kind() == ValueKind::Number).then(|| Exact::parse(&value.to_string()))?
 }
 
-/// Whether `value` (or a column of a captured row) is an [`Exact`].
-pub fn holds_exact(value: &Value) -> bool {
-    if value.downcast_object_ref::<Exact>().is_some() {
-        return true;
-    }
-    value.kind() == ValueKind::Map
-        && value
-            .try_iter()
-            .into_iter()
-            .flatten()
-            .any(|k| value.get_item(&k).is_ok_and(|v| holds_exact(&v)))
-}
-
 /// `value` with every number in it (also a row's columns) made [`Exact`],
 /// so that it compares exactly with an exact decimal.
 pub fn exact_value(value: &Value) -> Value {
@@ -233,12 +220,12 @@ pub fn exact_value(value: &Value) -> Value {
 /// The name of the function [`exact_assertion`] calls for each number.
 pub const EXACT_FN: &str = "__exact";
 
-/// `expr`, an assertion, with each number literal written `__exact("...")`:
-/// when an assertion uses an exact decimal, every number in it is compared
-/// exactly (with [`exact_value`] over its names), never as a float.
-pub fn exact_assertion(expr: &str) -> String {
+/// The number literals of the assertion `expr`: where each stands and its
+/// digits (without `_`). Strings, names (`v2`), attributes and indexes
+/// (`row.0`, `lines[0]`) hold none.
+fn literals(expr: &str) -> Vec<(std::ops::Range<usize>, String)> {
     let bytes = expr.as_bytes();
-    let mut out = String::with_capacity(expr.len() + 16);
+    let mut found = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -247,53 +234,97 @@ pub fn exact_assertion(expr: &str) -> String {
             while j < bytes.len() && bytes[j] != c {
                 j += if bytes[j] == b'\\' { 2 } else { 1 };
             }
-            let j = (j + 1).min(bytes.len());
-            out.push_str(&expr[i..j]);
-            i = j;
+            i = (j + 1).min(bytes.len());
             continue;
         }
-        // Not a number of its own: part of a name (`v2`), an attribute
-        // (`row.0`) or an index (`lines[0]`).
         let after_name = i > 0
             && (bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.' | b'['));
-        if c.is_ascii_digit() && !after_name {
-            let mut j = i;
-            while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'_') {
-                j += 1;
+        if !c.is_ascii_digit() || after_name {
+            i += 1;
+            while i < bytes.len() && !expr.is_char_boundary(i) {
+                i += 1;
             }
-            if j + 1 < bytes.len() && bytes[j] == b'.' && bytes[j + 1].is_ascii_digit() {
-                j += 1;
-                while j < bytes.len() && bytes[j].is_ascii_digit() {
-                    j += 1;
-                }
-            }
-            if j < bytes.len() && matches!(bytes[j], b'e' | b'E') {
-                let mut k = j + 1;
-                if k < bytes.len() && matches!(bytes[k], b'+' | b'-') {
-                    k += 1;
-                }
-                if k < bytes.len() && bytes[k].is_ascii_digit() {
-                    while k < bytes.len() && bytes[k].is_ascii_digit() {
-                        k += 1;
-                    }
-                    j = k;
-                }
-            }
-            let literal = expr[i..j].replace('_', "");
-            out.push_str(&format!("{EXACT_FN}(\"{literal}\")"));
-            i = j;
             continue;
         }
-        let len = expr[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&expr[i..i + len]);
-        i += len;
+        let mut j = i;
+        while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'_') {
+            j += 1;
+        }
+        if j + 1 < bytes.len() && bytes[j] == b'.' && bytes[j + 1].is_ascii_digit() {
+            j += 1;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+        }
+        if j < bytes.len() && matches!(bytes[j], b'e' | b'E') {
+            let mut k = j + 1;
+            if k < bytes.len() && matches!(bytes[k], b'+' | b'-') {
+                k += 1;
+            }
+            if k < bytes.len() && bytes[k].is_ascii_digit() {
+                while k < bytes.len() && bytes[k].is_ascii_digit() {
+                    k += 1;
+                }
+                j = k;
+            }
+        }
+        found.push((i..j, expr[i..j].replace('_', "")));
+        i = j;
     }
+    found
+}
+
+/// `expr`, an assertion, with each number literal written `__exact("...")`:
+/// when an assertion compares numbers a float cannot hold, every number in
+/// it is compared exactly (with [`exact_value`] over its names).
+pub fn exact_assertion(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len() + 16);
+    let mut at = 0;
+    for (range, digits) in literals(expr) {
+        out.push_str(&expr[at..range.start]);
+        out.push_str(&format!("{EXACT_FN}(\"{digits}\")"));
+        at = range.end;
+    }
+    out.push_str(&expr[at..]);
     out
+}
+
+/// Whether the assertion `expr`, over values of which `values` are those
+/// it names, must compare exactly: one of them is an [`Exact`] or an
+/// integer beyond 2^53 (where floats skip integers), or `expr` writes a
+/// number a float would round (`3.0000000000000001`).
+pub fn needs_exact<'v>(expr: &str, mut values: impl Iterator<Item = &'v Value>) -> bool {
+    fn beyond_float(v: &Value) -> bool {
+        if v.downcast_object_ref::<Exact>().is_some() {
+            return true;
+        }
+        if v.is_integer() {
+            return i64::try_from(v.clone()).is_ok_and(|i| i.unsigned_abs() > 1 << 53)
+                || i64::try_from(v.clone()).is_err();
+        }
+        v.kind() == ValueKind::Map
+            && v.try_iter()
+                .into_iter()
+                .flatten()
+                .any(|k| v.get_item(&k).is_ok_and(|c| beyond_float(&c)))
+    }
+    values.any(beyond_float)
+        || literals(expr).iter().any(|(_, digits)| {
+            let float: Option<f64> = digits.parse().ok();
+            match (
+                Exact::parse(digits),
+                float.and_then(|f| Exact::parse(&format!("{f:?}"))),
+            ) {
+                (Some(written), Some(read)) => written != read,
+                _ => true,
+            }
+        })
 }
 
 /// `value` as JSON for the journal, numbers beyond 64 bits and exact
 /// decimals as `{"$exact": "digits"}` so that a resume reads them back
-/// exactly (a JSON number that large would come back as a float).
+/// exactly (a JSON number that large would come back as a float), bytes as
+/// `{"$bytes": "hex"}`.
 pub fn to_json(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     if let Some(e) = value.downcast_object_ref::<Exact>() {
@@ -317,6 +348,15 @@ pub fn to_json(value: &Value) -> serde_json::Value {
             }
         }
         ValueKind::String => J::String(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::Bytes => {
+            let hex: String = value
+                .as_bytes()
+                .unwrap_or_default()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            serde_json::json!({ "$bytes": hex })
+        }
         ValueKind::Map => J::Object(
             value
                 .try_iter()
@@ -360,6 +400,17 @@ pub fn from_json(json: &serde_json::Value) -> Value {
                 && let Some(v) = number(digits)
             {
                 return v;
+            }
+            if let (1, Some(J::String(hex))) = (map.len(), map.get("$bytes"))
+                && let Some(bytes) = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+            {
+                return Value::from_bytes(bytes);
             }
             let map: std::collections::BTreeMap<String, Value> =
                 map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect();
@@ -446,6 +497,7 @@ mod tests {
             number("12.340000").unwrap(),
             Value::from(0.1 + 0.2),
             Value::from(42),
+            Value::from_bytes(vec![0, 0x41, 0xff]),
         ] {
             let json = to_json(&v);
             let back = from_json(&serde_json::from_str(&json.to_string()).unwrap());

@@ -169,6 +169,47 @@ pub fn render(
     Ok(rendered)
 }
 
+/// Renders, with the parameter values `params`, every statement of `plan`
+/// that uses parameters alone, before anything runs: a value its statement
+/// cannot take (a name too long, text that is not an integer, a shape the
+/// values would change) is then an error before the first statement, not
+/// at the step that would fail after others committed. Statements that use
+/// captures are rendered when they run.
+pub fn preflight(
+    plan: &crate::plan::Plan,
+    params: &std::collections::BTreeMap<String, Value>,
+) -> Result<(), Vec<String>> {
+    use crate::plan::StepBody;
+    let mut errors = Vec::new();
+    for step in plan.steps.iter().filter(|s| !s.skip) {
+        let StepBody::Sql {
+            connection,
+            statements,
+        } = &step.body
+        else {
+            continue;
+        };
+        let dialect = plan
+            .connection(connection)
+            .map_or(plan.dialect, |c| c.dialect);
+        let env = environment(dialect);
+        for stmt in statements {
+            let templated = stmt.sql.contains("{{") || stmt.sql.contains("{%");
+            if templated
+                && stmt.uses.iter().all(|n| params.contains_key(n))
+                && let Err(e) = render(&env, &stmt.sql, params, dialect)
+            {
+                errors.push(format!("{}: {e}", stmt.location));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// A value marked by the `ident` filter: rendered as a quoted identifier.
 #[derive(Debug)]
 struct Ident(String);
@@ -188,6 +229,7 @@ pub fn environment(dialect: Dialect) -> Environment<'static> {
             )),
         }
     });
+    env.add_filter("int", strict_int);
     env.add_function(crate::exact::EXACT_FN, |digits: String| {
         crate::exact::Exact::parse(&digits)
             .map(Value::from_object)
@@ -201,6 +243,32 @@ pub fn environment(dialect: Dialect) -> Environment<'static> {
         out.write_str(&text).map_err(Error::from)
     });
     env
+}
+
+/// `int` for statements: a value that is an integer, exactly, or an error;
+/// minijinja's own `int` would cut `12.9` to 12 and saturate what does not
+/// fit in 128 bits.
+fn strict_int(v: Value) -> Result<Value, Error> {
+    let refuse = || invalid(format!("`{v}` is not an integer"));
+    if v.is_integer() {
+        return Ok(v);
+    }
+    let text = match v.kind() {
+        ValueKind::String => v
+            .as_str()
+            .unwrap_or_default()
+            .trim_matches([' ', '\t'])
+            .to_string(),
+        ValueKind::Number => v.to_string(),
+        _ => return Err(refuse()),
+    };
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(&text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse());
+    }
+    crate::exact::number(&text)
+        .filter(Value::is_integer)
+        .ok_or_else(|| invalid(format!("`{text}` is an integer beyond 128 bits")))
 }
 
 fn invalid(msg: String) -> Error {
@@ -258,6 +326,18 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
             }
         }
         ValueKind::String => text(value.as_str().unwrap_or_default(), dialect),
+        ValueKind::Bytes => {
+            let hex: String = value
+                .as_bytes()
+                .unwrap_or_default()
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            Ok(match dialect {
+                Dialect::Postgres => format!("'\\x{hex}'::bytea"),
+                Dialect::Mysql | Dialect::Sqlite => format!("X'{hex}'"),
+            })
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items = value
                 .try_iter()?
@@ -293,7 +373,7 @@ fn signed(digits: &str, negative: bool) -> String {
 /// introducer (`_utf8mb4 X'...'`), which no `sql_mode` (`NO_BACKSLASH_ESCAPES`)
 /// and no connection character set (gbk, big5, sjis, cp932, whose second
 /// bytes can be a backslash or a quote) reads differently.
-/// PostgreSQL: backslashes in `E'...'`; NUL cannot be held. SQLite: NUL
+/// PostgreSQL: backslashes in `(E'...')`; NUL cannot be held. SQLite: NUL
 /// bytes as `char(0)`.
 fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
     match dialect {
@@ -314,8 +394,10 @@ fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
                 return Err(invalid("PostgreSQL text cannot hold a NUL byte".into()));
             }
             if s.contains('\\') {
+                // In parentheses: a string on the next line would otherwise
+                // continue an E'' string, escapes and all.
                 Ok(format!(
-                    "E'{}'",
+                    "(E'{}')",
                     s.replace('\\', "\\\\").replace('\'', "''")
                 ))
             } else {
@@ -395,9 +477,12 @@ mod tests {
                             )
                         })
                 } else {
-                    // MySQL writes some text in hex: `_utf8mb4 X'...'`.
+                    // MySQL writes some text in hex (`_utf8mb4 X'...'`),
+                    // PostgreSQL text with a backslash in parentheses.
                     let literal: &[TokenKind] = if sql.contains("_utf8mb4 X'") {
                         &[TokenKind::Word, TokenKind::Word, TokenKind::Str]
+                    } else if sql.contains("(E'") {
+                        &[TokenKind::Punct, TokenKind::Str, TokenKind::Punct]
                     } else {
                         &[TokenKind::Str]
                     };
@@ -421,6 +506,31 @@ mod tests {
             env.render_str(src, minijinja::context! { n => 42, l => vec![1, 2], t => vec!["a'b", "c"], z => Value::from(()), b => true, f => 1.5 }).unwrap()
         };
         assert_eq!(r("{{ n }}"), "42");
+        for (v, want) in [
+            ("519", Some("519")),
+            ("-7", Some("(-7)")),
+            ("12.9", None),
+            ("1e3", None),
+            ("0x10", None),
+            ("", None),
+        ] {
+            let got = env
+                .render_str("{{ v | int }}", minijinja::context! { v })
+                .ok();
+            assert_eq!(got.as_deref(), want, "{v}");
+        }
+        let huge = "99999999999999999999999999999999999999999";
+        assert!(
+            env.render_str("{{ v | int }}", minijinja::context! { v => huge })
+                .is_err()
+        );
+        assert!(
+            env.render_str(
+                "{{ v | map('int') | list }}",
+                minijinja::context! { v => vec!["1", "2.5"] }
+            )
+            .is_err()
+        );
         assert_eq!(r("{{ l }}"), "1, 2");
         assert_eq!(r("{{ t }}"), "'a''b', 'c'");
         assert_eq!(r("{{ z }}"), "NULL");
@@ -436,7 +546,7 @@ mod tests {
         assert_eq!(
             pg.render_str("{{ x }}", minijinja::context! { x => "a\\b" })
                 .unwrap(),
-            "E'a\\\\b'"
+            "(E'a\\\\b')"
         );
         let empty: Vec<i64> = Vec::new();
         assert!(

@@ -440,6 +440,15 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
+    if let Err(errors) =
+        runbook_compile::template::preflight(&plan, &params::template_values(&values))
+    {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("error: these parameter values cannot go into their statements; nothing ran");
+        return Ok(EXIT_USAGE);
+    }
     let mut urls: BTreeMap<String, DbUrl> = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, url) in dbs {

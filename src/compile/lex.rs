@@ -142,8 +142,11 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
         let next = bytes.get(i + 1).copied();
         let (kind, end, unterminated) = match c {
             b';' => (TokenKind::Semicolon, i + 1, None),
-            b' ' | b'\t' | b'\n' | b'\r' => {
-                let end = scan_while(bytes, i, |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            // Form feed and vertical tab are white space to every server.
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
+                let end = scan_while(bytes, i, |b| {
+                    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+                });
                 (TokenKind::Space, end, None)
             }
             // MySQL starts a `--` comment only before a space or a control
@@ -245,8 +248,10 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                         Continued::No
                     }
                 }
+                // A line break is LF or a lone CR to PostgreSQL.
                 TokenKind::Space
-                    if continued != Continued::No && bytes[start..end].contains(&b'\n') =>
+                    if continued != Continued::No
+                        && bytes[start..end].iter().any(|&b| b == b'\n' || b == b'\r') =>
                 {
                     Continued::AfterBreak
                 }
@@ -496,6 +501,14 @@ mod tests {
         let cont = kinds("E'a'\n'\\', x -- '\n", Dialect::Postgres);
         assert_eq!(cont[1], (Str, "'\\', x -- '"));
         assert_eq!(kinds("E'a' '\\', x", Dialect::Postgres)[1], (Str, "'\\'"));
+        assert_eq!(
+            kinds("E'a'\r'\\', x -- '", Dialect::Postgres)[1],
+            (Str, "'\\', x -- '")
+        );
+        assert_eq!(
+            kinds("E'a'\x0c\n'\\', x -- '", Dialect::Postgres)[1],
+            (Str, "'\\', x -- '")
+        );
         // SQLite's parameters, Tcl arrays included.
         assert_eq!(
             kinds("$p('x'');DELETE ) 1", Dialect::Sqlite)[0],

@@ -132,6 +132,13 @@ fn touching(text: &str, tokens: &[Token], i: usize) -> Option<Problem> {
         )
     };
     let t = &tokens[i];
+    // A `.` beside a value makes a number of two (`{{ a }}.{{ b }}` is
+    // `3.14`); beside a quoted name it only qualifies it.
+    let inner = text[t.start + 2..t.end.saturating_sub(2).max(t.start + 2)].trim();
+    let ident = inner
+        .rsplit_once('|')
+        .is_some_and(|(_, filter)| filter.trim() == "ident");
+    let merges = |n: &Token| merges(n) || !ident && &text[n.start..n.end] == ".";
     let neighbour = i
         .checked_sub(1)
         .map(|p| &tokens[p])
@@ -206,35 +213,46 @@ pub fn client_commands(text: &str, statements: &[RawStatement], dialect: Dialect
 }
 
 /// Statements among `statements` of `text` that change the session's
-/// character set (`SET NAMES`, `SET CHARACTER SET`, `SET client_encoding`,
-/// `SET character_set_client`, ...): every value is sent as UTF-8, and
-/// under another character set its bytes would be read differently.
+/// character set, anywhere in them (`SET NAMES`, `SET CHARACTER SET`,
+/// `SET client_encoding`, `SET character_set_results`, MariaDB's
+/// `SET STATEMENT ... FOR`, a `SET` inside a block): every value is sent
+/// and read as UTF-8, and under another character set its bytes would be
+/// read differently.
 pub fn charset_changes(text: &str, statements: &[RawStatement], dialect: Dialect) -> Vec<Problem> {
     let mut problems = Vec::new();
     for stmt in statements {
-        let words = super::split::code_words(&text[stmt.start..stmt.end], dialect);
-        if words.first().is_none_or(|(w, _)| w != "SET") {
-            continue;
-        }
-        let changes = words
-            .windows(2)
-            .any(|w| w[0].0 == "CHARACTER" && w[1].0 == "SET")
-            || words.iter().skip(1).any(|(w, _)| {
-                matches!(
-                    w.as_str(),
-                    "NAMES"
-                        | "CHARSET"
-                        | "CLIENT_ENCODING"
-                        | "CHARACTER_SET_CLIENT"
-                        | "CHARACTER_SET_CONNECTION"
-                        | "CHARACTER_SET_RESULTS"
-                )
-            });
+        let sql = &text[stmt.start..stmt.end];
+        // Words and quoted names (`character_set_results`), upper-cased.
+        let words: Vec<String> = tokenize(sql, dialect)
+            .0
+            .into_iter()
+            .filter_map(|t| match t.kind {
+                TokenKind::Word => Some(sql[t.start..t.end].to_ascii_uppercase()),
+                TokenKind::Ident => Some(sql[t.start + 1..t.end - 1].to_ascii_uppercase()),
+                _ => None,
+            })
+            .collect();
+        let after_set = |w: &str| words.windows(2).any(|p| p[0] == "SET" && p[1] == w);
+        let changes = words.iter().any(|w| w == "SET")
+            && (after_set("NAMES")
+                || after_set("CHARSET")
+                || words
+                    .windows(3)
+                    .any(|p| p[0] == "SET" && p[1] == "CHARACTER" && p[2] == "SET")
+                || words.iter().any(|w| {
+                    matches!(
+                        w.as_str(),
+                        "CLIENT_ENCODING"
+                            | "CHARACTER_SET_CLIENT"
+                            | "CHARACTER_SET_CONNECTION"
+                            | "CHARACTER_SET_RESULTS"
+                    )
+                }));
         if changes {
             problems.push(Problem {
                 code: "session-charset",
                 message: "this statement changes the session's character set".into(),
-                hint: "exec sends every statement and value as UTF-8 (utf8mb4): convert in the SQL instead (CONVERT(... USING ...), convert_to(...))".into(),
+                hint: "exec sends and reads every statement and value as UTF-8 (utf8mb4): convert in the SQL instead (CONVERT(... USING ...), convert_to(...))".into(),
                 start: stmt.start,
                 end: stmt.end,
             });

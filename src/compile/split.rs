@@ -162,22 +162,41 @@ fn compound(text: &str, tokens: &[Token], dialect: Dialect) -> bool {
     }
 }
 
-/// Whether the word at `tokens[i]` is used as a name (`NEW.begin`,
-/// `SET end = 1`, `AS end`, `, begin,`) rather than as a keyword: what
-/// stands before or after it says so.
+/// Whether the word at `tokens[i]`, a `BEGIN` or an `END`, is used as a
+/// name (`NEW.begin`, `SET end = 1`, `n < begin`, `ORDER BY end`) rather
+/// than as a keyword: what stands before or after it says so. Before a
+/// keyword stands the start, a `)`, `:` or `;`, a value (`CASE ... 1 END`)
+/// or a word that does not ask for a value; before a name, an operator or
+/// a word that asks for one.
 fn is_name(text: &str, tokens: &[Token], i: usize) -> bool {
-    let around = |code: Option<(usize, &Token)>| {
-        code.map(|(_, t)| text[t.start..t.end].to_ascii_uppercase())
-            .unwrap_or_default()
+    const ASKS_FOR_A_VALUE: &[&str] = &[
+        "AS", "SET", "SELECT", "BY", "WHERE", "AND", "OR", "ON", "NOT", "IS", "IN", "LIKE", "WHEN",
+        "RETURN", "DISTINCT", "BETWEEN", "VALUES", "FROM", "INTO", "JOIN", "HAVING", "USING",
+    ];
+    let before = code(&tokens[..i]).next_back().map(|(_, t)| *t);
+    let after = code(&tokens[i + 1..])
+        .next()
+        .map_or(String::new(), |(_, t)| text[t.start..t.end].to_string());
+    let end = text[tokens[i].start..tokens[i].end].eq_ignore_ascii_case("END");
+    let name_before = match before {
+        None => false,
+        Some(t) => {
+            let b = text[t.start..t.end].to_ascii_uppercase();
+            match t.kind {
+                TokenKind::Punct => !matches!(b.as_str(), ")" | ":"),
+                TokenKind::Word => {
+                    ASKS_FOR_A_VALUE.contains(&b.as_str())
+                        || end && matches!(b.as_str(), "THEN" | "ELSE")
+                }
+                _ => false,
+            }
+        }
     };
-    let before = around(code(&tokens[..i]).next_back());
-    let after = around(code(&tokens[i + 1..]).next());
-    let keyword = &text[tokens[i].start..tokens[i].end];
-    matches!(before.as_str(), "." | "AS" | "SET" | "SELECT" | "," | "(" | "=")
+    name_before
         || matches!(after.as_str(), "." | "=" | ":=")
         // `CASE ... END,` and `CASE ... END)` close a CASE; a BEGIN never
         // stands before them.
-        || keyword.eq_ignore_ascii_case("BEGIN") && matches!(after.as_str(), "," | ")")
+        || !end && matches!(after.as_str(), "," | ")")
 }
 
 /// The nesting of a compound body, followed token by token.
@@ -318,6 +337,31 @@ mod tests {
         let text = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\nSELECT f();";
         let s = split(text, Dialect::Postgres);
         assert_eq!(s.statements.len(), 2);
+    }
+
+    #[test]
+    fn begin_and_end_as_names_neither_open_nor_close_a_body() {
+        for (text, n) in [
+            (
+                "BEGIN NOT ATOMIC\n  SELECT n FROM t WHERE n < begin;\nEND;\nDELETE FROM x;\nSELECT n FROM t ORDER BY end;",
+                3,
+            ),
+            (
+                "CREATE TRIGGER g AFTER UPDATE ON t BEGIN UPDATE t SET begin = 1 WHERE id = NEW.id AND end > 0; END;\nDELETE FROM x;",
+                2,
+            ),
+            (
+                "CREATE PROCEDURE p() BEGIN SELECT CASE WHEN a THEN 1 ELSE 2 END, (CASE WHEN b THEN 3 END); END;\nSELECT 1;",
+                2,
+            ),
+            (
+                "CREATE PROCEDURE p() lbl: BEGIN IF x THEN BEGIN SELECT 1; END; END IF; END lbl;\nSELECT 1;",
+                2,
+            ),
+        ] {
+            let d = Dialect::Mysql;
+            assert_eq!(split(text, d).statements.len(), n, "{text}");
+        }
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl SqlxDatabase {
         let (sql, want) = match self.conn {
             Conn::Sqlite(_) => return Ok(()),
             Conn::Postgres(_) => (
-                "SELECT current_setting('client_encoding') || ' ' || current_setting('extra_float_digits') AS e",
+                "SELECT current_setting('client_encoding') || ' ' || current_setting('extra_float_digits') || ' ' || current_setting('DateStyle') AS e",
                 "UTF8",
             ),
             Conn::Mysql(_) => (
@@ -177,7 +177,15 @@ impl SqlxDatabase {
             ),
         };
         let got = self.setting(sql).await?.unwrap_or_default();
-        if let Some(digits) = got.strip_prefix("UTF8 ") {
+        if let Some(rest) = got.strip_prefix("UTF8 ") {
+            let (digits, date_style) = rest.split_once(' ').unwrap_or((rest, ""));
+            // Dates leave PostgreSQL as ISO text only under DateStyle ISO:
+            // `03/04/2024` would be written back as another day.
+            if !date_style.starts_with("ISO") {
+                return Err(DbError::new(format!(
+                    "the session's DateStyle is {date_style}: PostgreSQL then writes dates in a form a captured date would be written back from as another day; leave it at ISO"
+                )));
+            }
             // PostgreSQL writes floats exactly only with extra_float_digits above 0.
             if digits.parse::<i32>().is_ok_and(|d| d >= 1) {
                 return Ok(());
@@ -310,6 +318,14 @@ impl SqlxDatabase {
     }
 }
 
+/// Whether a column of type `type_name` holds bytes (SQLite's and MySQL's
+/// blobs and binary strings; PostgreSQL's bytea arrives as `\x...` text,
+/// which reads back as the same bytes).
+fn binary(type_name: &str) -> bool {
+    let t = type_name.to_ascii_uppercase();
+    t.ends_with("BLOB") || t == "BINARY" || t == "VARBINARY"
+}
+
 /// A value as text; `None` for NULL.
 fn text(v: Value) -> Option<String> {
     (!v.is_none()).then(|| v.as_str().map_or_else(|| v.to_string(), str::to_string))
@@ -402,6 +418,7 @@ where
     E: sqlx::Executor<'c, Database = DB>,
     for<'r> Option<String>: sqlx::Decode<'r, DB>,
     for<'r> f64: sqlx::Decode<'r, DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
     DB::QueryResult: QueryResultRows,
 {
@@ -550,6 +567,7 @@ where
     R: Row,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
     for<'r> f64: sqlx::Decode<'r, R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let mut values = Vec::with_capacity(row.columns().len());
@@ -565,6 +583,12 @@ where
         if type_name == "REAL" && !raw.is_null() {
             let f: f64 = row.try_get_unchecked(i)?;
             values.push((col.name().to_string(), Value::from(f)));
+            continue;
+        }
+        // Binary values are bytes, not text: written back as such.
+        if !raw.is_null() && binary(&type_name) {
+            let bytes: Vec<u8> = row.try_get_unchecked(i)?;
+            values.push((col.name().to_string(), Value::from_bytes(bytes)));
             continue;
         }
         let text: Option<String> = row.try_get_unchecked(i)?;

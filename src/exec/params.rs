@@ -212,6 +212,10 @@ fn valid_date(s: &str) -> bool {
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return false;
     };
+    // There is no year 0: PostgreSQL refuses it.
+    if y == 0 {
+        return false;
+    }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

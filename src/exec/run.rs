@@ -1312,12 +1312,10 @@ impl<'a> Runner<'a> {
             let expr = env
                 .compile_expression(&a.expr)
                 .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
-            // An exact decimal among its names: every number is compared
-            // exactly, never as a float (format section 11).
-            let exact = expr
-                .undeclared_variables(false)
-                .iter()
-                .any(|n| ctx.get(n).is_some_and(crate::exact::holds_exact));
+            // A number a float cannot hold, among its names or written in
+            // it: every number is compared exactly (format section 11).
+            let names = expr.undeclared_variables(false);
+            let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
             let exact_ctx: BTreeMap<String, Value>;
             let source: String;
             let (expr, ctx) = if exact {
