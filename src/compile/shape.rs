@@ -134,7 +134,10 @@ fn touching(text: &str, tokens: &[Token], i: usize) -> Option<Problem> {
     let t = &tokens[i];
     // A `.` beside a value makes a number of two (`{{ a }}.{{ b }}` is
     // `3.14`); beside a quoted name it only qualifies it.
-    let inner = text[t.start + 2..t.end.saturating_sub(2).max(t.start + 2)].trim();
+    let inner = text
+        .get(t.start + 2..t.end.saturating_sub(2))
+        .unwrap_or_default()
+        .trim();
     let ident = inner
         .rsplit_once('|')
         .is_some_and(|(_, filter)| filter.trim() == "ident");
@@ -228,7 +231,11 @@ pub fn charset_changes(text: &str, statements: &[RawStatement], dialect: Dialect
             .into_iter()
             .filter_map(|t| match t.kind {
                 TokenKind::Word => Some(sql[t.start..t.end].to_ascii_uppercase()),
-                TokenKind::Ident => Some(sql[t.start + 1..t.end - 1].to_ascii_uppercase()),
+                TokenKind::Ident => Some(
+                    sql[t.start..t.end]
+                        .trim_matches(['"', '`', '[', ']'])
+                        .to_ascii_uppercase(),
+                ),
                 _ => None,
             })
             .collect();
