@@ -523,31 +523,38 @@ async fn text_keeps_every_byte_under_mariadb_global_modes_and_charsets() {
     let Some(url) = common::mysql() else { return };
     let _g = lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let globals: [(&str, &[(&str, &str)]); 3] = [
+    let mut globals: Vec<(String, Vec<(&str, &str)>)> = vec![
         (
-            "global-nbe",
-            &[("sql_mode", "NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES")],
+            "global-nbe".into(),
+            vec![("sql_mode", "NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES")],
         ),
         (
-            "global-ansi",
-            &[("sql_mode", "ANSI_QUOTES,NO_BACKSLASH_ESCAPES")],
-        ),
-        (
-            "global-gbk",
-            &[
-                ("character_set_server", "gbk"),
-                ("character_set_client", "gbk"),
-                ("character_set_connection", "gbk"),
-                ("character_set_results", "gbk"),
-            ],
+            "global-ansi".into(),
+            vec![("sql_mode", "ANSI_QUOTES,NO_BACKSLASH_ESCAPES")],
         ),
     ];
+    // A server whose defaults are a multi-byte character set whose second
+    // bytes can be a backslash or a quote.
+    for charset in ["gbk", "big5", "sjis", "cp932"] {
+        globals.push((
+            format!("global-{charset}"),
+            [
+                "character_set_server",
+                "character_set_client",
+                "character_set_connection",
+                "character_set_results",
+            ]
+            .into_iter()
+            .map(|name| (name, charset))
+            .collect(),
+        ));
+    }
     for (mode, settings) in globals {
-        let global = Global::set(&url, settings).await;
+        let global = Global::set(&url, &settings).await;
         let outcome = tokio::spawn({
             let url = url.clone();
             let dir = dir.path().to_path_buf();
-            async move { text_round_trip(Dialect::Mysql, &url, &dir, mode, "", None).await }
+            async move { text_round_trip(Dialect::Mysql, &url, &dir, &mode, "", None).await }
         })
         .await;
         global.restore().await;
