@@ -341,7 +341,7 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
         assert!(!made_exists, "{dialect}: the dry run left a table behind");
         if dialect == Dialect::Mysql {
             assert!(
-                shown.contains("MySQL DDL commits implicitly, so it is not run"),
+                shown.contains("not rehearsed, MySQL commits implicitly around it"),
                 "{shown}"
             );
             assert!(shown.contains("unchecked"), "{shown}");

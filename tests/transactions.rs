@@ -51,17 +51,24 @@ async fn an_implicit_commit_inside_a_transaction_stops_and_says_what_is_committe
                 &format!("SELECT GROUP_CONCAT(id ORDER BY id) FROM {t}"),
             )
             .await;
-            assert_eq!(code, Some(3), "{name} dry={dry}: {shown}");
+            if dry {
+                // A dry run does not rehearse what could commit: it keeps nothing.
+                assert_eq!(code, Some(0), "{name}: {shown}");
+                assert!(shown.contains("not rehearsed"), "{name}: {shown}");
+                assert_eq!(rows, None, "{name}: the dry run kept nothing: {shown}");
+                continue;
+            }
+            assert_eq!(code, Some(3), "{name}: {shown}");
             assert!(
                 shown.contains("the server ended the transaction")
                     && shown.contains("committed: ")
                     && shown.contains(&format!("`INSERT INTO {t} VALUES (1)`")),
-                "{name} dry={dry}: {shown}"
+                "{name}: {shown}"
             );
             assert_eq!(
                 rows.as_deref(),
                 Some("1"),
-                "{name} dry={dry}: the first INSERT stays, the second never ran: {shown}"
+                "{name}: the first INSERT stays, the second never ran: {shown}"
             );
             if !dry {
                 // The journal records the commit: a resume never runs the
@@ -83,4 +90,99 @@ async fn an_implicit_commit_inside_a_transaction_stops_and_says_what_is_committe
     }
     run(&mut db, &format!("DROP TABLE IF EXISTS {t}, {t}_made")).await;
     run(&mut db, &format!("DROP PROCEDURE {t}_p")).await;
+}
+
+#[tokio::test]
+async fn a_dry_run_keeps_nothing_and_says_what_it_could_not_rehearse() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("dry_{}", std::process::id());
+    if let Some(url) = common::mysql() {
+        let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+        run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+        run(&mut db, &format!("DROP PROCEDURE IF EXISTS {t}_p")).await;
+        run(&mut db, &format!("CREATE TABLE {t} (id INT) ENGINE=InnoDB")).await;
+        run(
+            &mut db,
+            &format!("CREATE PROCEDURE {t}_p() BEGIN INSERT INTO {t} VALUES (7); COMMIT; END"),
+        )
+        .await;
+        let body = format!(
+            "```sql {{#dry}}\nCALL {t}_p();\nEXECUTE IMMEDIATE 'INSERT INTO {t} VALUES (8)';\nINSERT INTO {t} VALUES (9);\n-- @expect 1\n```\n"
+        );
+        let rb = runbook(dir.path(), "dry-mysql", Dialect::Mysql, "", &body);
+        let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+        let rows = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+        run(&mut db, &format!("DROP TABLE {t}")).await;
+        run(&mut db, &format!("DROP PROCEDURE {t}_p")).await;
+        assert_eq!(code, Some(0), "{shown}");
+        assert_eq!(
+            rows.as_deref(),
+            Some("0"),
+            "the dry run kept nothing: {shown}"
+        );
+        assert_eq!(shown.matches("not rehearsed").count(), 2, "{shown}");
+    }
+    let Some(url) = common::servers()
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Postgres)
+        .map(|(_, u)| u)
+    else {
+        return;
+    };
+    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+    run(&mut db, &format!("DROP SEQUENCE IF EXISTS {t}_s")).await;
+    run(&mut db, &format!("CREATE TABLE {t} (id INT)")).await;
+    run(&mut db, &format!("CREATE SEQUENCE {t}_s")).await;
+    let body = format!(
+        "```sql {{#dry}}\nSELECT setval('{t}_s', 100);\nCREATE INDEX CONCURRENTLY {t}_i ON {t} (id);\nINSERT INTO {t} VALUES (1);\n-- @expect 1\n```\n"
+    );
+    let rb = runbook(dir.path(), "dry-postgres", Dialect::Postgres, "", &body);
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    let next = value(&mut db, &format!("SELECT nextval('{t}_s')")).await;
+    let index = value(&mut db, &format!("SELECT to_regclass('{t}_i')::text")).await;
+    let rows = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(next.as_deref(), Some("1"), "setval was not kept: {shown}");
+    assert_eq!(index, None, "{shown}");
+    assert_eq!(rows.as_deref(), Some("0"), "{shown}");
+    assert_eq!(shown.matches("not rehearsed").count(), 2, "{shown}");
+    assert!(!shown.contains("at line"), "{shown}");
+    // A real run runs the index build outside any transaction.
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    let index = value(&mut db, &format!("SELECT to_regclass('{t}_i')::text")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(index.as_deref(), Some(format!("{t}_i").as_str()), "{shown}");
+    // Inside a transaction of the runbook it cannot run at all.
+    let inside = format!(
+        "```sql {{#tx}}\nBEGIN;\nCREATE INDEX CONCURRENTLY {t}_j ON {t} (id);\nCOMMIT;\n```\n"
+    );
+    let rb = runbook(dir.path(), "cic-inside", Dialect::Postgres, "", &inside);
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("only outside a transaction block"),
+        "{shown}"
+    );
+    run(&mut db, &format!("DROP TABLE {t}")).await;
+    run(&mut db, &format!("DROP SEQUENCE {t}_s")).await;
+}
+
+#[tokio::test]
+async fn a_server_error_names_the_runbook_s_line_never_the_server_s() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in common::servers() {
+        let body = "```sql {#bad}\nSELECT 1,\n  2,\n  3 FROM\n  WHERE nothing;\n```\n";
+        let rb = runbook(dir.path(), &format!("bad-{dialect}"), dialect, "", body);
+        let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+        assert_eq!(code, Some(3), "{dialect}: {shown}");
+        // The statement starts on line 8; the server points at its line 4 or 5.
+        assert!(
+            shown.contains("(runbook line 11)") || shown.contains("(runbook line 12)"),
+            "{dialect}: {shown}"
+        );
+        assert!(!shown.contains(" at line "), "{dialect}: {shown}");
+    }
 }

@@ -45,6 +45,34 @@ pub struct DbError {
     pub sqlstate: Option<String>,
     /// MySQL's error number (1205 lock wait timeout, 1213 deadlock).
     pub mysql_number: Option<u16>,
+    /// Where in the statement sent the server points, when it does.
+    pub at: Option<ServerPosition>,
+}
+
+/// A place in the statement sent, as the server gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerPosition {
+    /// A 1-based character (PostgreSQL).
+    Char(usize),
+    /// A 1-based line (MySQL's `... at line 2`).
+    Line(u32),
+}
+
+impl ServerPosition {
+    /// The 1-based line of the statement `sent` this position is on.
+    pub fn line_in(self, sent: &str) -> u32 {
+        match self {
+            ServerPosition::Line(l) => l,
+            ServerPosition::Char(c) => {
+                let breaks = sent
+                    .chars()
+                    .take(c.saturating_sub(1))
+                    .filter(|&ch| ch == '\n')
+                    .count();
+                1 + u32::try_from(breaks).unwrap_or(u32::MAX - 1)
+            }
+        }
+    }
 }
 
 impl DbError {
@@ -54,25 +82,43 @@ impl DbError {
             message: message.into(),
             sqlstate: None,
             mysql_number: None,
+            at: None,
         }
     }
 }
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> DbError {
-        let (sqlstate, mysql_number) = match &e {
-            sqlx::Error::Database(db) => (
-                db.code().map(|c| c.to_string()),
-                db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .map(|m| m.number()),
-            ),
-            _ => (None, None),
+        let sqlx::Error::Database(db) = &e else {
+            return DbError::new(e.to_string());
         };
-        DbError {
-            message: e.to_string(),
-            sqlstate,
-            mysql_number,
+        let mut out = DbError::new(e.to_string());
+        out.sqlstate = db.code().map(|c| c.to_string());
+        // sqlx adds PostgreSQL's own source line (`at line 3486`), which is
+        // no line of the runbook's: the message, detail and hint are the
+        // server's words, and the position is kept to be mapped.
+        if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            out.message = format!("error returned from database: {}", pg.message());
+            for (what, text) in [("detail", pg.detail()), ("hint", pg.hint())] {
+                if let Some(text) = text {
+                    out.message.push_str(&format!("; {what}: {text}"));
+                }
+            }
+            if let Some(sqlx::postgres::PgErrorPosition::Original(c)) = pg.position() {
+                out.at = Some(ServerPosition::Char(c));
+            }
         }
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            out.mysql_number = Some(my.number());
+            // `... near 'x' at line 2`: a line of the statement sent.
+            if let Some((before, line)) = out.message.rsplit_once(" at line ")
+                && let Ok(line) = line.trim().parse::<u32>()
+            {
+                out.message = before.to_string();
+                out.at = Some(ServerPosition::Line(line));
+            }
+        }
+        out
     }
 }
 

@@ -248,6 +248,55 @@ fn failpoint(name: &str) {
     }
 }
 
+/// Why a dry run cannot rehearse `sql` without keeping what it does, if
+/// it cannot: MySQL DDL and its kin (they commit), procedures and dynamic
+/// SQL (they may commit, or write anywhere), anything there but a query, a
+/// write or `SET`; PostgreSQL statements that run only outside a
+/// transaction, and sequence changes, which no rollback undoes.
+fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'static str> {
+    let words = crate::compile::split::code_words(sql, dialect);
+    let first = words.first().map(|(w, _)| w.as_str()).unwrap_or("");
+    let has = |names: &[&str]| words.iter().any(|(w, _)| names.contains(&w.as_str()));
+    match dialect {
+        Dialect::Mysql if crate::compile::mysql_implicit_commit(sql) => {
+            Some("MySQL commits implicitly around it")
+        }
+        Dialect::Mysql if has(&["CALL", "EXECUTE"]) => {
+            Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
+        }
+        Dialect::Mysql
+            if kind == StatementKind::Other
+                && !matches!(first, "SET" | "PREPARE" | "DEALLOCATE" | "USE") =>
+        {
+            Some("MySQL may keep what it does whatever the transaction")
+        }
+        Dialect::Postgres if crate::compile::postgres_outside_transaction(sql) => {
+            Some("PostgreSQL runs it only outside a transaction, and a dry run holds one")
+        }
+        Dialect::Postgres if has(&["SETVAL", "NEXTVAL"]) => {
+            Some("a sequence keeps its changes whatever the transaction")
+        }
+        _ => None,
+    }
+}
+
+/// What a statement's database error says, at the statement's place in
+/// the runbook; a line the server points at is given as the runbook's own
+/// line when the statement was sent as the runbook writes it, and left out
+/// otherwise (never a line of the server's source, nor of a rendered text).
+fn failed(stmt: &Statement, sent: &str, e: &DbError) -> String {
+    let line =
+        e.at.filter(|_| sent == stmt.sql)
+            .map(|at| {
+                format!(
+                    " (runbook line {})",
+                    stmt.location.line + at.line_in(sent) - 1
+                )
+            })
+            .unwrap_or_default();
+    format!("{}: {}{line}", stmt.location, e.message)
+}
+
 /// The error of a connection the runner has no database for.
 fn no_database(connection: &str) -> DbError {
     DbError::new(format!("no database for connection `{connection}`"))
@@ -400,7 +449,7 @@ impl<'a> Runner<'a> {
                 let outcome = db
                     .run(&sql, shape)
                     .await
-                    .map_err(|e| format!("{}: {}", stmt.location, e.message))?;
+                    .map_err(|e| failed(stmt, &sql, &e))?;
                 let failure = stmt
                     .expect
                     .filter(|e| !e.holds(outcome.count))
@@ -584,10 +633,12 @@ impl<'a> Runner<'a> {
         if !self.options.dry_run {
             return plain(sql);
         }
+        if unrehearsable(dialect, kind, sql).is_some() {
+            return None;
+        }
         match (dialect, kind) {
             (Dialect::Mysql, StatementKind::Commit) => plain("ROLLBACK"),
             (Dialect::Mysql, StatementKind::Begin | StatementKind::Rollback) => plain(sql),
-            (Dialect::Mysql, _) if crate::compile::mysql_implicit_commit(sql) => None,
             (Dialect::Mysql, StatementKind::Write) if !self.open.contains_key(connection) => {
                 Some(Wire {
                     before: Some("START TRANSACTION"),
@@ -936,9 +987,7 @@ impl<'a> Runner<'a> {
                         stop = self.settle(at, first + done, stmt, ran).err();
                         done += 1;
                     }
-                    Some(Err(e)) => {
-                        stop = Some(Stop::Db(format!("{}: {}", stmt.location, e.message)))
-                    }
+                    Some(Err(e)) => stop = Some(Stop::Db(failed(stmt, &stmt.sql, &e))),
                 }
             }
         }
@@ -995,13 +1044,14 @@ impl<'a> Runner<'a> {
             in_transaction: self.open.contains_key(connection),
         })?;
         let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
+            let why = unrehearsable(dialect, stmt.kind, &sql).unwrap_or("it would stay");
             self.skipped
                 .entry(connection.to_string())
-                .or_insert_with(|| format!("DDL not run at {}", stmt.location));
+                .or_insert_with(|| format!("a statement not rehearsed at {}", stmt.location));
             return self.emit(Event::Skipped {
                 step: si,
                 index: ti,
-                reason: "dry run: MySQL DDL commits implicitly, so it is not run".into(),
+                reason: format!("dry run: not rehearsed, {why}"),
             });
         };
         let started = Instant::now();
@@ -1022,7 +1072,7 @@ impl<'a> Runner<'a> {
                 if e.message == INTERRUPTED {
                     return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
                 }
-                return Err(Stop::Db(format!("{}: {}", stmt.location, e.message)));
+                return Err(Stop::Db(failed(stmt, &wire.sql, &e)));
             }
         };
         let ran = Ran {
