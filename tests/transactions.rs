@@ -186,3 +186,52 @@ async fn a_server_error_names_the_runbook_s_line_never_the_server_s() {
         assert!(!shown.contains(" at line "), "{dialect}: {shown}");
     }
 }
+
+#[tokio::test]
+async fn a_write_no_rollback_undoes_is_never_made_inside_a_transaction_or_a_dry_run() {
+    let Some(url) = common::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("myisam_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}, {t}_inno")).await;
+    run(&mut db, &format!("CREATE TABLE {t} (id INT) ENGINE=MyISAM")).await;
+    run(
+        &mut db,
+        &format!("CREATE TABLE {t}_inno (id INT) ENGINE=InnoDB"),
+    )
+    .await;
+    let body = format!(
+        "```sql {{#tx}}\nBEGIN;\nINSERT INTO {t}_inno VALUES (1);\nINSERT INTO `{t}` VALUES (1);\nSELECT COUNT(*) AS n FROM {t}_inno;\n-- @expect 1\nCOMMIT;\n```\n"
+    );
+    let rb = runbook(dir.path(), "myisam-tx", Dialect::Mysql, "", &body);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let (code, shown) = exec(&rb, &url, dir.path(), extra);
+        let kept = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+        let inno = value(&mut db, &format!("SELECT COUNT(*) FROM {t}_inno")).await;
+        assert_eq!(kept.as_deref(), Some("0"), "{extra:?}: {shown}");
+        assert_eq!(inno.as_deref(), Some("0"), "{extra:?}: {shown}");
+        assert!(
+            shown.contains(&format!("{t}")) && shown.contains("no rollback undoes"),
+            "{extra:?}: {shown}"
+        );
+        assert_eq!(
+            code,
+            Some(if extra.is_empty() { 3 } else { 0 }),
+            "{extra:?}: {shown}"
+        );
+    }
+    // Outside a transaction, a write to it runs as the runbook says.
+    let outside = format!("```sql {{#one}}\nINSERT INTO {t} VALUES (2);\n-- @expect 1\n```\n");
+    let rb = runbook(
+        dir.path(),
+        "myisam-autocommit",
+        Dialect::Mysql,
+        "",
+        &outside,
+    );
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    let kept = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+    run(&mut db, &format!("DROP TABLE {t}, {t}_inno")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(kept.as_deref(), Some("1"), "{shown}");
+}

@@ -166,6 +166,12 @@ pub trait Database: Send {
     async fn refresh_session(&mut self) -> Result<(), DbError> {
         Ok(())
     }
+    /// The tables `sql` names that no rollback undoes (MySQL's MyISAM,
+    /// Aria, MEMORY, ... tables), so that a write to one is never made
+    /// inside a transaction or a dry run that would claim to undo it.
+    async fn non_transactional(&mut self, _sql: &str) -> Result<Vec<String>, DbError> {
+        Ok(Vec::new())
+    }
     /// Whether the session's transaction is still open, where the server
     /// can end one on its own (MySQL's implicit commits); `None` where it
     /// cannot, or cannot say.
@@ -197,6 +203,10 @@ pub struct SqlxDatabase {
     /// every statement that may change it and before every statement that
     /// holds a value.
     lexing: Lexing,
+    /// MySQL's tables that no rollback undoes (MyISAM, Aria, MEMORY, ...),
+    /// lower-cased, as `table` in the current schema and `schema.table`;
+    /// read when first needed and again after DDL.
+    non_transactional: Option<std::collections::HashSet<String>>,
 }
 
 /// The connection, per driver.
@@ -334,6 +344,7 @@ impl SqlxDatabase {
             session: None,
             lock_file: None,
             lexing: dialect.into(),
+            non_transactional: None,
         };
         db.pin_encoding().await?;
         db.read_lexing().await?;
@@ -707,6 +718,9 @@ impl Database for SqlxDatabase {
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
         self.same_reading(sql)?;
         let outcome = self.send(sql, shape).await;
+        if matches!(shape.kind, StatementKind::Ddl | StatementKind::Other) {
+            self.non_transactional = None;
+        }
         if outcome.is_ok() && changes_session(sql) {
             self.pin_encoding().await?;
             self.read_lexing().await?;
@@ -721,6 +735,70 @@ impl Database for SqlxDatabase {
     async fn refresh_session(&mut self) -> Result<(), DbError> {
         self.pin_encoding().await?;
         self.read_lexing().await
+    }
+
+    async fn non_transactional(&mut self, sql: &str) -> Result<Vec<String>, DbError> {
+        if !matches!(self.conn, Conn::Mysql(_)) {
+            return Ok(Vec::new());
+        }
+        if self.non_transactional.is_none() {
+            let shape = Shape {
+                kind: StatementKind::Query,
+                returns_rows: true,
+            };
+            let quiet = Shape {
+                kind: StatementKind::Other,
+                returns_rows: false,
+            };
+            // The list below is one GROUP_CONCAT, cut at 1 KiB by default.
+            self.send("SET SESSION group_concat_max_len = 16777216", quiet)
+                .await?;
+            // One row: every such table, `schema.table` and, for the
+            // current schema, `table` too.
+            let list = self
+                .send(
+                    "SELECT GROUP_CONCAT(CONCAT(LOWER(TABLE_SCHEMA), '.', LOWER(TABLE_NAME), IF(TABLE_SCHEMA = DATABASE(), CONCAT(',', LOWER(TABLE_NAME)), '')) SEPARATOR ',') AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'sys')",
+                    shape,
+                )
+                .await?
+                .first_row
+                .and_then(|r| r.into_iter().next())
+                .and_then(|(_, v)| text(v))
+                .unwrap_or_default();
+            self.non_transactional = Some(
+                list.split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        let tables = self
+            .non_transactional
+            .as_ref()
+            .map_or_else(Default::default, Clone::clone);
+        if tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The names the statement writes: words and quoted names, and
+        // `schema.table` pairs.
+        let tokens: Vec<String> = crate::compile::lex::tokenize(sql, self.lexing)
+            .0
+            .into_iter()
+            .filter(|t| !matches!(t.kind, crate::compile::lex::TokenKind::Space))
+            .map(|t| sql[t.start..t.end].trim_matches(['`', '"']).to_lowercase())
+            .collect();
+        let mut found: Vec<String> = Vec::new();
+        for (i, name) in tokens.iter().enumerate() {
+            let qualified = (tokens.get(i + 1).map(String::as_str) == Some("."))
+                .then(|| tokens.get(i + 2).map(|t| format!("{name}.{t}")))
+                .flatten();
+            for candidate in qualified.iter().chain([name]) {
+                if tables.contains(candidate) && !found.contains(candidate) {
+                    found.push(candidate.clone());
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn in_transaction(&mut self) -> Result<Option<bool>, DbError> {

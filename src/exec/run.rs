@@ -280,6 +280,16 @@ fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'s
     }
 }
 
+/// The stop for a write to `tables`, which no rollback undoes, inside a
+/// transaction: it is not sent.
+fn kept_anyway(stmt: &Statement, tables: &[String]) -> Stop {
+    Stop::Db(format!(
+        "{}: it writes to {} inside a transaction, and no rollback undoes a write to such a table (MyISAM, Aria, MEMORY, ...): not sent; the transaction is rolled back. Write to it outside the transaction, or convert the table (ALTER TABLE ... ENGINE=InnoDB)",
+        stmt.location,
+        tables.join(", ")
+    ))
+}
+
 /// What a statement's database error says, at the statement's place in
 /// the runbook; a line the server points at is given as the runbook's own
 /// line when the statement was sent as the runbook writes it, and left out
@@ -933,6 +943,12 @@ impl<'a> Runner<'a> {
         batch: &[Statement],
     ) -> Result<(), Stop> {
         let InStep { si, connection, .. } = at;
+        for stmt in batch {
+            let tables = self.non_transactional(connection, stmt, &stmt.sql).await?;
+            if !tables.is_empty() {
+                return Err(kept_anyway(stmt, &tables));
+            }
+        }
         for (k, stmt) in batch.iter().enumerate() {
             self.emit(Event::Running {
                 step: si,
@@ -1043,6 +1059,26 @@ impl<'a> Runner<'a> {
             sql: sql.clone(),
             in_transaction: self.open.contains_key(connection),
         })?;
+        let dry = self.options.dry_run;
+        if stmt.kind == StatementKind::Write && (dry || self.open.contains_key(connection)) {
+            let tables = self.non_transactional(connection, stmt, &sql).await?;
+            if !tables.is_empty() && dry {
+                self.skipped
+                    .entry(connection.to_string())
+                    .or_insert_with(|| format!("a statement not rehearsed at {}", stmt.location));
+                return self.emit(Event::Skipped {
+                    step: si,
+                    index: ti,
+                    reason: format!(
+                        "dry run: not rehearsed, it writes to {}, which no rollback undoes",
+                        tables.join(", ")
+                    ),
+                });
+            }
+            if !tables.is_empty() {
+                return Err(kept_anyway(stmt, &tables));
+            }
+        }
         let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
             let why = unrehearsable(dialect, stmt.kind, &sql).unwrap_or("it would stay");
             self.skipped
@@ -1087,6 +1123,21 @@ impl<'a> Runner<'a> {
             self.still_open(at, ti, stmt).await?;
         }
         self.settle(at, ti, stmt, ran)
+    }
+
+    /// The tables `sql` writes to on `connection` that no rollback undoes.
+    async fn non_transactional(
+        &mut self,
+        connection: &str,
+        stmt: &Statement,
+        sql: &str,
+    ) -> Result<Vec<String>, Stop> {
+        let Some(db) = self.dbs.get_mut(connection) else {
+            return Ok(Vec::new());
+        };
+        db.non_transactional(sql)
+            .await
+            .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))
     }
 
     /// Confirms with the server that `connection`'s transaction is still
