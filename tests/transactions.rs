@@ -211,7 +211,7 @@ async fn a_write_no_rollback_undoes_is_never_made_inside_a_transaction_or_a_dry_
         assert_eq!(kept.as_deref(), Some("0"), "{extra:?}: {shown}");
         assert_eq!(inno.as_deref(), Some("0"), "{extra:?}: {shown}");
         assert!(
-            shown.contains(&format!("{t}")) && shown.contains("no rollback undoes"),
+            shown.contains(t.as_str()) && shown.contains("no rollback undoes"),
             "{extra:?}: {shown}"
         );
         assert_eq!(
