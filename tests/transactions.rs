@@ -235,3 +235,100 @@ async fn a_write_no_rollback_undoes_is_never_made_inside_a_transaction_or_a_dry_
     assert_eq!(code, Some(0), "{shown}");
     assert_eq!(kept.as_deref(), Some("1"), "{shown}");
 }
+
+/// Runs `exec RUNBOOK --db default=URL` with `RUNBOOK_FAILPOINT` set (the
+/// process kills itself there) and no terminal; the exit code and output.
+fn exec_failing(
+    runbook: &std::path::Path,
+    url: &str,
+    dir: &std::path::Path,
+    failpoint: &str,
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args([
+            "exec",
+            runbook.to_str().unwrap(),
+            "--db",
+            &format!("default={url}"),
+            "--journal",
+        ])
+        .arg(dir.join("runs"))
+        .arg("--yes")
+        .env("RUNBOOK_FAILPOINT", failpoint)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
+#[tokio::test]
+async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in common::targets(dir.path(), "once") {
+        let t = format!("once_{}", std::process::id());
+        let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
+        let count_sql = format!("SELECT COUNT(*) FROM {t}");
+        for (case, body, killed) in [
+            (
+                "gated",
+                "INSERT INTO TBL VALUES (1);\nSELECT COUNT(*) AS n FROM TBL;\n-- @assert n >= 1",
+                true,
+            ),
+            ("ungated", "INSERT INTO TBL VALUES (1);", true),
+            (
+                "failed-check",
+                "INSERT INTO TBL VALUES (1);\n-- @expect 2",
+                false,
+            ),
+        ] {
+            run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+            run(&mut db, &format!("CREATE TABLE {t} (id INT)")).await;
+            let step = format!("```sql {{#w}}\n{}\n```\n", body.replace("TBL", &t));
+            let rb = runbook(
+                dir.path(),
+                &format!("once-{case}-{dialect}"),
+                dialect,
+                "",
+                &step,
+            );
+            let (code, shown) = if killed {
+                exec_failing(&rb, &url, dir.path(), "answered:w:0")
+            } else {
+                exec(&rb, &url, dir.path(), &[])
+            };
+            assert_ne!(code, Some(0), "{dialect} {case}: {shown}");
+            assert_eq!(
+                value(&mut db, &count_sql).await.as_deref(),
+                Some("1"),
+                "{dialect} {case}: {shown}"
+            );
+            let (code, shown) = exec(&rb, &url, dir.path(), &["--resume", "latest"]);
+            assert_eq!(
+                value(&mut db, &count_sql).await.as_deref(),
+                Some("1"),
+                "{dialect} {case}: applied once: {shown}"
+            );
+            match case {
+                "gated" => {
+                    assert_eq!(code, Some(0), "{dialect}: {shown}");
+                    assert!(
+                        shown.contains("was applied; resuming after it"),
+                        "{dialect}: {shown}"
+                    );
+                }
+                // Nothing can tell, and nobody at a terminal to ask.
+                "ungated" => {
+                    assert_eq!(code, Some(4), "{dialect}: {shown}");
+                    assert!(shown.contains("nobody said"), "{dialect}: {shown}");
+                }
+                _ => assert_eq!(code, Some(0), "{dialect}: {shown}"),
+            }
+        }
+        run(&mut db, &format!("DROP TABLE {t}")).await;
+    }
+}

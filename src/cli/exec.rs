@@ -309,7 +309,7 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
                 one_line(item, 60)
             )
         }
-        Event::Running { .. } | Event::Confirmation { .. } => Ok(()),
+        Event::Running { .. } | Event::Confirmation { .. } | Event::Refused { .. } => Ok(()),
         Event::Skipped {
             step,
             index,
@@ -752,6 +752,44 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 Err(e) => {
                     let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
                     eprintln!("error: cannot tell whether the COMMIT of step `{at}` happened: {scrubbed}; nothing ran");
+                    return Ok(3);
+                }
+            }
+        }
+        if let Some(position) = resume_point.as_ref().and_then(|(_, p)| p.unanswered) {
+            let at = &plan.steps[position.0].id;
+            let which = format!("statement {} of step `{at}`", position.1 + 1);
+            info(json, format!("the last run stopped while {which} ran outside a transaction: whether it was applied is unknown"));
+            let connection = match &plan.steps[position.0].body {
+                runbook_compile::plan::StepBody::Sql { connection, .. } => connection.clone(),
+                _ => String::new(),
+            };
+            let told = match runner.resolve_statement(position).await {
+                Ok(Some(applied)) => Ok(applied),
+                Ok(None) => {
+                    let answer = Terminal { interactive }.ask(&format!(
+                        "No check follows {which} to tell whether it was applied.\nLook in the database, then type APPLIED or NOT APPLIED: "
+                    ));
+                    match answer.as_deref() {
+                        Some("APPLIED") => runner.record_resolution(position, &connection, true, "operator").map(|()| true),
+                        Some("NOT APPLIED") => runner.record_resolution(position, &connection, false, "operator").map(|()| false),
+                        _ => {
+                            eprintln!("error: whether {which} was applied is unknown, and nobody said; nothing ran");
+                            return Ok(4);
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match told {
+                Ok(true) => {
+                    info(json, format!("{which} was applied; resuming after it"));
+                    runner.set_resume_after(Some(position));
+                }
+                Ok(false) => info(json, format!("{which} was not applied; it runs again")),
+                Err(e) => {
+                    let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
+                    eprintln!("error: cannot tell whether {which} was applied: {scrubbed}; nothing ran");
                     return Ok(3);
                 }
             }

@@ -119,6 +119,17 @@ pub enum Record<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// The server refused a statement: nothing of it was applied.
+    Refused {
+        /// (step index, statement index) in the plan.
+        position: (usize, usize),
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// The server's message.
+        message: &'a str,
+    },
     /// A dry run could not check a result.
     Unchecked {
         /// The step id.
@@ -385,6 +396,16 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             index: *index,
             reason,
         },
+        Event::Refused {
+            step: s,
+            index,
+            message,
+        } => Record::Refused {
+            position: (*s, *index),
+            step: step(s),
+            index: *index,
+            message,
+        },
         Event::Unchecked {
             step: s,
             index,
@@ -483,6 +504,10 @@ pub struct ResumePoint {
     /// A COMMIT that was sent but never confirmed in the journal: the run
     /// died between the two, so whether it happened is unknown.
     pub uncertain: Option<UncertainCommit>,
+    /// A statement outside a transaction that was sent and never answered
+    /// (the run was killed, the disk filled, the connection was lost):
+    /// whether it was applied is unknown, so it is never simply run again.
+    pub unanswered: Option<(usize, usize)>,
 }
 
 /// A COMMIT the journal cannot confirm.
@@ -571,6 +596,8 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let mut captures: Vec<((usize, usize), String, serde_json::Value)> = Vec::new();
     let mut signed: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     let mut pending: Option<((usize, usize), String)> = None;
+    // A statement outside a transaction that was sent and never answered.
+    let mut unanswered: Option<(usize, usize)> = None;
     for r in &records {
         if r["event"] == "rollback"
             && pending
@@ -585,6 +612,19 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
                 "the journal names step {s}, which the plan does not have"
             )));
         };
+        let autocommit = |i: usize| match &step.body {
+            StepBody::Sql { statements, .. } => statements.get(i).is_some_and(|st| {
+                st.transaction.is_none() && st.kind != crate::plan::StatementKind::Query
+            }),
+            _ => false,
+        };
+        match r["event"].as_str() {
+            Some("running") if autocommit(i) => unanswered = Some((s, i)),
+            Some("statement" | "refused" | "commit_resolved") if unanswered == Some((s, i)) => {
+                unanswered = None
+            }
+            _ => {}
+        }
         match r["event"].as_str() {
             Some("committing") => {
                 pending = Some((
@@ -597,8 +637,14 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
         }
         let checkpoint = match (r["event"].as_str(), &step.body) {
             (Some("commit_resolved"), _) => r["committed"] == true,
+            // A statement outside a transaction is applied once it ran: a
+            // write whose check failed too (it is never applied twice); a
+            // query only when its checks held, so that a resume checks again.
             (Some("statement"), StepBody::Sql { statements, .. }) => {
-                r["passed"] == true && statements.get(i).is_some_and(|st| st.transaction.is_none())
+                statements.get(i).is_some_and(|st| {
+                    st.transaction.is_none()
+                        && (r["passed"] == true || st.kind != crate::plan::StatementKind::Query)
+                })
             }
             (Some("commit"), _) => true,
             (Some("shell"), _) => r["passed"] == true,
@@ -637,7 +683,11 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
             transaction,
         })
     });
-    let bound = uncertain.as_ref().map(|u| u.position).max(after);
+    let bound = uncertain
+        .as_ref()
+        .map(|u| u.position)
+        .max(after)
+        .max(unanswered);
     let captures = captures
         .into_iter()
         .filter(|(p, _, _)| bound.is_some_and(|a| *p <= a))
@@ -648,5 +698,6 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
         after,
         captures,
         uncertain,
+        unanswered,
     })
 }

@@ -103,6 +103,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The server answered a statement with an error: nothing of it was
+    /// applied (a resume runs it again; a statement whose answer never
+    /// came is uncertain instead).
+    Refused {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// The server's message.
+        message: String,
+    },
     /// A dry run could not check a result because it follows a skipped statement.
     Unchecked {
         /// Step index.
@@ -280,6 +291,12 @@ fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'s
     }
 }
 
+/// Whether `stmt` is a gate: a query with an expectation or an assertion,
+/// which can tell afterwards whether what came before it happened.
+fn is_gate(stmt: &Statement) -> bool {
+    stmt.kind == StatementKind::Query && (stmt.expect.is_some() || !stmt.asserts.is_empty())
+}
+
 /// The stop for a write to `tables`, which no rollback undoes, inside a
 /// transaction: it is not sent.
 fn kept_anyway(stmt: &Statement, tables: &[String]) -> Stop {
@@ -427,71 +444,113 @@ impl<'a> Runner<'a> {
         let Some(tx) = plan.transactions.get(t) else {
             return Err(format!("the plan has no transaction {t}"));
         };
-        let connection = tx.connection.clone();
-        let dialect = plan
-            .connection(&connection)
-            .map_or(plan.dialect, |c| c.dialect);
-        let env = crate::template::environment(dialect);
-        let mut gates = 0;
-        let mut all_hold = true;
+        let mut gates = Vec::new();
         for (si, step) in plan.steps.iter().enumerate() {
-            let StepBody::Sql { statements, .. } = &step.body else {
-                continue;
-            };
-            for (ti, stmt) in statements.iter().enumerate() {
-                let gate = stmt.transaction == Some(t)
-                    && stmt.kind == StatementKind::Query
-                    && (stmt.expect.is_some() || !stmt.asserts.is_empty());
-                if !gate {
-                    continue;
-                }
-                gates += 1;
-                let sql = crate::template::render(&env, &stmt.sql, &self.values, dialect)
-                    .map_err(|e| format!("{}: cannot render the gate: {e}", stmt.location))?;
-                let shape = Shape {
-                    kind: stmt.kind,
-                    returns_rows: stmt.returns_rows,
-                };
-                let db = self
-                    .dbs
-                    .get_mut(&connection)
-                    .ok_or_else(|| format!("no connection `{connection}`"))?;
-                let outcome = db
-                    .run(&sql, shape)
-                    .await
-                    .map_err(|e| failed(stmt, &sql, &e))?;
-                let failure = stmt
-                    .expect
-                    .filter(|e| !e.holds(outcome.count))
-                    .map(|e| format!("expected {e} rows, got {}", outcome.count))
-                    .or_else(|| {
-                        self.assertions(
-                            &stmt.asserts,
-                            outcome.count,
-                            outcome.first_row.as_deref(),
-                            dialect,
-                        )
-                        .err()
-                    });
-                all_hold &= failure.is_none();
-                self.emit(Event::Statement {
-                    step: si,
-                    index: ti,
-                    sql,
-                    count: outcome.count,
-                    expect: stmt.expect,
-                    passed: failure.is_none(),
-                    failure,
-                    elapsed: Duration::ZERO,
-                    in_transaction: false,
-                })
-                .map_err(|e| format!("{e:?}"))?;
+            if let StepBody::Sql { statements, .. } = &step.body {
+                gates.extend(
+                    statements
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, st)| st.transaction == Some(t) && is_gate(st))
+                        .map(|(ti, _)| (si, ti)),
+                );
             }
         }
-        if gates == 0 {
+        self.settle_by_gates(&gates, &tx.connection, position).await
+    }
+
+    /// Tells whether the statement at `position`, outside any transaction,
+    /// which was sent but never answered (the run was killed, the disk
+    /// filled, the connection was lost), was applied: runs the queries with
+    /// an expectation or an assertion that follow it in its step, outside
+    /// any transaction, as [`Self::resolve_commit`] does.
+    pub async fn resolve_statement(
+        &mut self,
+        position: (usize, usize),
+    ) -> Result<Option<bool>, String> {
+        let plan = self.plan;
+        let Some(StepBody::Sql {
+            connection,
+            statements,
+        }) = plan.steps.get(position.0).map(|s| &s.body)
+        else {
+            return Err(format!("the plan has no statement at {position:?}"));
+        };
+        let gates: Vec<(usize, usize)> = statements
+            .iter()
+            .enumerate()
+            .skip(position.1 + 1)
+            .filter(|(_, st)| st.transaction.is_none() && is_gate(st))
+            .map(|(ti, _)| (position.0, ti))
+            .collect();
+        self.settle_by_gates(&gates, connection, position).await
+    }
+
+    /// Runs `gates` on `connection` outside any transaction and records
+    /// whether what is uncertain at `position` happened: `Some(true)` when
+    /// every gate holds, `Some(false)` when one fails, `None` without gates.
+    async fn settle_by_gates(
+        &mut self,
+        gates: &[(usize, usize)],
+        connection: &str,
+        position: (usize, usize),
+    ) -> Result<Option<bool>, String> {
+        if gates.is_empty() {
             return Ok(None);
         }
-        self.record_resolution(position, &connection, all_hold, "gates")?;
+        let plan = self.plan;
+        let dialect = plan
+            .connection(connection)
+            .map_or(plan.dialect, |c| c.dialect);
+        let env = crate::template::environment(dialect);
+        let mut all_hold = true;
+        for &(si, ti) in gates {
+            let StepBody::Sql { statements, .. } = &plan.steps[si].body else {
+                continue;
+            };
+            let stmt = &statements[ti];
+            let sql = crate::template::render(&env, &stmt.sql, &self.values, dialect)
+                .map_err(|e| format!("{}: cannot render the gate: {e}", stmt.location))?;
+            let shape = Shape {
+                kind: stmt.kind,
+                returns_rows: stmt.returns_rows,
+            };
+            let db = self
+                .dbs
+                .get_mut(connection)
+                .ok_or_else(|| format!("no connection `{connection}`"))?;
+            let outcome = db
+                .run(&sql, shape)
+                .await
+                .map_err(|e| failed(stmt, &sql, &e))?;
+            let failure = stmt
+                .expect
+                .filter(|e| !e.holds(outcome.count))
+                .map(|e| format!("expected {e} rows, got {}", outcome.count))
+                .or_else(|| {
+                    self.assertions(
+                        &stmt.asserts,
+                        outcome.count,
+                        outcome.first_row.as_deref(),
+                        dialect,
+                    )
+                    .err()
+                });
+            all_hold &= failure.is_none();
+            self.emit(Event::Statement {
+                step: si,
+                index: ti,
+                sql,
+                count: outcome.count,
+                expect: stmt.expect,
+                passed: failure.is_none(),
+                failure,
+                elapsed: Duration::ZERO,
+                in_transaction: false,
+            })
+            .map_err(|e| format!("{e:?}"))?;
+        }
+        self.record_resolution(position, connection, all_hold, "gates")?;
         Ok(Some(all_hold))
     }
 
@@ -1108,9 +1167,21 @@ impl<'a> Runner<'a> {
                 if e.message == INTERRUPTED {
                     return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
                 }
-                return Err(Stop::Db(failed(stmt, &wire.sql, &e)));
+                let message = failed(stmt, &wire.sql, &e);
+                // The server's own answer (it has codes): the statement was
+                // not applied. A lost connection or a timeout has none.
+                if e.sqlstate.is_some() || e.mysql_number.is_some() {
+                    self.emit(Event::Refused {
+                        step: si,
+                        index: ti,
+                        message: message.clone(),
+                    })?;
+                }
+                return Err(Stop::Db(message));
             }
         };
+        // The server has applied it; the journal does not know yet.
+        failpoint(&format!("answered:{}:{ti}", step.id));
         let ran = Ran {
             sql,
             outcome,
