@@ -157,6 +157,37 @@ impl Object for Exact {
     }
 }
 
+/// A number the server sent rounded: MySQL writes a `FLOAT` (single
+/// precision) with 6 significant digits, which is not the stored number.
+/// Using it in a statement or an assertion is an error, never a silent
+/// change.
+#[derive(Debug)]
+pub struct Rounded(pub String);
+
+/// What to do instead of using a [`Rounded`] number.
+pub const ROUNDED: &str = "a MySQL FLOAT arrives with 6 significant digits, not the number stored: select CAST(column AS DOUBLE) to capture or check it exactly";
+
+impl Object for Rounded {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `value`, or a column of a captured row, is [`Rounded`].
+pub fn rounded(value: &Value) -> bool {
+    value.downcast_object_ref::<Rounded>().is_some()
+        || value.kind() == ValueKind::Map
+            && value
+                .try_iter()
+                .into_iter()
+                .flatten()
+                .any(|k| value.get_item(&k).is_ok_and(|c| rounded(&c)))
+}
+
 /// The value of a number a server sent as `text` in an integer or decimal
 /// column: a minijinja integer when it is integral and fits 128 bits (an
 /// integral decimal such as `10.000` too), otherwise [`Exact`]. `None` when
@@ -194,6 +225,17 @@ fn as_exact(value: &Value) -> Option<Exact> {
         return Some(e.clone());
     }
     (value.kind() == ValueKind::Number).then(|| Exact::parse(&value.to_string()))?
+}
+
+/// Whether `value`, or a column of a captured row, is an [`Exact`].
+pub fn has_exact(value: &Value) -> bool {
+    value.downcast_object_ref::<Exact>().is_some()
+        || value.kind() == ValueKind::Map
+            && value
+                .try_iter()
+                .into_iter()
+                .flatten()
+                .any(|k| value.get_item(&k).is_ok_and(|c| has_exact(&c)))
 }
 
 /// `value` with every number in it (also a row's columns) made [`Exact`],
@@ -268,7 +310,29 @@ fn literals(expr: &str) -> Vec<(std::ops::Range<usize>, String)> {
                 j = k;
             }
         }
-        found.push((i..j, expr[i..j].replace('_', "")));
+        // A unary minus belongs to the number (`x == -5.25`); a binary
+        // one (`a - 5`) does not.
+        let before = expr[..i].trim_end();
+        let start = match before.strip_suffix('-') {
+            Some(rest) => {
+                let rest = rest.trim_end();
+                let word = rest
+                    .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("");
+                let unary = rest.is_empty()
+                    || rest.ends_with([
+                        '(', '[', ',', '=', '<', '>', '!', '+', '-', '*', '/', '%', '~', '{',
+                    ])
+                    || matches!(
+                        word,
+                        "and" | "or" | "not" | "in" | "is" | "if" | "elif" | "else"
+                    );
+                if unary { before.len() - 1 } else { i }
+            }
+            None => i,
+        };
+        found.push((start..j, expr[start..j].replace(['_', ' '], "")));
         i = j;
     }
     found
@@ -330,6 +394,9 @@ pub fn to_json(value: &Value) -> serde_json::Value {
     if let Some(e) = value.downcast_object_ref::<Exact>() {
         return serde_json::json!({ "$exact": e.sql() });
     }
+    if let Some(Rounded(text)) = value.downcast_object_ref::<Rounded>() {
+        return serde_json::json!({ "$rounded": text });
+    }
     match value.kind() {
         ValueKind::None | ValueKind::Undefined => J::Null,
         ValueKind::Bool => J::Bool(value.is_true()),
@@ -341,21 +408,16 @@ pub fn to_json(value: &Value) -> serde_json::Value {
             } else if value.is_integer() {
                 serde_json::json!({ "$exact": value.to_string() })
             } else {
-                f64::try_from(value.clone())
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(J::Null, J::Number)
+                // NaN and the infinities have no JSON number: kept by name,
+                // never as null.
+                let f = f64::try_from(value.clone()).unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map_or_else(|| serde_json::json!({ "$float": f.to_string() }), J::Number)
             }
         }
         ValueKind::String => J::String(value.as_str().unwrap_or_default().to_string()),
         ValueKind::Bytes => {
-            let hex: String = value
-                .as_bytes()
-                .unwrap_or_default()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            serde_json::json!({ "$bytes": hex })
+            serde_json::json!({ "$bytes": hex(value.as_bytes().unwrap_or_default()) })
         }
         ValueKind::Map => J::Object(
             value
@@ -401,14 +463,16 @@ pub fn from_json(json: &serde_json::Value) -> Value {
             {
                 return v;
             }
+            if let (1, Some(J::String(text))) = (map.len(), map.get("$rounded")) {
+                return Value::from_object(Rounded(text.clone()));
+            }
+            if let (1, Some(J::String(name))) = (map.len(), map.get("$float"))
+                && let Ok(f) = name.parse::<f64>()
+            {
+                return Value::from(f);
+            }
             if let (1, Some(J::String(hex))) = (map.len(), map.get("$bytes"))
-                && let Some(bytes) = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| {
-                        hex.get(i..i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()
+                && let Some(bytes) = unhex(hex)
             {
                 return Value::from_bytes(bytes);
             }
@@ -417,6 +481,22 @@ pub fn from_json(json: &serde_json::Value) -> Value {
             Value::from(map)
         }
     }
+}
+
+/// `bytes` in upper-case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The bytes of the hex digits `hex` (either case); `None` when they are not.
+pub fn unhex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
 }
 
 /// Serializes a captured value for the journal with [`to_json`].
@@ -498,6 +578,8 @@ mod tests {
             Value::from(0.1 + 0.2),
             Value::from(42),
             Value::from_bytes(vec![0, 0x41, 0xff]),
+            Value::from(f64::NAN),
+            Value::from(f64::NEG_INFINITY),
         ] {
             let json = to_json(&v);
             let back = from_json(&serde_json::from_str(&json.to_string()).unwrap());

@@ -142,7 +142,29 @@ pub fn render(
     dialect: Dialect,
 ) -> Result<String, String> {
     use crate::compile::lex::{Lexing, TokenKind, tokenize};
-    let rendered = env.render_str(sql, values).map_err(|e| e.to_string())?;
+    // An exact decimal among the values: every number of the template is
+    // compared exactly (`{% if bal > 0 %}`, `[a, b] | max`), as in
+    // assertions, never by kind.
+    let rendered = if values.values().any(crate::exact::has_exact) {
+        let mut source = String::with_capacity(sql.len() + 32);
+        let mut at = 0;
+        for t in tokenize(sql, dialect).0 {
+            if t.kind == TokenKind::Template && !sql[t.start..].starts_with("{#") {
+                source.push_str(&sql[at..t.start]);
+                source.push_str(&crate::exact::exact_assertion(&sql[t.start..t.end]));
+                at = t.end;
+            }
+        }
+        source.push_str(&sql[at..]);
+        let exact: std::collections::BTreeMap<String, Value> = values
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::exact::exact_value(v)))
+            .collect();
+        env.render_str(&source, &exact)
+    } else {
+        env.render_str(sql, values)
+    }
+    .map_err(|e| e.to_string())?;
     // The server reads the result: no template tags in it.
     let served = Lexing {
         templates: false,
@@ -300,6 +322,12 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
     if let Some(exact) = value.downcast_object_ref::<crate::exact::Exact>() {
         return Ok(signed(exact.sql(), exact.is_negative()));
     }
+    if value
+        .downcast_object_ref::<crate::exact::Rounded>()
+        .is_some()
+    {
+        return Err(invalid(crate::exact::ROUNDED.into()));
+    }
     match value.kind() {
         ValueKind::None => Ok("NULL".into()),
         ValueKind::Undefined => Err(invalid("undefined value".into())),
@@ -318,7 +346,10 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
             }
             let f = f64::try_from(value.clone())
                 .map_err(|_| invalid(format!("number {value} cannot be a SQL literal")))?;
-            if f.is_finite() {
+            if f == 0.0 && f.is_sign_negative() && dialect == Dialect::Postgres {
+                // `-0.0` is a numeric there, whose zero has no sign.
+                Ok("'-0'::float8".into())
+            } else if f.is_finite() {
                 // The shortest text that reads back as the same float.
                 Ok(signed(&format!("{f:?}"), f.is_sign_negative()))
             } else {
@@ -327,12 +358,7 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
         }
         ValueKind::String => text(value.as_str().unwrap_or_default(), dialect),
         ValueKind::Bytes => {
-            let hex: String = value
-                .as_bytes()
-                .unwrap_or_default()
-                .iter()
-                .map(|b| format!("{b:02X}"))
-                .collect();
+            let hex = crate::exact::hex(value.as_bytes().unwrap_or_default());
             Ok(match dialect {
                 Dialect::Postgres => format!("'\\x{hex}'::bytea"),
                 Dialect::Mysql | Dialect::Sqlite => format!("X'{hex}'"),
@@ -383,9 +409,7 @@ fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
             }
             let mut out = String::with_capacity(s.len() * 2 + 12);
             out.push_str("_utf8mb4 X'");
-            for b in s.bytes() {
-                out.push_str(&format!("{b:02X}"));
-            }
+            out.push_str(&crate::exact::hex(s.as_bytes()));
             out.push('\'');
             Ok(out)
         }

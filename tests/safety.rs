@@ -1365,6 +1365,55 @@ const TRICKS: &[(Dialect, &str, &[&str], i32, &str)] = &[
         2,
         "template-touches",
     ),
+    // Third review. MariaDB's MSSQL mode reads `[...]` as a name.
+    (
+        Dialect::Mysql,
+        "SET sql_mode = 'MSSQL';\nSELECT COUNT(*) AS n FROM TBL WHERE [owner's note] LIKE '%{{ v }}%' AND [owner's note] IS NOT NULL;",
+        &["v= OR 1=1; DELETE FROM TBL; -- "],
+        3,
+        "MSSQL",
+    ),
+    // `begin` inside a CASE expression opens nothing.
+    (
+        Dialect::Mysql,
+        "BEGIN;\nBEGIN NOT ATOMIC\n  UPDATE TBL SET begin = CASE WHEN id = 1 THEN begin ELSE begin END;\nEND;\nDELETE FROM TBL WHERE id >= {{ v }};\n-- @expect 1\nCOMMIT;",
+        &["v=1"],
+        1,
+        "expected 1",
+    ),
+    // An exact decimal compares exactly inside a template too.
+    (
+        Dialect::Postgres,
+        "SELECT -5.25::numeric(10,2) AS b;\n-- @capture b\nDELETE FROM TBL WHERE {% if b > 0 %}TRUE{% else %}FALSE{% endif %};\n-- @expect 0",
+        &[],
+        0,
+        "expect 0",
+    ),
+    // A function that changes how backslashes read is noticed before a
+    // statement that holds one, values or not.
+    (
+        Dialect::Postgres,
+        "CREATE FUNCTION TBL_prep() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); RETURN 1; END $$;\nSELECT TBL_prep() AS r;\nUPDATE TBL SET begin = 'C:\\' || '; DELETE FROM TBL; SELECT 1 -- ' WHERE id = 1;",
+        &[],
+        3,
+        "reads differently",
+    ),
+    // A MySQL FLOAT arrives rounded: it is not written back.
+    (
+        Dialect::Mysql,
+        "CREATE TEMPORARY TABLE TBL_f (f FLOAT);\nINSERT INTO TBL_f VALUES (16777217);\nSELECT f FROM TBL_f;\n-- @capture f\nDELETE FROM TBL WHERE id <> {{ f }};",
+        &[],
+        3,
+        "CAST(column AS DOUBLE)",
+    ),
+    // PostgreSQL's -0 stays a float's -0.
+    (
+        Dialect::Postgres,
+        "SELECT '-0'::float8 AS z;\n-- @capture z\nSELECT CAST({{ z }} AS text) AS t;\n-- @assert t == '-0'",
+        &[],
+        0,
+        "every check held",
+    ),
 ];
 
 #[tokio::test]

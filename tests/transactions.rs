@@ -332,3 +332,46 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
         run(&mut db, &format!("DROP TABLE {t}")).await;
     }
 }
+
+#[tokio::test]
+async fn a_resume_makes_the_first_run_s_session_settings_again() {
+    let Some(url) = common::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("tz_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+    run(
+        &mut db,
+        &format!("CREATE TABLE {t} (id INT, ts TIMESTAMP NULL)"),
+    )
+    .await;
+    run(
+        &mut db,
+        &format!("INSERT INTO {t} VALUES (1, FROM_UNIXTIME(1704067200))"),
+    )
+    .await;
+    let flag = dir.path().join("ready");
+    // The shell gate fails until `ready` exists: the first run stops there,
+    // after the SET and the capture; the resume writes the captured time.
+    let body = format!(
+        "```sql {{#zone}}\nSET time_zone = '+05:00';\n```\n\n```sql {{#read}}\nSELECT ts FROM {t} WHERE id = 1;\n-- @capture ts\n```\n\n```sh {{#gate}}\ntest -e {}\n```\n\n```sql {{#write}}\nINSERT INTO {t} VALUES (2, {{{{ ts }}}});\n```\n",
+        flag.display()
+    );
+    let rb = runbook(dir.path(), "tz", Dialect::Mysql, "", &body);
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{shown}");
+    std::fs::write(&flag, "").unwrap();
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--resume", "latest"]);
+    let same = value(
+        &mut db,
+        &format!("SELECT COUNT(DISTINCT UNIX_TIMESTAMP(ts)) FROM {t}"),
+    )
+    .await;
+    run(&mut db, &format!("DROP TABLE {t}")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown.contains("session settings (SET) of the first run made again"),
+        "{shown}"
+    );
+    assert_eq!(same.as_deref(), Some("1"), "the same instant: {shown}");
+}

@@ -723,6 +723,15 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             &mut observer,
             options,
         );
+        match runner.replay_session().await {
+            Ok(0) => {}
+            Ok(n) => info(json, format!("resuming: {n} session settings (SET) of the first run made again")),
+            Err(e) => {
+                let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
+                eprintln!("error: cannot make the first run's session settings again: {scrubbed}; nothing ran");
+                return Ok(3);
+            }
+        }
         if let Some(u) = resume_point.as_ref().and_then(|(_, p)| p.uncertain.clone()) {
             let at = &plan.steps[u.position.0].id;
             info(json, format!("the last run stopped while committing step `{at}` on `{}`: whether the COMMIT happened is unknown", u.connection));

@@ -22,6 +22,8 @@ pub struct Lexing {
     pub backslash: bool,
     /// MySQL `ANSI_QUOTES`: `"..."` is an identifier, not a string.
     pub ansi_quotes: bool,
+    /// MariaDB's `MSSQL` mode: `[...]` is an identifier, as on SQLite.
+    pub brackets: bool,
     /// Whether `{{ }}`, `{% %}` and `{# #}` are template tags: in a runbook
     /// they are; in a rendered statement, which the server reads, they are
     /// not.
@@ -34,6 +36,7 @@ impl From<Dialect> for Lexing {
             dialect,
             backslash: dialect == Dialect::Mysql,
             ansi_quotes: false,
+            brackets: dialect == Dialect::Sqlite,
             templates: true,
         }
     }
@@ -94,6 +97,8 @@ impl Lexing {
         };
         if *self == default {
             None
+        } else if self.brackets && self.dialect == Dialect::Mysql {
+            Some("sql_mode MSSQL")
         } else if self.ansi_quotes {
             Some("sql_mode ANSI_QUOTES")
         } else if self.dialect == Dialect::Mysql {
@@ -113,7 +118,7 @@ pub fn reads_the_same(text: &str, lexing: Lexing) -> bool {
         templates: lexing.templates,
         ..Lexing::from(lexing.dialect)
     };
-    if lexing == default || !text.contains(['\\', '"']) {
+    if lexing == default || !text.contains(['\\', '"', '[']) {
         return true;
     }
     let (a, open_a) = tokenize(text, default);
@@ -203,7 +208,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 let (end, ok) = quoted(bytes, i, b'`', false);
                 (TokenKind::Ident, end, (!ok).then_some("quoted identifier"))
             }
-            b'[' if dialect == Dialect::Sqlite => match find(bytes, i + 1, b"]") {
+            b'[' if lexing.brackets => match find(bytes, i + 1, b"]") {
                 Some(at) => (TokenKind::Ident, at + 1, None),
                 None => (TokenKind::Ident, bytes.len(), Some("quoted identifier")),
             },

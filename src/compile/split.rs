@@ -186,7 +186,7 @@ fn is_name(text: &str, tokens: &[Token], i: usize) -> bool {
                 TokenKind::Punct => !matches!(b.as_str(), ")" | ":"),
                 TokenKind::Word => {
                     ASKS_FOR_A_VALUE.contains(&b.as_str())
-                        || end && matches!(b.as_str(), "THEN" | "ELSE")
+                        || end && matches!(b.as_str(), "THEN" | "ELSE" | "CASE")
                 }
                 _ => false,
             }
@@ -197,6 +197,14 @@ fn is_name(text: &str, tokens: &[Token], i: usize) -> bool {
         // `CASE ... END,` and `CASE ... END)` close a CASE; a BEGIN never
         // stands before them.
         || !end && matches!(after.as_str(), "," | ")")
+}
+
+/// Whether the code token before `tokens[i]` is a value: a number or a
+/// string.
+fn after_value(tokens: &[Token], i: usize) -> bool {
+    code(&tokens[..i])
+        .next_back()
+        .is_some_and(|(_, t)| matches!(t.kind, TokenKind::Number | TokenKind::Str))
 }
 
 /// The nesting of a compound body, followed token by token.
@@ -230,6 +238,15 @@ impl Body {
         let word = (t.kind == TokenKind::Word).then(|| upper(text, t));
         let word = match word.as_deref() {
             Some("BEGIN" | "END") if is_name(text, tokens, i) => "",
+            // No block opens inside a CASE expression, nor right after a
+            // value (`SELECT 1 begin`), but for SQLite's `WHEN ... BEGIN`.
+            Some("BEGIN")
+                if self.open.last() == Some(&true)
+                    || after_value(tokens, i)
+                        && !(dialect == Dialect::Sqlite && self.open.is_empty()) =>
+            {
+                ""
+            }
             Some(w) => w,
             None => "",
         };

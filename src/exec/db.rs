@@ -301,6 +301,7 @@ impl SqlxDatabase {
                 let modes: Vec<&str> = mode.split(',').collect();
                 lexing.backslash = !modes.contains(&"NO_BACKSLASH_ESCAPES");
                 lexing.ansi_quotes = modes.contains(&"ANSI_QUOTES");
+                lexing.brackets = modes.contains(&"MSSQL");
             }
         }
         self.lexing = lexing;
@@ -444,8 +445,19 @@ fn typed(type_name: &str, text: Option<String>) -> Value {
     {
         return v;
     }
+    if t == "FLOAT" {
+        return Value::from_object(crate::exact::Rounded(text));
+    }
     if float && let Ok(f) = text.parse::<f64>() {
         return Value::from(f);
+    }
+    // PostgreSQL's bytea in its hex form: the bytes themselves, so that
+    // they stay bytes on any connection.
+    if t == "BYTEA"
+        && let Some(hex) = text.strip_prefix("\\x")
+        && let Some(bytes) = crate::exact::unhex(hex)
+    {
+        return Value::from_bytes(bytes);
     }
     if t == "BOOL" || t == "BOOLEAN" {
         match text.as_str() {
@@ -716,6 +728,16 @@ impl Database for SqlxDatabase {
     }
 
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
+        // A function or procedure may have changed how the session reads
+        // a backslash, a double quote or a bracket: read it again first.
+        let depends = match self.conn {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(_) => sql.contains('\\'),
+            Conn::Mysql(_) => sql.contains(['\\', '"', '[']),
+        };
+        if depends {
+            self.read_lexing().await?;
+        }
         self.same_reading(sql)?;
         let outcome = self.send(sql, shape).await;
         if matches!(shape.kind, StatementKind::Ddl | StatementKind::Other) {

@@ -572,6 +572,61 @@ impl<'a> Runner<'a> {
         .map_err(|e| format!("{e:?}"))
     }
 
+    /// On a resume, runs again the `SET` statements outside transactions
+    /// that ran before the resume point (`time_zone`, `search_path`, ...):
+    /// the resumed run has new sessions, and what follows was written for
+    /// the settings they made. Returns how many ran.
+    pub async fn replay_session(&mut self) -> Result<usize, String> {
+        let Some((rs, ri)) = self.options.resume_after else {
+            return Ok(0);
+        };
+        let plan = self.plan;
+        let mut replayed = 0;
+        for (si, step) in plan.steps.iter().enumerate().take(rs + 1) {
+            let StepBody::Sql {
+                connection,
+                statements,
+            } = &step.body
+            else {
+                continue;
+            };
+            if step.skip {
+                continue;
+            }
+            for (ti, stmt) in statements.iter().enumerate() {
+                if si == rs && ti > ri {
+                    break;
+                }
+                let set = stmt.transaction.is_none()
+                    && crate::compile::split::code_words(&stmt.sql, plan.dialect)
+                        .first()
+                        .is_some_and(|(w, _)| w == "SET");
+                if !set {
+                    continue;
+                }
+                let dialect = plan
+                    .connection(connection)
+                    .map_or(plan.dialect, |c| c.dialect);
+                let env = crate::template::environment(dialect);
+                let sql = crate::template::render(&env, &stmt.sql, &self.values, dialect)
+                    .map_err(|e| format!("{}: {e}", stmt.location))?;
+                let db = self
+                    .dbs
+                    .get_mut(connection)
+                    .ok_or_else(|| no_database(connection).message)?;
+                let shape = Shape {
+                    kind: stmt.kind,
+                    returns_rows: stmt.returns_rows,
+                };
+                db.run(&sql, shape)
+                    .await
+                    .map_err(|e| failed(stmt, &sql, &e))?;
+                replayed += 1;
+            }
+        }
+        Ok(replayed)
+    }
+
     /// Resume after this (step, statement) instead of the point given.
     pub fn set_resume_after(&mut self, after: Option<(usize, usize)>) {
         self.options.resume_after = after;
@@ -987,6 +1042,13 @@ impl<'a> Runner<'a> {
                     && plain(&s.sql)
                     && !(at.dialect == Dialect::Mysql
                         && crate::compile::mysql_implicit_commit(&s.sql))
+                    // How the session reads these is checked afresh before
+                    // each (see `exec::db`): they go one at a time.
+                    && !match at.dialect {
+                        Dialect::Postgres => s.sql.contains('\\'),
+                        Dialect::Mysql => s.sql.contains(['\\', '"', '[']),
+                        Dialect::Sqlite => false,
+                    }
             })
             .count()
     }
@@ -1487,6 +1549,12 @@ impl<'a> Runner<'a> {
             // A number a float cannot hold, among its names or written in
             // it: every number is compared exactly (format section 11).
             let names = expr.undeclared_variables(false);
+            if names
+                .iter()
+                .any(|n| ctx.get(n).is_some_and(crate::exact::rounded))
+            {
+                return Err(format!("assert `{}`: {}", a.expr, crate::exact::ROUNDED));
+            }
             let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
             let exact_ctx: BTreeMap<String, Value>;
             let source: String;
