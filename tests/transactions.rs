@@ -375,3 +375,30 @@ async fn a_resume_makes_the_first_run_s_session_settings_again() {
     );
     assert_eq!(same.as_deref(), Some("1"), "the same instant: {shown}");
 }
+
+#[tokio::test]
+async fn check_with_the_server_warns_of_a_write_no_rollback_undoes() {
+    let Some(url) = common::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("lint_myisam_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+    run(
+        &mut db,
+        &format!("CREATE TABLE {t} (id INT PRIMARY KEY) ENGINE=MyISAM"),
+    )
+    .await;
+    let body = format!(
+        "## Backup\n\nNone.\n\n## Rollback\n\nNone.\n\n```sql {{#tx}}\nSTART TRANSACTION;\nDELETE FROM {t} WHERE id = 1;\n-- @expect 1\nCOMMIT;\n```\n"
+    );
+    let rb = runbook(dir.path(), "lint-myisam", Dialect::Mysql, "", &body);
+    let db_arg = format!("default={url}");
+    let (_, with_server) = common::cli(&["check", rb.to_str().unwrap(), "--db", &db_arg]);
+    let (_, without) = common::cli(&["check", rb.to_str().unwrap()]);
+    run(&mut db, &format!("DROP TABLE {t}")).await;
+    assert!(
+        with_server.contains("non-transactional-write"),
+        "{with_server}"
+    );
+    assert!(!without.contains("non-transactional-write"), "{without}");
+}

@@ -14,6 +14,9 @@ use crate::plan::{Dialect, StatementKind};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     keys: HashMap<String, Vec<String>>,
+    /// Tables no rollback undoes (MySQL's MyISAM, Aria, MEMORY, ...),
+    /// lower case, both as `schema.table` and as the bare `table`.
+    non_transactional: std::collections::BTreeSet<String>,
 }
 
 /// Separates a table from its column (ASCII unit separator).
@@ -57,12 +60,32 @@ impl Schema {
 
     /// Whether no table is known.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.non_transactional.is_empty()
     }
 
     /// Merges `other` in.
     pub fn extend(&mut self, other: Schema) {
         self.keys.extend(other.keys);
+        self.non_transactional.extend(other.non_transactional);
+    }
+
+    /// Notes that `table` (`schema.table`) is one no rollback undoes.
+    pub fn add_non_transactional(&mut self, table: &str) {
+        let table = table.to_lowercase();
+        if let Some((_, bare)) = table.rsplit_once('.') {
+            self.non_transactional.insert(bare.to_string());
+        }
+        self.non_transactional.insert(table);
+    }
+
+    /// Whether no rollback undoes a write to `table` (`name` or
+    /// `schema.name`).
+    pub fn is_non_transactional(&self, table: &str) -> bool {
+        let table = table.to_lowercase();
+        self.non_transactional.contains(&table)
+            || table
+                .rsplit_once('.')
+                .is_some_and(|(_, bare)| self.non_transactional.contains(bare))
     }
 
     /// Reads `table UNIT column RECORD ...` (columns in key order).
@@ -110,7 +133,7 @@ impl Schema {
             }
             Dialect::Mysql => {
                 "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, CHAR(31), COLUMN_NAME) \
-                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR CHAR(30)) AS k \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR X'1E') AS k \
                  FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' \
                    AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')"
             }
@@ -130,7 +153,24 @@ impl Schema {
             .map_err(|e| e.message)?
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        Ok(Schema::from_pairs(&text))
+        let mut schema = Schema::from_pairs(&text);
+        if db.dialect() == Dialect::Mysql {
+            let tables = db
+                .first_value(
+                    "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) SEPARATOR X'1E') AS t \
+                     FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                       AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') \
+                       AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')",
+                )
+                .await
+                .map_err(|e| e.message)?
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            for table in tables.split(RECORD).filter(|t| !t.is_empty()) {
+                schema.add_non_transactional(table);
+            }
+        }
+        Ok(schema)
     }
 }
 

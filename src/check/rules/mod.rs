@@ -7,6 +7,7 @@ pub mod missing_section;
 pub mod missing_where;
 pub mod mysql_create_select;
 pub mod no_backup;
+pub mod non_transactional_write;
 pub mod partial_key_in;
 pub mod step_without_id;
 pub mod unchecked_commit;
@@ -16,7 +17,43 @@ pub mod unused_param;
 pub mod write_outside_transaction;
 pub mod write_without_expect;
 
+use sqlparser::ast::{FromTable, ObjectName, Statement, TableFactor, TableObject, TableWithJoins};
+
 use super::Rule;
+
+/// The name of the table `t` starts with, as written (`schema.table`).
+fn table_of(t: &TableWithJoins) -> Option<String> {
+    match &t.relation {
+        TableFactor::Table { name, .. } => Some(name_of(name)),
+        _ => None,
+    }
+}
+
+/// `a.b` of an object name, unquoted.
+fn name_of(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The table an INSERT, UPDATE or DELETE writes to, as written.
+fn written_table(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Insert(i) => match &i.table {
+            TableObject::TableName(name) => Some(name_of(name)),
+            _ => None,
+        },
+        Statement::Update(u) => table_of(&u.table),
+        Statement::Delete(d) => match &d.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => {
+                t.first().and_then(table_of)
+            }
+        },
+        _ => None,
+    }
+}
 
 /// Every rule, in the order of docs/lint.md.
 pub fn all() -> Vec<Box<dyn Rule>> {
@@ -26,6 +63,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(unchecked_commit::UncheckedCommit),
         Box::new(missing_where::MissingWhere),
         Box::new(partial_key_in::PartialKeyIn),
+        Box::new(non_transactional_write::NonTransactionalWrite),
         Box::new(comment_expectation::CommentExpectation),
         Box::new(unqualified_table::UnqualifiedTable),
         Box::new(mysql_create_select::MysqlCreateSelect),

@@ -21,11 +21,10 @@
 //! into memory) or from a server given with `check --db NAME=URL`. Without
 //! a schema the rule stays silent.
 
-use sqlparser::ast::{
-    BinaryOperator, Expr, FromTable, ObjectName, Statement, TableFactor, TableWithJoins,
-};
+use sqlparser::ast::{BinaryOperator, Expr, FromTable, Statement};
 
 use super::super::{Context, Rule};
+use super::table_of;
 use crate::diag::Diagnostic;
 
 /// The rule.
@@ -88,23 +87,6 @@ impl Rule for PartialKeyIn {
             }
         }
     }
-}
-
-/// The name of the table `t` starts with, as written (`schema.table`).
-fn table_of(t: &TableWithJoins) -> Option<String> {
-    match &t.relation {
-        TableFactor::Table { name, .. } => Some(name_of(name)),
-        _ => None,
-    }
-}
-
-/// `a.b` of an object name, unquoted.
-fn name_of(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// The column an expression names, lower case.
