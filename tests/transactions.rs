@@ -273,17 +273,20 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
         let t = format!("once_{}", std::process::id());
         let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
         let count_sql = format!("SELECT COUNT(*) FROM {t}");
-        for (case, body, killed) in [
-            (
-                "gated",
-                "INSERT INTO TBL VALUES (1);\nSELECT COUNT(*) AS n FROM TBL;\n-- @assert n >= 1",
-                true,
-            ),
-            ("ungated", "INSERT INTO TBL VALUES (1);", true),
+        let gated =
+            "INSERT INTO TBL VALUES (1);\nSELECT COUNT(*) AS n FROM TBL;\n-- @assert n >= 1";
+        let ungated = "INSERT INTO TBL VALUES (1);";
+        // (case, step, how the first run stops: killed after the server's
+        // answer, or the disk full when its journal line is written)
+        for (case, body, failpoint) in [
+            ("gated", gated, Some("answered:w:0")),
+            ("ungated", ungated, Some("answered:w:0")),
+            ("disk-full-gated", gated, Some("journal-full")),
+            ("disk-full", ungated, Some("journal-full")),
             (
                 "failed-check",
                 "INSERT INTO TBL VALUES (1);\n-- @expect 2",
-                false,
+                None,
             ),
         ] {
             run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
@@ -296,10 +299,9 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
                 "",
                 &step,
             );
-            let (code, shown) = if killed {
-                exec_failing(&rb, &url, dir.path(), "answered:w:0")
-            } else {
-                exec(&rb, &url, dir.path(), &[])
+            let (code, shown) = match failpoint {
+                Some(point) => exec_failing(&rb, &url, dir.path(), point),
+                None => exec(&rb, &url, dir.path(), &[]),
             };
             assert_ne!(code, Some(0), "{dialect} {case}: {shown}");
             assert_eq!(
@@ -314,7 +316,7 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
                 "{dialect} {case}: applied once: {shown}"
             );
             match case {
-                "gated" => {
+                "gated" | "disk-full-gated" => {
                     assert_eq!(code, Some(0), "{dialect}: {shown}");
                     assert!(
                         shown.contains("was applied; resuming after it"),
@@ -322,7 +324,7 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
                     );
                 }
                 // Nothing can tell, and nobody at a terminal to ask.
-                "ungated" => {
+                "ungated" | "disk-full" => {
                     assert_eq!(code, Some(4), "{dialect}: {shown}");
                     assert!(shown.contains("nobody said"), "{dialect}: {shown}");
                 }

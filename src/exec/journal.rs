@@ -272,6 +272,14 @@ impl Journal {
     /// killed), `Keep::Sync` waits until it, and every line before it, is on
     /// disk.
     fn append_line(&mut self, record: &Record<'_>, keep: Keep) -> std::io::Result<()> {
+        // Fault injection for the tests, in debug builds only: the disk is
+        // full when the record of a statement that ran is written.
+        if cfg!(debug_assertions)
+            && matches!(record, Record::Statement { .. })
+            && std::env::var("RUNBOOK_FAILPOINT").is_ok_and(|p| p == "journal-full")
+        {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         let line = Line {
             at: jiff::Timestamp::now().to_string(),
             record,
