@@ -433,6 +433,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The SQL steps, in order: each step's index, the step, its
+    /// connection's name and its statements.
+    pub fn sql_steps(&self) -> impl Iterator<Item = (usize, &Step, &str, &[Statement])> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(si, step)| match &step.body {
+                StepBody::Sql {
+                    connection,
+                    statements,
+                } => Some((si, step, connection.as_str(), statements.as_slice())),
+                _ => None,
+            })
+    }
+
     /// Whether the runbook declares the production environment.
     pub fn is_production(&self) -> bool {
         self.environment

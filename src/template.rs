@@ -201,16 +201,11 @@ pub fn preflight(
     plan: &crate::plan::Plan,
     params: &std::collections::BTreeMap<String, Value>,
 ) -> Result<(), Vec<String>> {
-    use crate::plan::StepBody;
     let mut errors = Vec::new();
-    for step in plan.steps.iter().filter(|s| !s.skip) {
-        let StepBody::Sql {
-            connection,
-            statements,
-        } = &step.body
-        else {
+    for (_, step, connection, statements) in plan.sql_steps() {
+        if step.skip {
             continue;
-        };
+        }
         let dialect = plan
             .connection(connection)
             .map_or(plan.dialect, |c| c.dialect);

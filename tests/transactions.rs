@@ -236,36 +236,6 @@ async fn a_write_no_rollback_undoes_is_never_made_inside_a_transaction_or_a_dry_
     assert_eq!(kept.as_deref(), Some("1"), "{shown}");
 }
 
-/// Runs `exec RUNBOOK --db default=URL` with `RUNBOOK_FAILPOINT` set (the
-/// process kills itself there) and no terminal; the exit code and output.
-fn exec_failing(
-    runbook: &std::path::Path,
-    url: &str,
-    dir: &std::path::Path,
-    failpoint: &str,
-) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .args([
-            "exec",
-            runbook.to_str().unwrap(),
-            "--db",
-            &format!("default={url}"),
-            "--journal",
-        ])
-        .arg(dir.join("runs"))
-        .arg("--yes")
-        .env("RUNBOOK_FAILPOINT", failpoint)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), shown)
-}
-
 #[tokio::test]
 async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,7 +270,9 @@ async fn a_write_outside_a_transaction_is_applied_once_whatever_stops_the_run() 
                 &step,
             );
             let (code, shown) = match failpoint {
-                Some(point) => exec_failing(&rb, &url, dir.path(), point),
+                Some(point) => {
+                    common::exec_with(&rb, &url, dir.path(), &[], &[("RUNBOOK_FAILPOINT", point)])
+                }
                 None => exec(&rb, &url, dir.path(), &[]),
             };
             assert_ne!(code, Some(0), "{dialect} {case}: {shown}");

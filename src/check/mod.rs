@@ -193,14 +193,7 @@ pub fn parse(sql: &str, dialect: Dialect) -> Result<sqlparser::ast::Statement, S
 /// The statements of `plan`, located in `doc` and parsed.
 fn analyse<'a>(doc: &'a Document, plan: &'a Plan) -> Vec<Analysed<'a>> {
     let mut out = Vec::new();
-    for (step_index, step) in plan.steps.iter().enumerate() {
-        let StepBody::Sql {
-            connection,
-            statements,
-        } = &step.body
-        else {
-            continue;
-        };
+    for (step_index, step, connection, statements) in plan.sql_steps() {
         let Some(Block::Code(block)) = step.block.and_then(|b| doc.blocks.get(b)) else {
             continue;
         };

@@ -444,18 +444,16 @@ impl<'a> Runner<'a> {
         let Some(tx) = plan.transactions.get(t) else {
             return Err(format!("the plan has no transaction {t}"));
         };
-        let mut gates = Vec::new();
-        for (si, step) in plan.steps.iter().enumerate() {
-            if let StepBody::Sql { statements, .. } = &step.body {
-                gates.extend(
-                    statements
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, st)| st.transaction == Some(t) && is_gate(st))
-                        .map(|(ti, _)| (si, ti)),
-                );
-            }
-        }
+        let gates: Vec<(usize, usize)> = plan
+            .sql_steps()
+            .flat_map(|(si, _, _, statements)| {
+                statements
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, st)| st.transaction == Some(t) && is_gate(st))
+                    .map(move |(ti, _)| (si, ti))
+            })
+            .collect();
         self.settle_by_gates(&gates, &tx.connection, position).await
     }
 
@@ -582,15 +580,8 @@ impl<'a> Runner<'a> {
         };
         let plan = self.plan;
         let mut replayed = 0;
-        for (si, step) in plan.steps.iter().enumerate().take(rs + 1) {
-            let StepBody::Sql {
-                connection,
-                statements,
-            } = &step.body
-            else {
-                continue;
-            };
-            if step.skip {
+        for (si, step, connection, statements) in plan.sql_steps() {
+            if si > rs || step.skip {
                 continue;
             }
             for (ti, stmt) in statements.iter().enumerate() {

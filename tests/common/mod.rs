@@ -49,8 +49,14 @@ pub fn mysql() -> Option<String> {
 /// Runs `runbook-compile ARGS...` with no terminal; the exit code and
 /// everything it printed.
 pub fn cli(args: &[&str]) -> (Option<i32>, String) {
+    cli_with(args, &[])
+}
+
+/// [`cli`] with `env` added to the process's environment.
+pub fn cli_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -64,6 +70,17 @@ pub fn cli(args: &[&str]) -> (Option<i32>, String) {
 
 /// Runs `exec RUNBOOK --db default=URL --journal DIR/runs --yes EXTRA...`.
 pub fn exec(runbook: &Path, url: &str, dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    exec_with(runbook, url, dir, extra, &[])
+}
+
+/// [`exec`] with `env` added to the process's environment.
+pub fn exec_with(
+    runbook: &Path,
+    url: &str,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
     let db = format!("default={url}");
     let journal = dir.join("runs");
     let mut args = vec![
@@ -76,7 +93,7 @@ pub fn exec(runbook: &Path, url: &str, dir: &Path, extra: &[&str]) -> (Option<i3
         "--yes",
     ];
     args.extend_from_slice(extra);
-    cli(&args)
+    cli_with(&args, env)
 }
 
 /// Writes a Markdown runbook `NAME.md` in `dir` with `header` (front matter
