@@ -23,6 +23,16 @@ async fn an_implicit_commit_inside_a_transaction_stops_and_says_what_is_committe
         ),
         ("prepared", format!("EXECUTE made_{t}")),
         ("procedure", format!("CALL {t}_p()")),
+        // Commits and starts another at once: still a transaction, but
+        // not the one the runbook began.
+        (
+            "restart",
+            "EXECUTE IMMEDIATE 'START TRANSACTION'".to_string(),
+        ),
+        (
+            "block",
+            format!("BEGIN NOT ATOMIC CREATE TABLE {t}_made (id INT); START TRANSACTION; END"),
+        ),
     ];
     run(&mut db, &format!("DROP PROCEDURE IF EXISTS {t}_p")).await;
     run(

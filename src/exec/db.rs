@@ -172,10 +172,11 @@ pub trait Database: Send {
     async fn non_transactional(&mut self, _sql: &str) -> Result<Vec<String>, DbError> {
         Ok(Vec::new())
     }
-    /// Whether the session's transaction is still open, where the server
-    /// can end one on its own (MySQL's implicit commits); `None` where it
-    /// cannot, or cannot say.
-    async fn in_transaction(&mut self) -> Result<Option<bool>, DbError> {
+    /// Whether the session's transaction is open, and how many commits the
+    /// session has made, where the server can end a transaction on its own
+    /// (MySQL's implicit commits, which may start another at once: the
+    /// count then grows); `None` where it cannot, or cannot say.
+    async fn in_transaction(&mut self) -> Result<Option<(bool, u64)>, DbError> {
         Ok(None)
     }
     /// How this session reads SQL text: its dialect and the settings that
@@ -823,22 +824,31 @@ impl Database for SqlxDatabase {
         Ok(found)
     }
 
-    async fn in_transaction(&mut self) -> Result<Option<bool>, DbError> {
+    async fn in_transaction(&mut self) -> Result<Option<(bool, u64)>, DbError> {
         if !matches!(self.conn, Conn::Mysql(_)) {
             return Ok(None);
         }
-        // MariaDB says it itself; MySQL lists the session's transaction
-        // once it has read or written anything.
-        let open = match self.setting("SELECT @@in_transaction AS t").await {
+        // MariaDB says whether one is open; `Handler_commit` counts the
+        // session's commits, implicit ones too (MySQL 8 keeps it in
+        // performance_schema, and has no @@in_transaction).
+        let state = match self
+            .setting(
+                "SELECT CONCAT(@@in_transaction, ' ', (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'HANDLER_COMMIT')) AS t",
+            )
+            .await
+        {
             Ok(v) => v,
             Err(_) => {
                 self.setting(
-                    "SELECT COUNT(*) AS t FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()",
+                    "SELECT CONCAT('1 ', VARIABLE_VALUE) AS t FROM performance_schema.session_status WHERE VARIABLE_NAME = 'Handler_commit'",
                 )
                 .await?
             }
         };
-        Ok(open.map(|v| v != "0"))
+        Ok(state.and_then(|v| {
+            let (open, rows) = v.split_once(' ')?;
+            Some((open != "0", rows.parse().ok()?))
+        }))
     }
 
     fn run_batch<'s>(

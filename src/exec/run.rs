@@ -1207,6 +1207,17 @@ impl<'a> Runner<'a> {
             kind: stmt.kind,
             returns_rows: stmt.returns_rows,
         };
+        // The session's commits before a statement that could end the
+        // transaction behind the runner's back.
+        let may_end = matches!(stmt.kind, StatementKind::Other | StatementKind::Ddl)
+            && self.open.contains_key(connection);
+        let before = match self.dbs.get_mut(connection) {
+            Some(db) if may_end => db
+                .in_transaction()
+                .await
+                .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?,
+            _ => None,
+        };
         let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
             Ok(o) => o,
             Err(e) => {
@@ -1241,10 +1252,8 @@ impl<'a> Runner<'a> {
             elapsed: started.elapsed(),
             rolled_back: self.options.dry_run && wire.before.is_some(),
         };
-        if matches!(stmt.kind, StatementKind::Other | StatementKind::Ddl)
-            && self.open.contains_key(connection)
-        {
-            self.still_open(at, ti, stmt).await?;
+        if may_end {
+            self.still_open(at, ti, stmt, before).await?;
         }
         self.settle(at, ti, stmt, ran)
     }
@@ -1265,7 +1274,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Confirms with the server that `connection`'s transaction is still
-    /// open after statement `ti`, which could have ended it (MySQL commits
+    /// open after statement `ti` (and the same one: `before` is the
+    /// session's commit count before it), which could have ended it (MySQL commits
     /// implicitly around DDL, `CHECK TABLE`, `LOCK TABLES`, dynamic SQL,
     /// procedures, ...). When it is not, the run stops and says exactly what
     /// is committed: the journal records the commit, so that no resume
@@ -1275,6 +1285,7 @@ impl<'a> Runner<'a> {
         at: InStep<'_>,
         ti: usize,
         stmt: &Statement,
+        before: Option<(bool, u64)>,
     ) -> Result<(), Stop> {
         let connection = at.connection;
         let Some(db) = self.dbs.get_mut(connection) else {
@@ -1284,7 +1295,15 @@ impl<'a> Runner<'a> {
             .in_transaction()
             .await
             .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?;
-        if open != Some(false) {
+        // Closed, or open after a commit the runner did not make: the
+        // server committed and started another (`START TRANSACTION` in
+        // dynamic SQL, a procedure or a block).
+        let ended = match (before, open) {
+            (_, Some((false, _))) => true,
+            (Some((_, was)), Some((true, now))) => now > was,
+            _ => false,
+        };
+        if !ended {
             return Ok(());
         }
         let before: Vec<String> = self
