@@ -386,3 +386,44 @@ async fn check_with_the_server_warns_of_a_write_no_rollback_undoes() {
     );
     assert!(!without.contains("non-transactional-write"), "{without}");
 }
+
+#[tokio::test]
+async fn a_write_a_rollback_could_not_undo_is_reported() {
+    let Some(url) = common::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("kept_{}", std::process::id());
+    let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}, {t}_log")).await;
+    run(&mut db, &format!("CREATE TABLE {t} (id INT) ENGINE=InnoDB")).await;
+    run(
+        &mut db,
+        &format!("CREATE TABLE {t}_log (id INT) ENGINE=MyISAM"),
+    )
+    .await;
+    run(&mut db, &format!("CREATE TRIGGER {t}_trg AFTER INSERT ON {t} FOR EACH ROW INSERT INTO {t}_log VALUES (NEW.id)")).await;
+    let tx = format!(
+        "```sql {{#tx}}\nSTART TRANSACTION;\nINSERT INTO {t} VALUES (1);\nSELECT COUNT(*) AS n FROM {t};\n-- @expect 99\nCOMMIT;\n```\n"
+    );
+    let rb = runbook(dir.path(), "kept-tx", Dialect::Mysql, "", &tx);
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("warning 1196"),
+        "the run says what stayed: {shown}"
+    );
+    let one = format!("```sql {{#one}}\nINSERT INTO {t} VALUES (2);\n```\n");
+    let rb = runbook(dir.path(), "kept-dry", Dialect::Mysql, "", &one);
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    let log = value(
+        &mut db,
+        &format!("SELECT GROUP_CONCAT(id ORDER BY id) FROM {t}_log"),
+    )
+    .await;
+    let rows = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+    run(&mut db, &format!("DROP TABLE {t}, {t}_log")).await;
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains("could not undo"), "{shown}");
+    assert_eq!(rows.as_deref(), Some("0"), "{shown}");
+    // What the trigger wrote stays, and each run said so.
+    assert_eq!(log.as_deref(), Some("1,2"), "{shown}");
+}

@@ -172,6 +172,12 @@ pub trait Database: Send {
     async fn non_transactional(&mut self, _sql: &str) -> Result<Vec<String>, DbError> {
         Ok(Vec::new())
     }
+    /// Whether the ROLLBACK just sent left writes in place: MySQL warns
+    /// (1196) when a transaction wrote to a table no rollback undoes, by a
+    /// trigger, a function or a view that the runner could not see.
+    async fn kept_after_rollback(&mut self) -> bool {
+        false
+    }
     /// Whether the session's transaction is open, and how many commits the
     /// session has made, where the server can end a transaction on its own
     /// (MySQL's implicit commits, which may start another at once: the
@@ -822,6 +828,24 @@ impl Database for SqlxDatabase {
             }
         }
         Ok(found)
+    }
+
+    async fn kept_after_rollback(&mut self) -> bool {
+        if !matches!(self.conn, Conn::Mysql(_)) {
+            return false;
+        }
+        let shape = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        self.send("SHOW WARNINGS", shape)
+            .await
+            .ok()
+            .and_then(|o| o.first_row)
+            .is_some_and(|row| {
+                row.iter()
+                    .any(|(name, v)| name.eq_ignore_ascii_case("code") && v.to_string() == "1196")
+            })
     }
 
     async fn in_transaction(&mut self) -> Result<Option<(bool, u64)>, DbError> {

@@ -817,6 +817,11 @@ impl<'a> Runner<'a> {
             let undo = db.run(after, quiet).await;
             if outcome.is_ok() {
                 undo?;
+                if db.kept_after_rollback().await {
+                    return Err(DbError::new(
+                        "this dry run could not undo the statement: a trigger, function or view wrote to a table no rollback undoes (MySQL warning 1196), and that stays",
+                    ));
+                }
             }
         }
         outcome
@@ -937,9 +942,20 @@ impl<'a> Runner<'a> {
             let _ = self.send(connection, &wire, shape, None).await;
         }
         self.open.remove(connection);
+        let kept = match self.dbs.get_mut(connection) {
+            Some(db) => db.kept_after_rollback().await,
+            None => false,
+        };
+        let reason = if kept {
+            format!(
+                "{reason}; the server could not undo everything: a trigger, function or view wrote to a table no rollback undoes (MySQL warning 1196), and that stays"
+            )
+        } else {
+            reason.to_string()
+        };
         let _ = self.emit(Event::RolledBack {
             connection: connection.to_string(),
-            reason: reason.to_string(),
+            reason,
         });
     }
 
