@@ -178,10 +178,12 @@ pub trait Database: Send {
     async fn kept_after_rollback(&mut self) -> bool {
         false
     }
-    /// Whether the session's transaction is open, and how many commits the
-    /// session has made, where the server can end a transaction on its own
-    /// (MySQL's implicit commits, which may start another at once: the
-    /// count then grows); `None` where it cannot, or cannot say.
+    /// Whether the session's transaction is open, and how many
+    /// transactions the session has begun and ended by statement, where
+    /// the server can end one on its own (MySQL's implicit commits, which
+    /// a `START TRANSACTION` in dynamic SQL or a procedure hides by opening
+    /// another at once: the count then grows); `None` where it cannot, or
+    /// cannot say.
     async fn in_transaction(&mut self) -> Result<Option<(bool, u64)>, DbError> {
         Ok(None)
     }
@@ -852,19 +854,20 @@ impl Database for SqlxDatabase {
         if !matches!(self.conn, Conn::Mysql(_)) {
             return Ok(None);
         }
-        // MariaDB says whether one is open; `Handler_commit` counts the
-        // session's commits, implicit ones too (MySQL 8 keeps it in
-        // performance_schema, and has no @@in_transaction).
+        // MariaDB says whether one is open; `Com_begin`, `Com_commit` and
+        // `Com_rollback` count the transactions the session began and
+        // ended, also inside dynamic SQL and procedures (MySQL 8 keeps
+        // them in performance_schema, and has no @@in_transaction).
         let state = match self
             .setting(
-                "SELECT CONCAT(@@in_transaction, ' ', (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'HANDLER_COMMIT')) AS t",
+                "SELECT CONCAT(@@in_transaction, ' ', (SELECT SUM(VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME IN ('COM_BEGIN', 'COM_COMMIT', 'COM_ROLLBACK'))) AS t",
             )
             .await
         {
             Ok(v) => v,
             Err(_) => {
                 self.setting(
-                    "SELECT CONCAT('1 ', VARIABLE_VALUE) AS t FROM performance_schema.session_status WHERE VARIABLE_NAME = 'Handler_commit'",
+                    "SELECT CONCAT('1 ', SUM(VARIABLE_VALUE)) AS t FROM performance_schema.session_status WHERE VARIABLE_NAME IN ('Com_begin', 'Com_commit', 'Com_rollback')",
                 )
                 .await?
             }

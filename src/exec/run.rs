@@ -1223,8 +1223,8 @@ impl<'a> Runner<'a> {
             kind: stmt.kind,
             returns_rows: stmt.returns_rows,
         };
-        // The session's commits before a statement that could end the
-        // transaction behind the runner's back.
+        // The session's transaction statements before one that could end
+        // the transaction behind the runner's back.
         let may_end = matches!(stmt.kind, StatementKind::Other | StatementKind::Ddl)
             && self.open.contains_key(connection);
         let before = match self.dbs.get_mut(connection) {
@@ -1291,7 +1291,8 @@ impl<'a> Runner<'a> {
 
     /// Confirms with the server that `connection`'s transaction is still
     /// open after statement `ti` (and the same one: `before` is the
-    /// session's commit count before it), which could have ended it (MySQL commits
+    /// session's count of transaction statements before it), which could
+    /// have ended it (MySQL commits
     /// implicitly around DDL, `CHECK TABLE`, `LOCK TABLES`, dynamic SQL,
     /// procedures, ...). When it is not, the run stops and says exactly what
     /// is committed: the journal records the commit, so that no resume
@@ -1311,9 +1312,9 @@ impl<'a> Runner<'a> {
             .in_transaction()
             .await
             .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?;
-        // Closed, or open after a commit the runner did not make: the
-        // server committed and started another (`START TRANSACTION` in
-        // dynamic SQL, a procedure or a block).
+        // Closed, or open after a BEGIN, COMMIT or ROLLBACK the runner did
+        // not send (`START TRANSACTION` in dynamic SQL, a procedure or a
+        // block commits the transaction and opens another).
         let ended = match (before, open) {
             (_, Some((false, _))) => true,
             (Some((_, was)), Some((true, now))) => now > was,
