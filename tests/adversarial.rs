@@ -153,6 +153,17 @@ fn the_site_publishes_nothing_private_and_reads_nothing_outside_its_book() {
     std::fs::write(src.join("rehearsal.db"), "PRIVATE-DB-9c1d").unwrap();
     std::fs::write(src.join("rehearsal.db.lock"), "PRIVATE-LOCK-9c1d").unwrap();
     std::fs::write(src.join("picture.txt"), "published").unwrap();
+    // mdBook's own include, and links to private files inside the book.
+    std::fs::write(
+        src.join("chapter.md"),
+        format!(
+            "# Chapter\n\n{{{{#include {}}}}}\n\n{{{{#include picture.txt}}}}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(src.join(".runbook/runs/r.jsonl"), src.join("alias.md")).unwrap();
+    std::fs::write(src.join("x.db.runbook-lock"), "PRIVATE-LOCK-9c1d").unwrap();
     let (code, shown) = cli(&["book", root.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("outside the book"), "{shown}");
@@ -166,10 +177,19 @@ fn the_site_publishes_nothing_private_and_reads_nothing_outside_its_book() {
         published.iter().any(|p| p.ends_with("guide.html")),
         "{published:?}"
     );
+    let chapter = std::fs::read_to_string(site.join("chapter.html")).unwrap();
+    assert!(
+        chapter.contains("published"),
+        "an include inside the book stays: {chapter}"
+    );
     for file in &published {
         let name = file.file_name().unwrap().to_string_lossy();
         assert!(
-            !name.ends_with(".jsonl") && !name.contains(".db") && !name.ends_with(".lock"),
+            !name.ends_with(".jsonl")
+                && !name.contains(".db")
+                && !name.ends_with(".lock")
+                && !name.ends_with("-lock")
+                && !name.starts_with("alias"),
             "{} was published",
             file.display()
         );

@@ -234,7 +234,11 @@ fn private(name: &str) -> bool {
         "db-wal",
         "db-shm",
         "db-journal",
+        "sqlite-journal",
+        "s3db",
+        "bak",
         "lock",
+        "runbook-lock",
     ];
     name.starts_with('.')
         || name
@@ -270,6 +274,18 @@ fn stage(
             ));
             continue;
         }
+        // A link to a private file or into a private folder is private too.
+        let leads_to_private = real
+            .strip_prefix(root)
+            .map(|inside| {
+                inside
+                    .components()
+                    .any(|c| private(&c.as_os_str().to_string_lossy()))
+            })
+            .unwrap_or(true);
+        if leads_to_private {
+            continue;
+        }
         if build_dir.is_some_and(|b| real.starts_with(b)) {
             continue;
         }
@@ -277,11 +293,54 @@ fn stage(
         if real.is_dir() {
             std::fs::create_dir(&target)?;
             stage(&real, &target, root, build_dir, notes)?;
+        } else if name.ends_with(".md") {
+            let text = std::fs::read_to_string(&real)?;
+            std::fs::write(&target, confine_includes(&text, &real, root, notes))?;
         } else {
             std::fs::copy(&real, &target)?;
         }
     }
     Ok(())
+}
+
+/// `text`, a Markdown chapter at `path`, with every mdBook include
+/// (`{{#include FILE}}`, `{{#rustdoc_include}}`, `{{#playground}}`) that
+/// reads a file outside the book's folder `root`, or a private one,
+/// replaced by nothing, noted.
+fn confine_includes(text: &str, path: &Path, root: &Path, notes: &mut Vec<String>) -> String {
+    let dir = path.parent().unwrap_or(root);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("{{#") {
+        out.push_str(&rest[..at]);
+        let directive = &rest[at..];
+        let Some(end) = directive.find("}}") else {
+            out.push_str(directive);
+            rest = "";
+            break;
+        };
+        let inner = directive[3..end].trim();
+        let (kind, target) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
+        let file = target.split([':', ' ']).next().unwrap_or("");
+        let reads = matches!(kind, "include" | "rustdoc_include" | "playground");
+        let inside = std::fs::canonicalize(dir.join(file)).is_ok_and(|real| {
+            real.strip_prefix(root).is_ok_and(|p| {
+                !p.components()
+                    .any(|c| private(&c.as_os_str().to_string_lossy()))
+            })
+        });
+        if reads && !inside {
+            notes.push(format!(
+                "{}: `{{{{#{kind} {file}}}}}` reads outside the book or a private file, not published",
+                path.display()
+            ));
+        } else {
+            out.push_str(&directive[..end + 2]);
+        }
+        rest = &directive[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Builds the book at `root` from the staged source folder `src`.
