@@ -267,13 +267,32 @@ fn failpoint(name: &str) {
 fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'static str> {
     let words = crate::compile::split::code_words(sql, dialect);
     let first = words.first().map(|(w, _)| w.as_str()).unwrap_or("");
-    let has = |names: &[&str]| words.iter().any(|(w, _)| names.contains(&w.as_str()));
+    // Names as written, quoted ones too (`"setval"`, `pg_catalog.setval`).
+    let names: Vec<String> = crate::compile::lex::tokenize(sql, dialect)
+        .0
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                t.kind,
+                crate::compile::lex::TokenKind::Word | crate::compile::lex::TokenKind::Ident
+            )
+        })
+        .map(|t| {
+            sql[t.start..t.end]
+                .trim_matches(['"', '`'])
+                .to_ascii_uppercase()
+        })
+        .collect();
+    let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
     match dialect {
         Dialect::Mysql if crate::compile::mysql_implicit_commit(sql) => {
             Some("MySQL commits implicitly around it")
         }
         Dialect::Mysql if has(&["CALL", "EXECUTE"]) => {
             Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
+        }
+        Dialect::Mysql if has(&["OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "LASTVAL"]) => {
+            Some("a file written or a sequence moved stays whatever the transaction")
         }
         Dialect::Mysql
             if kind == StatementKind::Other
@@ -286,6 +305,20 @@ fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'s
         }
         Dialect::Postgres if has(&["SETVAL", "NEXTVAL"]) => {
             Some("a sequence keeps its changes whatever the transaction")
+        }
+        Dialect::Postgres
+            if first == "COPY"
+                || has(&[
+                    "LO_EXPORT",
+                    "LO_IMPORT",
+                    "DBLINK",
+                    "DBLINK_EXEC",
+                    "PG_FILE_WRITE",
+                ]) =>
+        {
+            Some(
+                "a file, a program or another database keeps what it does whatever the transaction",
+            )
         }
         _ => None,
     }
@@ -754,13 +787,18 @@ impl<'a> Runner<'a> {
         match (dialect, kind) {
             (Dialect::Mysql, StatementKind::Commit) => plain("ROLLBACK"),
             (Dialect::Mysql, StatementKind::Begin | StatementKind::Rollback) => plain(sql),
-            (Dialect::Mysql, StatementKind::Write) if !self.open.contains_key(connection) => {
-                Some(Wire {
-                    before: Some("START TRANSACTION"),
-                    sql: sql.to_string(),
-                    after: Some("ROLLBACK".into()),
-                })
-            }
+            // Outside a transaction, everything a dry run sends on MySQL
+            // runs in one that is rolled back at once: a function called
+            // by a query or a SET may write too (and a write no rollback
+            // undoes is then reported).
+            (
+                Dialect::Mysql,
+                StatementKind::Write | StatementKind::Query | StatementKind::Other,
+            ) if !self.open.contains_key(connection) => Some(Wire {
+                before: Some("START TRANSACTION"),
+                sql: sql.to_string(),
+                after: Some("ROLLBACK".into()),
+            }),
             (Dialect::Mysql, _) => plain(sql),
             (_, StatementKind::Begin) => plain(&format!("SAVEPOINT {DRY_SAVEPOINT}")),
             (_, StatementKind::Commit) => plain(&format!("RELEASE SAVEPOINT {DRY_SAVEPOINT}")),
@@ -1266,7 +1304,9 @@ impl<'a> Runner<'a> {
             sql,
             outcome,
             elapsed: started.elapsed(),
-            rolled_back: self.options.dry_run && wire.before.is_some(),
+            rolled_back: self.options.dry_run
+                && wire.before.is_some()
+                && stmt.kind == StatementKind::Write,
         };
         if may_end {
             self.still_open(at, ti, stmt, before).await?;
