@@ -223,13 +223,24 @@ pub fn parse_within(file: SourceFile, root: Option<&StdPath>) -> Document {
     }));
     match outcome {
         Ok(Ok(result)) => {
-            let mut walker = Walker {
-                pr: &result,
-                doc: &mut doc,
-                read: &read,
-                files: HashMap::from([(0, main)]),
-            };
-            walker.run();
+            // asciidork can panic while giving a position too (fuzzing
+            // found one): the file is then reported, never a crash.
+            let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut walker = Walker {
+                    pr: &result,
+                    doc: &mut doc,
+                    read: &read,
+                    files: HashMap::from([(0, main)]),
+                };
+                walker.run();
+            }));
+            if walked.is_err() {
+                doc.diagnostics.push(Diagnostic::error(
+                    "asciidoc",
+                    "the AsciiDoc parser failed on this file",
+                    Span::new(main, 0, 0),
+                ));
+            }
         }
         Ok(Err(errors)) => {
             for e in errors {
