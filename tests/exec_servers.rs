@@ -26,23 +26,18 @@ fn exec(
     dir: &std::path::Path,
     extra: &[&str],
 ) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .arg("exec")
-        .arg(runbook)
-        .arg("--db")
-        .arg(format!("default={url}"))
-        .arg("--journal")
-        .arg(dir.join("runs"))
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), shown)
+    let db = format!("default={url}");
+    let journal = dir.join("runs");
+    let mut args = vec![
+        "exec",
+        runbook.to_str().unwrap(),
+        "--db",
+        &db,
+        "--journal",
+        journal.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    common::cli(&args)
 }
 
 fn temp_table(dialect: Dialect, name: &str, columns: &str) -> String {

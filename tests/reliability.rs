@@ -4,31 +4,18 @@
 //! every artefact. PostgreSQL and MariaDB come from `scripts/test-servers`;
 //! under CI a missing server fails the tests.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::servers;
 use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::plan::{Dialect, StatementKind};
 
 /// The password `scripts/test-servers` gives the test role.
 const PASSWORD: &str = "runbook-test-password";
-
-/// The servers to test on.
-fn servers() -> Vec<(Dialect, String)> {
-    let mut out = Vec::new();
-    for (dialect, var) in [
-        (Dialect::Postgres, "RUNBOOK_TEST_DB_POSTGRES"),
-        (Dialect::Mysql, "RUNBOOK_TEST_DB_MYSQL"),
-    ] {
-        match std::env::var(var) {
-            Ok(url) => out.push((dialect, url)),
-            Err(_) if std::env::var_os("CI").is_some() => panic!("{var} is not set under CI"),
-            Err(_) => eprintln!("note: {var} is not set; {dialect} is not tested"),
-        }
-    }
-    out
-}
 
 /// A SQLite database file in `dir`, created on first use.
 fn sqlite_url(dir: &Path) -> String {

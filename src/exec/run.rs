@@ -1229,17 +1229,11 @@ impl<'a> Runner<'a> {
         if stmt.kind == StatementKind::Write && (dry || self.open.contains_key(connection)) {
             let tables = self.non_transactional(connection, stmt, &sql).await?;
             if !tables.is_empty() && dry {
-                self.skipped
-                    .entry(connection.to_string())
-                    .or_insert_with(|| format!("a statement not rehearsed at {}", stmt.location));
-                return self.emit(Event::Skipped {
-                    step: si,
-                    index: ti,
-                    reason: format!(
-                        "dry run: not rehearsed, it writes to {}, which no rollback undoes",
-                        tables.join(", ")
-                    ),
-                });
+                let why = format!(
+                    "it writes to {}, which no rollback undoes",
+                    tables.join(", ")
+                );
+                return self.not_rehearsed(at, ti, stmt, &why);
             }
             if !tables.is_empty() {
                 return Err(kept_anyway(stmt, &tables));
@@ -1247,14 +1241,7 @@ impl<'a> Runner<'a> {
         }
         let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
             let why = unrehearsable(dialect, stmt.kind, &sql).unwrap_or("it would stay");
-            self.skipped
-                .entry(connection.to_string())
-                .or_insert_with(|| format!("a statement not rehearsed at {}", stmt.location));
-            return self.emit(Event::Skipped {
-                step: si,
-                index: ti,
-                reason: format!("dry run: not rehearsed, {why}"),
-            });
+            return self.not_rehearsed(at, ti, stmt, why);
         };
         let started = Instant::now();
         let shape = Shape {
@@ -1312,6 +1299,25 @@ impl<'a> Runner<'a> {
             self.still_open(at, ti, stmt, before).await?;
         }
         self.settle(at, ti, stmt, ran)
+    }
+
+    /// Reports that a dry run does not send statement `ti`, and `why`; what
+    /// follows it on the connection is checked as unchecked.
+    fn not_rehearsed(
+        &mut self,
+        at: InStep<'_>,
+        ti: usize,
+        stmt: &Statement,
+        why: &str,
+    ) -> Result<(), Stop> {
+        self.skipped
+            .entry(at.connection.to_string())
+            .or_insert_with(|| format!("a statement not rehearsed at {}", stmt.location));
+        self.emit(Event::Skipped {
+            step: at.si,
+            index: ti,
+            reason: format!("dry run: not rehearsed, {why}"),
+        })
     }
 
     /// The tables `sql` writes to on `connection` that no rollback undoes.
