@@ -259,6 +259,17 @@ pub fn exact_value(value: &Value) -> Value {
     value.clone()
 }
 
+/// `values` (a template's or an assertion's names) with every number made
+/// [`Exact`], by [`exact_value`].
+pub fn exact_values(
+    values: &std::collections::BTreeMap<String, Value>,
+) -> std::collections::BTreeMap<String, Value> {
+    values
+        .iter()
+        .map(|(k, v)| (k.clone(), exact_value(v)))
+        .collect()
+}
+
 /// The name of the function [`exact_assertion`] calls for each number.
 pub const EXACT_FN: &str = "__exact";
 

@@ -156,11 +156,7 @@ pub fn render(
             }
         }
         source.push_str(&sql[at..]);
-        let exact: std::collections::BTreeMap<String, Value> = values
-            .iter()
-            .map(|(k, v)| (k.clone(), crate::exact::exact_value(v)))
-            .collect();
-        env.render_str(&source, &exact)
+        env.render_str(&source, &crate::exact::exact_values(values))
     } else {
         env.render_str(sql, values)
     }

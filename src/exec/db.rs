@@ -773,10 +773,6 @@ impl Database for SqlxDatabase {
             return Ok(Vec::new());
         }
         if self.non_transactional.is_none() {
-            let shape = Shape {
-                kind: StatementKind::Query,
-                returns_rows: true,
-            };
             let quiet = Shape {
                 kind: StatementKind::Other,
                 returns_rows: false,
@@ -787,14 +783,10 @@ impl Database for SqlxDatabase {
             // One row: every such table, `schema.table` and, for the
             // current schema, `table` too.
             let list = self
-                .send(
+                .setting(
                     "SELECT GROUP_CONCAT(CONCAT(LOWER(TABLE_SCHEMA), '.', LOWER(TABLE_NAME), IF(TABLE_SCHEMA = DATABASE(), CONCAT(',', LOWER(TABLE_NAME)), '')) SEPARATOR ',') AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'sys')",
-                    shape,
                 )
                 .await?
-                .first_row
-                .and_then(|r| r.into_iter().next())
-                .and_then(|(_, v)| text(v))
                 .unwrap_or_default();
             self.non_transactional = Some(
                 list.split(',')

@@ -1632,10 +1632,7 @@ impl<'a> Runner<'a> {
             let exact_ctx: BTreeMap<String, Value>;
             let source: String;
             let (expr, ctx) = if exact {
-                exact_ctx = ctx
-                    .iter()
-                    .map(|(k, v)| (k.clone(), crate::exact::exact_value(v)))
-                    .collect();
+                exact_ctx = crate::exact::exact_values(&ctx);
                 source = crate::exact::exact_assertion(&a.expr);
                 let expr = env
                     .compile_expression(&source)
