@@ -156,7 +156,7 @@ pub fn render(
             }
         }
         source.push_str(&sql[at..]);
-        env.render_str(&source, &crate::exact::exact_values(values))
+        env.render_str(&source, crate::exact::exact_values(values))
     } else {
         env.render_str(sql, values)
     }
