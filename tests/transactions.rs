@@ -433,3 +433,85 @@ async fn a_write_a_rollback_could_not_undo_is_reported() {
     // What the trigger wrote stays, and each run said so.
     assert_eq!(log.as_deref(), Some("1,2"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = "dry_sequences";
+    let Some(url) = common::servers()
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Postgres)
+        .map(|(_, u)| u)
+    else {
+        return;
+    };
+    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
+    run(&mut db, &format!("DROP FUNCTION IF EXISTS {t}_back()")).await;
+    run(
+        &mut db,
+        &format!("CREATE TABLE {t} (id SERIAL PRIMARY KEY, v INT)"),
+    )
+    .await;
+    run(
+        &mut db,
+        &format!("INSERT INTO {t} (v) VALUES (1), (2), (3)"),
+    )
+    .await;
+    run(&mut db, &format!("CREATE FUNCTION {t}_back() RETURNS INT LANGUAGE sql AS $$ SELECT setval('{t}_id_seq', 1)::int $$")).await;
+    // A serial column's default draws from its sequence: the rows go, the
+    // drawn values stay, and the dry run says so.
+    let body = format!("```sql {{#ins expect=2}}\nINSERT INTO {t} (v) VALUES (10), (11);\n```\n");
+    let rb = runbook(dir.path(), "dry-serial", Dialect::Postgres, "", &body);
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    let rows = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
+    let last = value(&mut db, &format!("SELECT last_value FROM {t}_id_seq")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(rows.as_deref(), Some("3"), "{shown}");
+    assert_eq!(last.as_deref(), Some("5"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "kept after the dry run: the sequence public.{t}_id_seq moved from 3 to 5"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1 changes that no rollback undoes stayed"),
+        "{shown}"
+    );
+    let journal = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(journal.contains("\"event\":\"kept\""), "{journal}");
+    // A function that sets it back, hidden behind a query: the run stops
+    // and names it, as ids would be handed out twice.
+    let body = format!("```sql {{#back expect=1}}\nSELECT {t}_back();\n```\n");
+    let rb = runbook(dir.path(), "dry-back", Dialect::Postgres, "", &body);
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "the sequence public.{t}_id_seq was set back from 5 to 1"
+        )),
+        "{shown}"
+    );
+    // Another session drawing meanwhile is not this run's doing: only the
+    // session's own draws are reported.
+    run(&mut db, &format!("SELECT setval('{t}_id_seq', 3)")).await;
+    let body = format!("```sql {{#look expect=1}}\nSELECT pg_sleep(2), COUNT(*) FROM {t};\n```\n");
+    let rb = runbook(dir.path(), "dry-look", Dialect::Postgres, "", &body);
+    let (u, d) = (url.clone(), dir.path().to_path_buf());
+    let running = tokio::task::spawn_blocking(move || exec(&rb, &u, &d, &["--dry-run"]));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    run(&mut db, &format!("SELECT nextval('{t}_id_seq')")).await;
+    let (code, shown) = running.await.unwrap();
+    let last = value(&mut db, &format!("SELECT last_value FROM {t}_id_seq")).await;
+    assert_eq!(last.as_deref(), Some("4"), "{shown}");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains("kept after the dry run"), "{shown}");
+    run(&mut db, &format!("DROP TABLE {t}")).await;
+    run(&mut db, &format!("DROP FUNCTION {t}_back()")).await;
+}

@@ -317,6 +317,14 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
         } => {
             writeln!(out, "  – {}#{}  {reason}", plan.steps[*step].id, index + 1)
         }
+        Event::Kept { step, index, what } => {
+            writeln!(
+                out,
+                "  ! {}#{}  kept after the dry run: {what}",
+                plan.steps[*step].id,
+                index + 1
+            )
+        }
         Event::Unchecked {
             step,
             index,
@@ -815,6 +823,11 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .iter()
             .filter(|e| matches!(e, Event::Unchecked { .. }))
             .count();
+        let kept = runner
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Kept { .. }))
+            .count();
         drop(runner);
         let _ = screen.out.flush();
         let message = match &ending {
@@ -840,6 +853,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 let unchecked = events_unchecked;
                 if dry_run {
                     info(json, format!("dry run ok: {statements} statements in {sql_steps} SQL steps, every check held; nothing was committed"));
+                    if kept > 0 {
+                        info(json, format!("{kept} changes that no rollback undoes stayed (marked ! above): the database is not exactly as before"));
+                    }
                     if unchecked > 0 {
                         info(json, format!("{unchecked} results were not checked: they follow a MySQL statement that a dry run skipped or rolled back"));
                     }

@@ -122,6 +122,20 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// A sequence as [`Database::sequences`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    /// The server's id for it.
+    pub id: u32,
+    /// Its qualified name, quoted where needed.
+    pub name: String,
+    /// Its last value, as text (none before its first use, or when the
+    /// session may not read it).
+    pub last: Option<String>,
+    /// The value this session last drew or set, when asked for.
+    pub session: Option<String>,
+}
+
 /// A connection statements run on. The executor knows nothing else of a database.
 #[async_trait::async_trait]
 pub trait Database: Send {
@@ -177,6 +191,13 @@ pub trait Database: Send {
     /// trigger, a function or a view that the runner could not see.
     async fn kept_after_rollback(&mut self) -> bool {
         false
+    }
+    /// The database's sequences, by id: their names and last values, and
+    /// for those this session has drawn from or set, the session's own
+    /// last value (PostgreSQL, whose sequences no rollback moves back);
+    /// empty elsewhere. `drawn` names the ids whose session value to read.
+    async fn sequences(&mut self, _drawn: &[u32]) -> Result<Vec<Sequence>, DbError> {
+        Ok(Vec::new())
     }
     /// Whether the session's transaction is open, and how many
     /// transactions the session has begun and ended by statement, where
@@ -840,6 +861,54 @@ impl Database for SqlxDatabase {
                 row.iter()
                     .any(|(name, v)| name.eq_ignore_ascii_case("code") && v.to_string() == "1196")
             })
+    }
+
+    async fn sequences(&mut self, drawn: &[u32]) -> Result<Vec<Sequence>, DbError> {
+        if !matches!(self.conn, Conn::Postgres(_)) {
+            return Ok(Vec::new());
+        }
+        // By id, so that no name is ever written into SQL; another
+        // session's temporary sequences cannot be read.
+        let all = self
+            .setting(
+                "SELECT coalesce(json_agg(json_build_array(c.oid::bigint, format('%I.%I', n.nspname, c.relname), CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(c.oid)::text END)), '[]')::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND NOT pg_is_other_temp_schema(n.oid)",
+            )
+            .await?
+            .unwrap_or_default();
+        let rows: Vec<(u32, String, Option<String>)> = serde_json::from_str(&all)
+            .map_err(|e| DbError::new(format!("cannot read the sequences: {e}")))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, name, last) in rows {
+            let mut session = None;
+            if drawn.contains(&id) {
+                // currval() fails for a sequence this session has not
+                // used: a savepoint keeps the transaction usable.
+                let quiet = Shape {
+                    kind: StatementKind::Other,
+                    returns_rows: false,
+                };
+                self.send("SAVEPOINT runbook_sequence_probe", quiet).await?;
+                match self
+                    .setting(&format!("SELECT currval({id}::oid::regclass)::text AS v"))
+                    .await
+                {
+                    Ok(v) => session = v,
+                    Err(_) => {
+                        self.send("ROLLBACK TO SAVEPOINT runbook_sequence_probe", quiet)
+                            .await?;
+                    }
+                }
+                self.send("RELEASE SAVEPOINT runbook_sequence_probe", quiet)
+                    .await?;
+            }
+            out.push(Sequence {
+                id,
+                name,
+                last,
+                session,
+            });
+        }
+        Ok(out)
     }
 
     async fn in_transaction(&mut self) -> Result<Option<(bool, u64)>, DbError> {

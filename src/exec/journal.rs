@@ -139,6 +139,15 @@ pub enum Record<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// A dry run could not undo what a statement did.
+    Kept {
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// What stays.
+        what: &'a str,
+    },
     /// A value was captured; resuming restores it.
     Capture {
         /// (step index, statement index) in the plan.
@@ -422,6 +431,15 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             step: step(s),
             index: *index,
             reason,
+        },
+        Event::Kept {
+            step: s,
+            index,
+            what,
+        } => Record::Kept {
+            step: step(s),
+            index: *index,
+            what,
         },
         Event::Captured {
             step: s,

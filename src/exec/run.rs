@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use minijinja::Value;
 
-use super::db::{Database, DbError, Shape};
+use super::db::{Database, DbError, Sequence, Shape};
 use crate::plan::{
     Assertion, Dialect, Expect, OnFail, Plan, Statement, StatementKind, Step, StepBody,
 };
@@ -122,6 +122,16 @@ pub enum Event {
         index: usize,
         /// What went wrong, and the skipped statement it follows.
         reason: String,
+    },
+    /// A dry run could not undo what a statement did, which stays, and
+    /// says what: a sequence it drew from (PostgreSQL moves none back).
+    Kept {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// What stays.
+        what: String,
     },
     /// A value was captured.
     Captured {
@@ -244,6 +254,9 @@ pub struct Runner<'a> {
     /// Per connection, the first statement a dry run on MySQL skipped or
     /// rolled back; results after it are unchecked, not failed.
     skipped: HashMap<String, String>,
+    /// Per connection, in a dry run on PostgreSQL, its sequences as last
+    /// read: a statement that moved one is reported, as no rollback undoes it.
+    sequences: HashMap<String, Vec<Sequence>>,
     options: Options,
 }
 
@@ -450,6 +463,7 @@ impl<'a> Runner<'a> {
             values: params,
             open: HashMap::new(),
             skipped: HashMap::new(),
+            sequences: HashMap::new(),
             options,
         }
     }
@@ -1259,6 +1273,11 @@ impl<'a> Runner<'a> {
                 .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?,
             _ => None,
         };
+        let watch = dry && dialect == Dialect::Postgres;
+        if watch && !self.sequences.contains_key(connection) {
+            let now = self.read_sequences(connection, stmt, &[]).await?;
+            self.sequences.insert(connection.to_string(), now);
+        }
         let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
             Ok(o) => o,
             Err(e) => {
@@ -1298,7 +1317,11 @@ impl<'a> Runner<'a> {
         if may_end {
             self.still_open(at, ti, stmt, before).await?;
         }
-        self.settle(at, ti, stmt, ran)
+        let settled = self.settle(at, ti, stmt, ran);
+        if watch {
+            self.sequences_moved(at, ti, stmt).await?;
+        }
+        settled
     }
 
     /// Reports that a dry run does not send statement `ti`, and `why`; what
@@ -1318,6 +1341,92 @@ impl<'a> Runner<'a> {
             index: ti,
             reason: format!("dry run: not rehearsed, {why}"),
         })
+    }
+
+    /// `connection`'s sequences, with this session's own value of those
+    /// in `drawn`.
+    async fn read_sequences(
+        &mut self,
+        connection: &str,
+        stmt: &Statement,
+        drawn: &[u32],
+    ) -> Result<Vec<Sequence>, Stop> {
+        let Some(db) = self.dbs.get_mut(connection) else {
+            return Ok(Vec::new());
+        };
+        db.sequences(drawn).await.map_err(|e| {
+            Stop::Db(format!(
+                "{}: dry run: cannot read the sequences, so cannot tell whether it moved one: {}",
+                stmt.location, e.message
+            ))
+        })
+    }
+
+    /// In a dry run on PostgreSQL, reports the sequences statement `ti`
+    /// moved, which no rollback moves back: one it drew from (a serial
+    /// column's default, a function) is reported as kept; one set back
+    /// stops the run, as ids could then be drawn twice.
+    async fn sequences_moved(
+        &mut self,
+        at: InStep<'_>,
+        ti: usize,
+        stmt: &Statement,
+    ) -> Result<(), Stop> {
+        let before = self.sequences.remove(at.connection).unwrap_or_default();
+        let quick = self.read_sequences(at.connection, stmt, &[]).await?;
+        let moved: Vec<u32> = quick
+            .iter()
+            .filter(|a| before.iter().any(|b| b.id == a.id && b.last != a.last))
+            .map(|a| a.id)
+            .collect();
+        let mut after = if moved.is_empty() {
+            quick
+        } else {
+            self.read_sequences(at.connection, stmt, &moved).await?
+        };
+        let mut kept = Vec::new();
+        for a in &mut after {
+            let Some(b) = before.iter().find(|b| b.id == a.id) else {
+                continue;
+            };
+            if !moved.contains(&a.id) {
+                a.session.clone_from(&b.session);
+                continue;
+            }
+            let number = |v: &Option<String>| v.as_deref().and_then(|t| t.parse::<i128>().ok());
+            let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unused".into());
+            let back = match (number(&b.last), number(&a.last)) {
+                (Some(old), Some(new)) => new < old,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if back {
+                return Err(Stop::Db(format!(
+                    "{}: dry run: the sequence {} was set back from {} to {}, and no rollback moves a sequence back: it stays so, and ids it hands out again may collide. Set it right by hand (SELECT setval(...)) before anything else writes",
+                    stmt.location,
+                    a.name,
+                    shown(&b.last),
+                    shown(&a.last)
+                )));
+            }
+            if a.session.is_some() && a.session != b.session {
+                kept.push(format!(
+                    "the sequence {} moved from {} to {} (PostgreSQL moves no sequence back on rollback; the values drawn are skipped)",
+                    a.name,
+                    shown(&b.last),
+                    shown(&a.last)
+                ));
+            }
+        }
+        self.sequences.insert(at.connection.to_string(), after);
+        for what in kept {
+            self.emit(Event::Kept {
+                step: at.si,
+                index: ti,
+                what,
+            })?;
+        }
+        Ok(())
     }
 
     /// The tables `sql` writes to on `connection` that no rollback undoes.
