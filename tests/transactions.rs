@@ -515,3 +515,47 @@ async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_b
     run(&mut db, &format!("DROP TABLE {t}")).await;
     run(&mut db, &format!("DROP FUNCTION {t}_back()")).await;
 }
+
+#[test]
+fn a_sqlite_dry_run_creates_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let attached = dir.path().join("attached.db");
+    let body = format!(
+        "```sql {{#att}}\nATTACH 'file:{}?mode=rwc' AS x;\nCREATE TABLE x.t (a INT);\n```\n",
+        attached.display()
+    );
+    let rb = runbook(dir.path(), "dry-files", Dialect::Sqlite, "", &body);
+    // A database that does not exist, though its URL allows creating it.
+    let url = format!("sqlite://{}?mode=rwc", missing.display());
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains("a dry run creates no database file"),
+        "{shown}"
+    );
+    assert!(!missing.exists(), "{shown}");
+    assert!(
+        !dir.path().join("missing.db.runbook-lock").exists(),
+        "{shown}"
+    );
+    // A database that exists: what it attaches is not created either.
+    let existing = dir.path().join("existing.db");
+    let url = format!("sqlite://{}?mode=rwc", existing.display());
+    let setup = runbook(
+        dir.path(),
+        "setup",
+        Dialect::Sqlite,
+        "",
+        "```sql {#s}\nCREATE TABLE z (a INT);\n```\n",
+    );
+    let (code, shown) = exec(&setup, &url, dir.path(), &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(!attached.exists(), "{shown}");
+    // A real run attaches and creates it, as the runbook says.
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(attached.exists(), "{shown}");
+}

@@ -571,13 +571,25 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         let mut connections: HashMap<String, Box<dyn Database>> = HashMap::new();
         for c in &plan.connections {
             let url = &urls[&c.name];
-            match SqlxDatabase::connect(c.dialect, url.expose()).await {
+            // A dry run creates no database file, unless it builds one
+            // from the fixture it was asked to load.
+            let opened = if dry_run && !load_fixture {
+                SqlxDatabase::connect_existing(c.dialect, url.expose()).await
+            } else {
+                SqlxDatabase::connect(c.dialect, url.expose()).await
+            };
+            match opened {
                 Ok(db) => {
                     connections.insert(c.name.clone(), Box::new(db));
                 }
                 Err(e) => {
+                    let hint = if dry_run && !load_fixture && c.dialect == Dialect::Sqlite {
+                        " (a dry run creates no database file: does it exist?)"
+                    } else {
+                        ""
+                    };
                     eprintln!(
-                        "error: cannot connect `{}` to {}: {}",
+                        "error: cannot connect `{}` to {}: {}{hint}",
                         c.name,
                         url.redacted(),
                         url.scrub(&e.message)

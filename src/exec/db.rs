@@ -357,8 +357,27 @@ impl SqlxDatabase {
 
     /// Connects to `url` with the driver of `dialect`.
     pub async fn connect(dialect: Dialect, url: &str) -> Result<SqlxDatabase, DbError> {
+        Self::open(dialect, url, true).await
+    }
+
+    /// [`Self::connect`] to a database that must exist: a SQLite file is
+    /// never created, whatever its URL says (`mode=rwc`), and neither is
+    /// one a statement attaches: a dry run leaves no file behind.
+    pub async fn connect_existing(dialect: Dialect, url: &str) -> Result<SqlxDatabase, DbError> {
+        Self::open(dialect, url, false).await
+    }
+
+    async fn open(dialect: Dialect, url: &str, create: bool) -> Result<SqlxDatabase, DbError> {
         let conn = match dialect {
-            Dialect::Sqlite => Conn::Sqlite(sqlx::SqliteConnection::connect(url).await?),
+            Dialect::Sqlite => {
+                let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+                let options = if create {
+                    options
+                } else {
+                    options.create_if_missing(false)
+                };
+                Conn::Sqlite(sqlx::ConnectOptions::connect(&options).await?)
+            }
             Dialect::Postgres => Conn::Postgres(sqlx::PgConnection::connect(url).await?),
             Dialect::Mysql => {
                 let mut options: sqlx::mysql::MySqlConnectOptions = url.parse()?;
