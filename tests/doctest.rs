@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use runbook_compile::plan::Dialect;
+
 fn test(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
         .arg("test")
@@ -217,7 +219,7 @@ fn mysql_url() -> Option<String> {
 /// row of the query.
 fn mysql(url: &str, sql: &str, list: bool) -> Vec<String> {
     use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
-    use runbook_compile::plan::{Dialect, StatementKind};
+    use runbook_compile::plan::StatementKind;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -244,6 +246,38 @@ fn mysql(url: &str, sql: &str, list: bool) -> Vec<String> {
     })
 }
 
+/// Runs `statements` on the server at `url` during its doc-test turn: a
+/// doc test running meanwhile takes what appears on the server while it
+/// runs for its own, and what goes for its doing.
+fn locked(dialect: Dialect, url: &str, statements: &[&str]) {
+    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::plan::StatementKind;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
+        let turn = match dialect {
+            Dialect::Postgres => {
+                "SELECT pg_advisory_lock(hashtext('runbook-test:server'))::text AS t"
+            }
+            _ => "SELECT GET_LOCK('runbook-test:server', 600) AS t",
+        };
+        let query = Shape {
+            kind: StatementKind::Query,
+            returns_rows: true,
+        };
+        db.run(turn, query).await.unwrap();
+        for sql in statements {
+            let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+            db.run(sql, Shape { kind, returns_rows })
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    });
+}
+
 /// The schemas on the server whose names match the LIKE `pattern`.
 fn schemas_like(url: &str, pattern: &str) -> Vec<String> {
     let sql = format!(
@@ -268,11 +302,13 @@ fn schemas_a_mysql_fixture_creates_are_dropped_and_existing_ones_kept() {
     );
 
     // A schema that was there before is the fixture's error, never dropped.
-    mysql(&url, "CREATE DATABASE rb_doctest_shop", false);
-    mysql(
+    locked(
+        Dialect::Mysql,
         &url,
-        "CREATE TABLE rb_doctest_shop.precious (id INT PRIMARY KEY)",
-        false,
+        &[
+            "CREATE DATABASE rb_doctest_shop",
+            "CREATE TABLE rb_doctest_shop.precious (id INT PRIMARY KEY)",
+        ],
     );
     let (code, out) = test(&["tests/data/doctest/mysql-schema.md"]);
     let kept = mysql(
@@ -280,7 +316,7 @@ fn schemas_a_mysql_fixture_creates_are_dropped_and_existing_ones_kept() {
         "SELECT TABLE_NAME AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rb_doctest_shop'",
         true,
     );
-    mysql(&url, "DROP DATABASE rb_doctest_shop", false);
+    locked(Dialect::Mysql, &url, &["DROP DATABASE rb_doctest_shop"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("tests/data/doctest/fixtures/shop-schema.sql:2:"),
@@ -346,7 +382,7 @@ fn an_interrupted_doc_test_rolls_back_and_drops_its_databases() {
 #[test]
 fn roles_a_postgres_fixture_creates_are_dropped_and_existing_ones_kept() {
     use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
-    use runbook_compile::plan::{Dialect, StatementKind};
+    use runbook_compile::plan::StatementKind;
     let Ok(url) = std::env::var("RUNBOOK_TEST_DB_POSTGRES") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -378,10 +414,10 @@ fn roles_a_postgres_fixture_creates_are_dropped_and_existing_ones_kept() {
         assert_eq!(sql(role), 0, "the role is gone: {out}");
     }
     // A role that was there before is the fixture's error, never dropped.
-    sql("CREATE ROLE rb_doctest_auditor");
+    locked(Dialect::Postgres, &url, &["CREATE ROLE rb_doctest_auditor"]);
     let (code, out) = test(&["tests/data/doctest/postgres-role.md"]);
     let kept = sql(role);
-    sql("DROP ROLE rb_doctest_auditor");
+    locked(Dialect::Postgres, &url, &["DROP ROLE rb_doctest_auditor"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("auditor-role.sql:2:")
@@ -389,4 +425,83 @@ fn roles_a_postgres_fixture_creates_are_dropped_and_existing_ones_kept() {
         "{out}"
     );
     assert_eq!(kept, 1, "{out}");
+}
+
+#[test]
+fn a_postgres_doc_test_leaves_no_role_however_it_was_made() {
+    let Ok(url) = std::env::var("RUNBOOK_TEST_DB_POSTGRES") else {
+        assert!(std::env::var_os("CI").is_none());
+        return;
+    };
+    let roles = "SELECT string_agg(rolname, ',' ORDER BY rolname) AS x FROM pg_roles WHERE rolname LIKE 'rb\\_doctest\\_%'";
+    let read = || postgres_text(&url, roles);
+    locked(
+        Dialect::Postgres,
+        &url,
+        &[
+            "DROP ROLE IF EXISTS rb_doctest_moved",
+            "DROP ROLE IF EXISTS rb_doctest_keep",
+            "CREATE ROLE rb_doctest_keep",
+        ],
+    );
+    // Twice: a role left by the first run would break the second.
+    for _ in 0..2 {
+        let (code, out) = test(&["tests/data/doctest/postgres-hidden-roles.md"]);
+        assert_eq!(code, Some(0), "{out}");
+        // The step's and the fixture's roles are gone; the renamed one has
+        // its name back.
+        assert_eq!(read().as_deref(), Some("rb_doctest_keep"), "{out}");
+    }
+    locked(Dialect::Postgres, &url, &["DROP ROLE rb_doctest_keep"]);
+}
+
+#[test]
+fn a_mysql_doc_test_leaves_nothing_outside_its_schema() {
+    let Some(url) = mysql_url() else { return };
+    locked(
+        Dialect::Mysql,
+        &url,
+        &[
+            "DROP DATABASE IF EXISTS rb_doctest_other",
+            "CREATE DATABASE rb_doctest_other",
+            "CREATE TABLE rb_doctest_other.kept (id INT)",
+        ],
+    );
+    for _ in 0..2 {
+        let (code, out) = test(&["tests/data/doctest/mysql-spill.md"]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("expected 5 rows, got 0"), "{out}");
+        let tables = mysql(
+            &url,
+            "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rb_doctest_other' ORDER BY 1",
+            true,
+        );
+        assert_eq!(tables, vec!["rb_doctest_other.kept".to_string()], "{out}");
+        let routines = mysql(
+            &url,
+            "SELECT ROUTINE_NAME AS x FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'rb_doctest_other'",
+            true,
+        );
+        assert_eq!(routines, Vec::<String>::new(), "{out}");
+        let users = mysql(
+            &url,
+            "SELECT User AS x FROM mysql.user WHERE User LIKE 'rb\\_doctest\\_%'",
+            true,
+        );
+        assert_eq!(users, Vec::<String>::new(), "{out}");
+    }
+    locked(Dialect::Mysql, &url, &["DROP DATABASE rb_doctest_other"]);
+}
+
+/// The text of the first column of the first row of `sql` on PostgreSQL.
+fn postgres_text(url: &str, sql: &str) -> Option<String> {
+    use runbook_compile::exec::db::SqlxDatabase;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut db = SqlxDatabase::connect(Dialect::Postgres, url).await.unwrap();
+        db.first_text(sql).await.unwrap()
+    })
 }

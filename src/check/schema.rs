@@ -108,7 +108,7 @@ impl Schema {
         let mut db = SqlxDatabase::connect(Dialect::Sqlite, "sqlite::memory:")
             .await
             .map_err(|e| e.message)?;
-        fixture::load(&mut db, path, &mut Vec::new())
+        fixture::load(&mut db, path)
             .await
             .map_err(|e| e.to_string())?;
         Schema::read(&mut db).await

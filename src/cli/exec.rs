@@ -619,7 +619,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     return Ok(EXIT_USAGE);
                 }
                 let path = dir.join(fixture);
-                match fixture::load(db.as_mut(), &path, &mut Vec::new()).await {
+                match fixture::load(db.as_mut(), &path).await {
                     Ok(n) => info(json, format!("fixture {} loaded into `{}` ({n} statements)", path.display(), c.name)),
                     Err(e) => {
                         eprintln!("error: fixture: {e}; nothing ran");

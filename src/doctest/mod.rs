@@ -6,18 +6,19 @@
 //! created on a configured server for the run and dropped afterwards,
 //! whether the run passed or not.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use tokio::sync::watch;
 
 use crate::compile::compile_file;
-use crate::compile::split::split;
 use crate::exec::db::{Database, Shape, SqlxDatabase};
 use crate::exec::fixture;
 use crate::exec::params;
 use crate::exec::run::{Ending, Event, Operator, Options, Runner, stopped};
 use crate::plan::{Dialect, Plan, StatementKind, Step, StepBody};
+
+mod cluster;
 
 /// Where server databases are created: an administrative URL per dialect.
 #[derive(Debug, Clone, Default)]
@@ -88,14 +89,11 @@ impl Operator for Unattended {
     }
 }
 
-/// A database made for one doc test, dropped by [`Throwaway::drop_now`]
-/// with what its fixture created at the level of the server (MySQL
-/// schemas, PostgreSQL roles).
+/// A database made for one doc test, dropped by [`Throwaway::drop_now`].
 struct Throwaway {
     dialect: Dialect,
     admin: String,
     name: String,
-    created: Vec<String>,
 }
 
 impl Throwaway {
@@ -121,7 +119,6 @@ impl Throwaway {
                 dialect,
                 admin: admin.to_string(),
                 name,
-                created: Vec::new(),
             },
             url,
         ))
@@ -140,114 +137,12 @@ impl Throwaway {
         } else {
             ""
         };
-        // MySQL schemas are databases; PostgreSQL roles go after the
-        // database, which held what they owned.
-        let (databases, roles): (Vec<&String>, Vec<&String>) = match self.dialect {
-            Dialect::Postgres => (vec![&self.name], self.created.iter().collect()),
-            _ => (
-                self.created.iter().chain([&self.name]).collect(),
-                Vec::new(),
-            ),
-        };
-        let drops = databases
-            .into_iter()
-            .map(|n| ("DATABASE", n, force))
-            .chain(roles.into_iter().map(|n| ("ROLE", n, "")));
-        for (what, name, suffix) in drops {
-            if let Ok(ident) = crate::template::identifier(name, self.dialect) {
-                let _ = db
-                    .run(&format!("DROP {what} IF EXISTS {ident}{suffix}"), quiet)
-                    .await;
-            }
+        if let Ok(ident) = crate::template::identifier(&self.name, self.dialect) {
+            let _ = db
+                .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
+                .await;
         }
     }
-}
-
-/// Holds the server's locks on the names of what a runbook's fixtures
-/// create at the level of the server (MySQL schemas, with `GET_LOCK`;
-/// PostgreSQL roles, with advisory locks), so doc tests whose fixtures
-/// create the same name take turns, in this process or another one on the
-/// same server. The locks go with the connection, when this is dropped.
-struct NameLocks {
-    _connection: Option<SqlxDatabase>,
-}
-
-/// How long a doc test waits for another one to release a name.
-const NAME_WAIT_SECONDS: u32 = 600;
-
-impl NameLocks {
-    /// Takes the locks on `names` on the `dialect` server at `admin`, in
-    /// name order.
-    async fn take(
-        dialect: Dialect,
-        admin: Option<&str>,
-        names: BTreeSet<String>,
-    ) -> Result<NameLocks, String> {
-        let Some(admin) = admin.filter(|_| !names.is_empty()) else {
-            return Ok(NameLocks { _connection: None });
-        };
-        let mut db = SqlxDatabase::connect(dialect, admin)
-            .await
-            .map_err(|e| e.message)?;
-        if dialect == Dialect::Postgres {
-            db.run(
-                &format!("SET lock_timeout = '{NAME_WAIT_SECONDS}s'"),
-                Shape {
-                    kind: StatementKind::Other,
-                    returns_rows: false,
-                },
-            )
-            .await
-            .map_err(|e| e.message)?;
-        }
-        for name in names {
-            // MySQL lock names are at most 64 characters; a cut name only
-            // makes two schemas share a turn.
-            let key: String = format!("runbook-test:{name}").chars().take(64).collect();
-            let key = crate::template::literal(&key.into(), dialect).map_err(|e| e.to_string())?;
-            let sql = match dialect {
-                Dialect::Postgres => {
-                    format!("SELECT 1 AS got FROM (SELECT pg_advisory_lock(hashtext({key}))) AS l")
-                }
-                _ => format!("SELECT GET_LOCK({key}, {NAME_WAIT_SECONDS}) AS got"),
-            };
-            let held = db
-                .first_value(&sql)
-                .await
-                .map_err(|e| e.message)?
-                .is_some_and(|v| v.as_i64() == Some(1));
-            if !held {
-                return Err(format!(
-                    "`{name}` stayed in use by another doc test for {NAME_WAIT_SECONDS} s"
-                ));
-            }
-        }
-        Ok(NameLocks {
-            _connection: Some(db),
-        })
-    }
-}
-
-/// The names the fixtures of `plan` on `dialect` create at the level of the
-/// server (lower-cased: MySQL schema names may be case-insensitive), read
-/// before any of them runs.
-fn fixture_names(plan: &Plan, dir: &Path, dialect: Dialect) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for c in plan.connections.iter().filter(|c| c.dialect == dialect) {
-        let Some(text) = c
-            .fixture
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(dir.join(f)).ok())
-        else {
-            continue;
-        };
-        for stmt in split(&text, dialect).statements {
-            if let Ok(Some(name)) = fixture::created_object(&text[stmt.start..stmt.end], dialect) {
-                names.insert(name.to_lowercase());
-            }
-        }
-    }
-    names
 }
 
 /// `url` with its database (path) replaced by `name`.
@@ -319,18 +214,29 @@ pub async fn run_doctest(
             return Outcome::Broken(format!("test values: {}", text.join("; ")));
         }
     };
+    // The server's turn, MySQL's before PostgreSQL's (one order, so two
+    // doc tests never wait for each other), and what is on it before.
+    let servers_used: Vec<(Dialect, &str)> = [
+        (Dialect::Mysql, servers.mysql.as_deref()),
+        (Dialect::Postgres, servers.postgres.as_deref()),
+    ]
+    .into_iter()
+    .filter(|(d, _)| plan.connections.iter().any(|c| c.dialect == *d))
+    .filter_map(|(d, admin)| admin.map(|a| (d, a)))
+    .collect();
     let take = async {
-        let mysql = fixture_names(&plan, &dir, Dialect::Mysql);
-        let postgres = fixture_names(&plan, &dir, Dialect::Postgres);
-        Ok::<_, String>((
-            NameLocks::take(Dialect::Mysql, servers.mysql.as_deref(), mysql).await?,
-            NameLocks::take(Dialect::Postgres, servers.postgres.as_deref(), postgres).await?,
-        ))
+        let mut taken = Vec::new();
+        for (dialect, admin) in &servers_used {
+            let turn = cluster::Turn::take(*dialect, admin).await?;
+            let before = cluster::Objects::read(*dialect, admin).await?;
+            taken.push((turn, before));
+        }
+        Ok::<_, String>(taken)
     };
-    let _turn = tokio::select! {
+    let turns = tokio::select! {
         taken = take => match taken {
-            Ok(locks) => locks,
-            Err(e) => return Outcome::Broken(format!("cannot take the names the fixtures create: {e}")),
+            Ok(turns) => turns,
+            Err(e) => return Outcome::Broken(format!("cannot take the server for the doc test: {e}")),
         },
         () = stopped(interrupt.clone()) => {
             return Outcome::Broken("interrupted while waiting for another doc test".to_string());
@@ -338,10 +244,33 @@ pub async fn run_doctest(
     };
     let mut throwaways = Vec::new();
     let result = build_and_run(&plan, &dir, servers, &values, &mut throwaways, interrupt).await;
+    let names: Vec<String> = throwaways.iter().map(|t| t.name.clone()).collect();
     for t in throwaways {
         t.drop_now().await;
     }
-    result
+    let mut left = Vec::new();
+    for ((dialect, admin), (_turn, before)) in servers_used.iter().zip(&turns) {
+        left.extend(before.restore(*dialect, admin, &names).await);
+    }
+    with_leftovers(result, &left)
+}
+
+/// `outcome`, failed with `left`: what the doc test changed on the server
+/// that could not be undone.
+fn with_leftovers(outcome: Outcome, left: &[String]) -> Outcome {
+    if left.is_empty() {
+        return outcome;
+    }
+    let text = format!("the doc test changed the server: {}", left.join("; "));
+    match outcome {
+        Outcome::Ran { id, cases, error } => Outcome::Ran {
+            id,
+            cases,
+            error: Some(error.map_or(text.clone(), |e| format!("{e}; {text}"))),
+        },
+        Outcome::Broken(e) => Outcome::Broken(format!("{e}; {text}")),
+        other => other,
+    }
 }
 
 async fn build_and_run(
@@ -385,15 +314,11 @@ async fn build_and_run(
             }
         };
         if let Some(f) = &c.fixture {
-            let mut created = Vec::new();
             let path = dir.join(f);
             let loaded = tokio::select! {
-                loaded = fixture::load(&mut db, &path, &mut created) => loaded.map_err(|e| format!("fixture {e}")),
+                loaded = fixture::load(&mut db, &path) => loaded.map_err(|e| format!("fixture {e}")),
                 () = stopped(interrupt.clone()) => Err("interrupted while loading the fixture".to_string()),
             };
-            if let Some(t) = throwaways.last_mut() {
-                t.created.extend(created);
-            }
             if let Err(e) = loaded {
                 return Outcome::Broken(e);
             }

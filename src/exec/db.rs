@@ -351,7 +351,7 @@ impl SqlxDatabase {
     }
 
     /// The first column of the first row of `sql` as text, if any (not NULL).
-    async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
+    pub async fn first_text(&mut self, sql: &str) -> Result<Option<String>, DbError> {
         Ok(self.first_value(sql).await?.and_then(text))
     }
 
