@@ -167,6 +167,8 @@ fn the_site_publishes_nothing_private_and_reads_nothing_outside_its_book() {
     let (code, shown) = cli(&["book", root.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("outside the book"), "{shown}");
+    // Messages name the book's own files, never the staged copy.
+    assert!(!shown.contains("runbook-book"), "{shown}");
     let site = root.join("book");
     let published = files_under(&site);
     assert!(

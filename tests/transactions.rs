@@ -247,9 +247,19 @@ async fn a_write_no_rollback_undoes_is_never_made_inside_a_transaction_or_a_dry_
     );
     let (code, shown) = exec(&rb, &url, dir.path(), &[]);
     let kept = value(&mut db, &format!("SELECT COUNT(*) FROM {t}")).await;
-    run(&mut db, &format!("DROP TABLE {t}, {t}_inno")).await;
     assert_eq!(code, Some(0), "{shown}");
     assert_eq!(kept.as_deref(), Some("1"), "{shown}");
+    // Reading it inside a transaction, to write a transactional table, is
+    // no write to it.
+    let copy = format!(
+        "```sql {{#copy}}\nBEGIN;\nINSERT INTO {t}_inno (id) SELECT id FROM {t} WHERE id = 2;\n-- @expect 1\nCOMMIT;\n```\n"
+    );
+    let rb = runbook(dir.path(), "myisam-read", Dialect::Mysql, "", &copy);
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    let inno = value(&mut db, &format!("SELECT COUNT(*) FROM {t}_inno")).await;
+    run(&mut db, &format!("DROP TABLE {t}, {t}_inno")).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(inno.as_deref(), Some("1"), "{shown}");
 }
 
 #[tokio::test]

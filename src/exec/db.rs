@@ -850,6 +850,29 @@ impl Database for SqlxDatabase {
             .filter(|t| !matches!(t.kind, crate::compile::lex::TokenKind::Space))
             .map(|t| sql[t.start..t.end].trim_matches(['`', '"']).to_lowercase())
             .collect();
+        // An INSERT or REPLACE writes only the table it names before its
+        // columns or rows: what its SELECT reads stays untouched.
+        let tokens = match tokens.first().map(String::as_str) {
+            Some("insert" | "replace") => {
+                let end = tokens
+                    .iter()
+                    .position(|t| {
+                        matches!(
+                            t.as_str(),
+                            "(" | "values"
+                                | "value"
+                                | "select"
+                                | "set"
+                                | "table"
+                                | "with"
+                                | "partition"
+                        )
+                    })
+                    .unwrap_or(tokens.len());
+                tokens[..end].to_vec()
+            }
+            _ => tokens,
+        };
         let mut found: Vec<String> = Vec::new();
         for (i, name) in tokens.iter().enumerate() {
             let qualified = (tokens.get(i + 1).map(String::as_str) == Some("."))

@@ -134,8 +134,18 @@ impl IncludeResolver for DiskResolver {
             return Err(ResolveError::UriReadNotSupported);
         };
         if let Some(root) = &self.root {
-            let inside = std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(root));
-            if !inside {
+            let real = std::fs::canonicalize(&path);
+            if real
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                && std::fs::symlink_metadata(&path).is_err()
+            {
+                return Err(ResolveError::Io(format!(
+                    "{path} is not in the book's folder {} (a link that leads out of it is not followed)",
+                    root.display()
+                )));
+            }
+            if !real.is_ok_and(|p| p.starts_with(root)) {
                 return Err(ResolveError::Io(format!(
                     "{path} is outside the book's folder {}; the site reads nothing outside it",
                     root.display()
