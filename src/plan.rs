@@ -64,6 +64,8 @@ pub enum ParamType {
     IntList,
     /// A non-empty list of texts.
     TextList,
+    /// Text that is never shown (format section 12): `***` in its place.
+    Secret,
 }
 
 impl ParamType {
@@ -75,6 +77,7 @@ impl ParamType {
             "date" => Some(ParamType::Date),
             "int-list" => Some(ParamType::IntList),
             "text-list" => Some(ParamType::TextList),
+            "secret" => Some(ParamType::Secret),
             _ => None,
         }
     }
@@ -87,6 +90,7 @@ impl ParamType {
             ParamType::Date => "date",
             ParamType::IntList => "int-list",
             ParamType::TextList => "text-list",
+            ParamType::Secret => "secret",
         }
     }
 }
@@ -433,6 +437,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The names of the `secret` parameters, whose values are never shown.
+    pub fn secrets(&self) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|p| p.ty == ParamType::Secret)
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
     /// The SQL steps, in order: each step's index, the step, its
     /// connection's name and its statements.
     pub fn sql_steps(&self) -> impl Iterator<Item = (usize, &Step, &str, &[Statement])> {

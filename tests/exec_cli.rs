@@ -350,7 +350,7 @@ fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(shown.contains("Type COMMIT to commit"), "{shown}");
     assert!(
-        shown.contains("expected ~42018 ±10% (37816..46220), actual 42016"),
+        shown.contains("expected ~42018 ±10% (37816..46220) rows changed, actual 42016"),
         "{shown}"
     );
     assert!(shown.contains("ok: 20 statements"), "{shown}");

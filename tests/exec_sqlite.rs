@@ -193,9 +193,22 @@ async fn confirm_shows_the_review_and_commits_when_the_operator_types_commit() {
     let review = &operator.reviews[0];
     assert!(
         review.contains("DELETE FROM point_info WHERE system_id = 9")
-            && review.contains("expected 6, actual 6"),
+            && review.contains("expected 6 rows changed, actual 6"),
         "{review}"
     );
+    // The gate shows what it checked: its row's values and the assertion
+    // with the values it read, not a count of rows returned.
+    let n = review
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("first row: n="))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{review}"));
+    let before: u64 = n.parse::<u64>().unwrap() + 6;
+    assert!(
+        review.contains(&format!("n={n}  before={before}  n == before - 6 ✓")),
+        "{review}"
+    );
+    assert!(!review.contains("rows returned"), "{review}");
     assert!(events.iter().any(|e| matches!(e, Event::Committed { .. })));
     assert_eq!(
         query(&mut open(&url).await, "SELECT * FROM point_info").await,

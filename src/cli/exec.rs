@@ -13,7 +13,7 @@ use runbook_compile::exec::journal::{
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::DbUrl;
-use runbook_compile::plan::{Dialect, Plan, StatementKind, Step, StepBody, one_line};
+use runbook_compile::plan::{Dialect, OnFail, Plan, StatementKind, Step, StepBody, one_line};
 
 use crate::{EXIT_USAGE, compile_reported};
 
@@ -256,10 +256,23 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
             expect,
             passed,
             failure,
+            checks,
             elapsed,
             ..
         } => {
-            let mark = if *passed { "✓" } else { "✗" };
+            let warned = !*passed && plan.steps[*step].on_fail == OnFail::Warn;
+            let mark = match (*passed, warned) {
+                (true, _) => "✓",
+                (false, true) => "!",
+                (false, false) => "✗",
+            };
+            let failure = &failure.as_ref().map(|f| {
+                if warned {
+                    format!("warning (on-fail=warn): {f}")
+                } else {
+                    f.clone()
+                }
+            });
             let control = matches!(
                 plan.steps[*step].body,
                 StepBody::Sql { ref statements, .. } if matches!(statements[*index].kind, StatementKind::Begin | StatementKind::Rollback)
@@ -267,7 +280,10 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
             let check = match (expect, failure) {
                 (_, None) if control => String::new(),
                 (_, Some(f)) => format!("  {f}"),
-                (Some(e), None) => format!("  expect {e} → {count}"),
+                (Some(e), None) if checks.is_empty() => format!("  expect {e} → {count}"),
+                (Some(e), None) => format!("  expect {e} → {count}  {}", checks.join("  ")),
+                // A gate: what it checked, not how many rows it returned.
+                (None, None) if !checks.is_empty() => format!("  {}", checks.join("  ")),
                 (None, None) => format!("  {count} rows"),
             };
             writeln!(
@@ -284,11 +300,13 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
             count,
             passed,
             failure,
+            output,
         } => {
             let mark = if *passed { "✓" } else { "✗" };
+            let printed: String = output.lines().map(|l| format!("\n      │ {l}")).collect();
             writeln!(
                 out,
-                "  {mark} {}  shell: {count} lines{}",
+                "  {mark} {}  shell: {count} lines{}{printed}",
                 plan.steps[*step].id,
                 failure
                     .as_deref()
@@ -389,6 +407,134 @@ pub struct ExecArgs<'a> {
     pub confirm_target: &'a [String],
 }
 
+/// What a command line to go on after a stop holds.
+struct Again<'a> {
+    file: &'a Path,
+    run: &'a str,
+    journal: Option<&'a Path>,
+    params: &'a [(String, String)],
+    secrets: &'a [&'a str],
+}
+
+/// The three facts every stop ends with: what is committed (transactions,
+/// and statements and shell steps that ran outside one), what was rolled
+/// back, and the command to go on with.
+fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -> Vec<String> {
+    let mut committed = Vec::new();
+    let mut rolled_back = Vec::new();
+    for e in events {
+        match e {
+            Event::Committed {
+                step, connection, ..
+            } => committed.push(format!(
+                "the transaction of step `{}` on `{connection}`",
+                plan.steps[*step].id
+            )),
+            Event::CommitResolved {
+                step,
+                connection,
+                committed: true,
+                ..
+            } => committed.push(format!(
+                "the transaction of step `{}` on `{connection}` (settled on resume)",
+                plan.steps[*step].id
+            )),
+            Event::Statement {
+                step,
+                index,
+                in_transaction: false,
+                ..
+            } if !dry_run => {
+                let writes = matches!(
+                    &plan.steps[*step].body,
+                    StepBody::Sql { statements, .. } if !matches!(statements[*index].kind, StatementKind::Query | StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback)
+                        && !statements[*index].sql.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("SET "))
+                );
+                if writes {
+                    committed.push(format!(
+                        "`{}#{}` (outside a transaction: it took effect when it ran)",
+                        plan.steps[*step].id,
+                        index + 1
+                    ));
+                }
+            }
+            Event::Shell { step, .. } if !dry_run => committed.push(format!(
+                "shell step `{}` (whatever it did)",
+                plan.steps[*step].id
+            )),
+            Event::RolledBack { connection, reason } => {
+                rolled_back.push(format!("the open transaction on `{connection}` ({reason})"));
+            }
+            _ => {}
+        }
+    }
+    let list = |items: &[String], none: &str| {
+        if items.is_empty() {
+            none.to_string()
+        } else {
+            items.join("; ")
+        }
+    };
+    let mut command = format!(
+        "runbook-compile exec {}",
+        shell_word(&again.file.display().to_string())
+    );
+    if let Some(dir) = again.journal {
+        command.push_str(&format!(
+            " --journal {}",
+            shell_word(&dir.display().to_string())
+        ));
+    }
+    for (name, value) in again.params {
+        let value = if again.secrets.contains(&name.as_str()) {
+            "...".to_string()
+        } else {
+            value.clone()
+        };
+        command.push_str(&format!(
+            " --param {}",
+            shell_word(&format!("{name}={value}"))
+        ));
+    }
+    let next = if dry_run {
+        format!("next: fix what failed, then rehearse again: {command} --dry-run")
+    } else if committed.is_empty() {
+        format!("next: nothing took effect; fix what failed, then run it again: {command}")
+    } else {
+        format!(
+            "next: fix what failed, then go on from where it stopped: {command} --resume {} (with the same connections)",
+            again.run
+        )
+    };
+    vec![
+        format!(
+            "committed: {}",
+            list(
+                &committed,
+                if dry_run {
+                    "nothing (a dry run)"
+                } else {
+                    "nothing"
+                }
+            )
+        ),
+        format!("rolled back: {}", list(&rolled_back, "nothing")),
+        next,
+    ]
+}
+
+/// `word` as the shell reads it back: in single quotes unless plain.
+fn shell_word(word: &str) -> String {
+    let plain = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=@:,+".contains(c));
+    if plain && !word.is_empty() {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// The journal of `runbook`'s newest run in `dir`.
 fn latest_run(dir: &Path, runbook: &str) -> Option<std::path::PathBuf> {
     let mut runs: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
@@ -426,6 +572,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         json,
         confirm_target,
     } = args;
+    let (journal_flag, given_params) = (journal, given);
     let Some(plan) = compile_reported(file)? else {
         return Ok(EXIT_USAGE);
     };
@@ -456,6 +603,13 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
         eprintln!("error: these parameter values cannot go into their statements; nothing ran");
         return Ok(EXIT_USAGE);
+    }
+    for (name, value) in given {
+        if plan.secrets().contains(&name.as_str()) && !value.starts_with('@') {
+            eprintln!(
+                "warning: the secret --param {name}=... can be read by every user of this machine (ps, /proc); give it as --param {name}=@FILE, a file only you can read"
+            );
+        }
     }
     let mut urls: BTreeMap<String, DbUrl> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -725,6 +879,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             env,
             interrupt: Some(interrupt),
             resume_after: resume_point.as_ref().and_then(|(_, p)| p.after),
+            width: console::Term::stderr()
+                .size_checked()
+                .map_or(0, |(_, columns)| usize::from(columns)),
         };
         info(
             json,
@@ -840,6 +997,16 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .iter()
             .filter(|e| matches!(e, Event::Kept { .. }))
             .count();
+        let facts: Vec<Event> = runner.events().to_vec();
+        let warnings = facts
+            .iter()
+            .filter(|e| matches!(e, Event::Statement { passed: false, .. } | Event::Shell { passed: false, .. }))
+            .count();
+        let held = if warnings == 0 {
+            "every check held".to_string()
+        } else {
+            format!("{warnings} checks did not hold and were warnings (on-fail=warn), every other check held")
+        };
         drop(runner);
         let _ = screen.out.flush();
         let message = match &ending {
@@ -864,7 +1031,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     .count();
                 let unchecked = events_unchecked;
                 if dry_run {
-                    info(json, format!("dry run ok: {statements} statements in {sql_steps} SQL steps, every check held; nothing was committed"));
+                    info(json, format!("dry run ok: {statements} statements in {sql_steps} SQL steps, {held}; nothing was committed"));
                     if kept > 0 {
                         info(json, format!("{kept} changes that no rollback undoes stayed (marked ! above): the database is not exactly as before"));
                     }
@@ -872,12 +1039,27 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                         info(json, format!("{unchecked} results were not checked: they follow a MySQL statement that a dry run skipped or rolled back"));
                     }
                 } else {
-                    info(json, format!("ok: {statements} statements in {sql_steps} SQL steps, every check held"));
+                    info(json, format!("ok: {statements} statements in {sql_steps} SQL steps, {held}"));
                 }
             }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),
             Ending::Error(m) => eprintln!("error: {}", scrub(m)),
             Ending::Declined(m) => eprintln!("stopped: {}", scrub(m)),
+        }
+        if ending != Ending::Success {
+            let run = resume_point
+                .as_ref()
+                .map_or(new_run_id.clone(), |(_, p)| p.run_id.clone());
+            let again = Again {
+                file,
+                run: &run,
+                journal: journal_flag,
+                params: given_params,
+                secrets: &plan.secrets(),
+            };
+            for line in stop_facts(&plan, &facts, dry_run, &again) {
+                eprintln!("{}", scrub(&line));
+            }
         }
         Ok(ending.exit_code())
     })

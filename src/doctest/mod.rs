@@ -388,6 +388,7 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                 passed,
                 failure,
                 count,
+                ..
             } => {
                 let s = &plan.steps[*step];
                 out.push(CaseResult {

@@ -72,6 +72,9 @@ pub enum Record<'a> {
         passed: bool,
         /// Why not.
         failure: Option<&'a str>,
+        /// Each assertion that held, with the values it read.
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        checks: &'a [String],
         /// Milliseconds it took.
         ms: u128,
     },
@@ -87,6 +90,8 @@ pub enum Record<'a> {
         passed: bool,
         /// Why not.
         failure: Option<&'a str>,
+        /// The tail of what it printed, bounded, secrets masked.
+        output: &'a str,
     },
     /// A sign-off item was answered.
     SignOff {
@@ -361,6 +366,7 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             expect,
             passed,
             failure,
+            checks,
             elapsed,
             ..
         } => Record::Statement {
@@ -371,6 +377,7 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             expect: *expect,
             passed: *passed,
             failure: failure.as_deref(),
+            checks,
             ms: elapsed.as_millis(),
         },
         Event::Shell {
@@ -378,12 +385,14 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             count,
             passed,
             failure,
+            output,
         } => Record::Shell {
             position: (*s, 0),
             step: step(s),
             count: *count,
             passed: *passed,
             failure: failure.as_deref(),
+            output,
         },
         Event::SignedOff {
             step: s,

@@ -129,7 +129,7 @@ pub fn parse(name: &str, ty: ParamType, raw: &str, base: &Path) -> Result<ParamV
     Ok(match ty {
         ParamType::Int => ParamValue::Int(int(&items[0])?),
         ParamType::IntList => ParamValue::IntList(items.iter().map(int).collect::<Result<_, _>>()?),
-        ParamType::Text => ParamValue::Text(items[0].0.clone()),
+        ParamType::Text | ParamType::Secret => ParamValue::Text(items[0].0.clone()),
         ParamType::TextList => ParamValue::TextList(items.into_iter().map(|(s, _)| s).collect()),
         ParamType::Date => {
             let (s, w) = &items[0];

@@ -68,6 +68,9 @@ pub enum Event {
         passed: bool,
         /// Why a check failed.
         failure: Option<String>,
+        /// Each assertion that held, with the values it read
+        /// (`live=10579 snap=10579  live == snap ✓`).
+        checks: Vec<String>,
         /// How long it took.
         elapsed: Duration,
         /// Whether it ran inside an open transaction (whose outcome a
@@ -84,6 +87,9 @@ pub enum Event {
         passed: bool,
         /// Why a check failed.
         failure: Option<String>,
+        /// The tail of what it printed (stdout, then stderr), bounded, with
+        /// secrets masked.
+        output: String,
     },
     /// A sign-off item was answered.
     SignedOff {
@@ -232,6 +238,9 @@ pub struct Options {
     pub dir: PathBuf,
     /// `RUNBOOK_PARAM_<NAME>` values for shell steps.
     pub env: Vec<(String, String)>,
+    /// The terminal's width in columns, for the review before COMMIT
+    /// (0: 100).
+    pub width: usize,
 }
 
 /// A statement's result, kept for the review before COMMIT.
@@ -240,6 +249,14 @@ struct Reviewed {
     expect: Option<Expect>,
     count: u64,
     passed: bool,
+    /// Whether it returned rows (its count is then rows returned).
+    returned_rows: bool,
+    /// The first row's values, for a query with assertions (a gate).
+    row: Option<Vec<(String, Value)>>,
+    /// Each assertion that held, with the values it read.
+    checks: Vec<String>,
+    /// Why a check failed.
+    failure: Option<String>,
 }
 
 /// Runs plans on a set of connections.
@@ -568,18 +585,24 @@ impl<'a> Runner<'a> {
                 .run(&sql, shape)
                 .await
                 .map_err(|e| failed(stmt, &sql, &e))?;
+            let mut checks = Vec::new();
             let failure = stmt
                 .expect
                 .filter(|e| !e.holds(outcome.count))
                 .map(|e| format!("expected {e} rows, got {}", outcome.count))
                 .or_else(|| {
-                    self.assertions(
+                    match self.assertions(
                         &stmt.asserts,
                         outcome.count,
                         outcome.first_row.as_deref(),
                         dialect,
-                    )
-                    .err()
+                    ) {
+                        Ok(held) => {
+                            checks = held;
+                            None
+                        }
+                        Err(e) => Some(e),
+                    }
                 });
             all_hold &= failure.is_none();
             self.emit(Event::Statement {
@@ -590,6 +613,7 @@ impl<'a> Runner<'a> {
                 expect: stmt.expect,
                 passed: failure.is_none(),
                 failure,
+                checks,
                 elapsed: Duration::ZERO,
                 in_transaction: false,
             })
@@ -1236,7 +1260,7 @@ impl<'a> Runner<'a> {
         self.emit(Event::Running {
             step: si,
             index: ti,
-            sql: sql.clone(),
+            sql: self.masked(&sql),
             in_transaction: self.open.contains_key(connection),
         })?;
         let dry = self.options.dry_run;
@@ -1291,7 +1315,7 @@ impl<'a> Runner<'a> {
                 if e.message == INTERRUPTED {
                     return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
                 }
-                let message = failed(stmt, &wire.sql, &e);
+                let message = self.masked(&failed(stmt, &wire.sql, &e));
                 // The server's own answer (it has codes): the statement was
                 // not applied. A lost connection or a timeout has none.
                 if e.sqlstate.is_some() || e.mysql_number.is_some() {
@@ -1307,7 +1331,7 @@ impl<'a> Runner<'a> {
         // The server has applied it; the journal does not know yet.
         failpoint(&format!("answered:{}:{ti}", step.id));
         let ran = Ran {
-            sql,
+            sql: self.masked(&sql),
             outcome,
             elapsed: started.elapsed(),
             rolled_back: self.options.dry_run
@@ -1549,15 +1573,17 @@ impl<'a> Runner<'a> {
         let mut failure = expect
             .filter(|e| !e.holds(outcome.count))
             .map(|e| format!("expected {e} rows, got {}", outcome.count));
+        let mut checks = Vec::new();
         if failure.is_none() {
-            failure = self
-                .assertions(
-                    &stmt.asserts,
-                    outcome.count,
-                    outcome.first_row.as_deref(),
-                    dialect,
-                )
-                .err();
+            match self.assertions(
+                &stmt.asserts,
+                outcome.count,
+                outcome.first_row.as_deref(),
+                dialect,
+            ) {
+                Ok(held) => checks = held,
+                Err(e) => failure = Some(e),
+            }
         }
         if failure.is_none()
             && let Some(name) = &stmt.capture
@@ -1593,6 +1619,13 @@ impl<'a> Runner<'a> {
                 expect,
                 count: outcome.count,
                 passed,
+                returned_rows: outcome.returned_rows,
+                row: outcome
+                    .first_row
+                    .clone()
+                    .filter(|_| !stmt.asserts.is_empty()),
+                checks: checks.clone(),
+                failure: failure.clone(),
             });
         }
         if let Some(reason) = unchecked {
@@ -1611,6 +1644,7 @@ impl<'a> Runner<'a> {
             expect,
             passed,
             failure: failure.clone(),
+            checks,
             elapsed,
             in_transaction,
         })?;
@@ -1646,7 +1680,11 @@ impl<'a> Runner<'a> {
         } else if self.unattended() || self.options.yes {
             all_passed
         } else {
-            let review = review(reviewed);
+            let width = match self.options.width {
+                0 => 100,
+                w => w,
+            };
+            let review = review(reviewed, width, &self.plan.secrets());
             self.operator.confirm_commit(&review)
         };
         if asks {
@@ -1708,15 +1746,48 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// `text` with every secret parameter's value as `***`: as a SQL
+    /// literal of any of the plan's dialects (`'***'`), and as itself.
+    fn masked(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for name in self.plan.secrets() {
+            let Some(v) = self
+                .values
+                .get(name)
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            else {
+                continue;
+            };
+            let dialects = self
+                .plan
+                .connections
+                .iter()
+                .map(|c| c.dialect)
+                .chain([self.plan.dialect]);
+            for dialect in dialects {
+                if let Ok(literal) = crate::template::literal(v, dialect) {
+                    out = out.replace(&literal, "'***'");
+                }
+            }
+            out = out.replace(v.as_str().unwrap_or_default(), "***");
+        }
+        out
+    }
+
+    /// Checks `asserts` over the result (`rows`, the first row's columns)
+    /// and the run's values. Each that holds gives a line naming the values
+    /// it read and itself (`live=10579 snap=10579  live == snap ✓`); the
+    /// first that does not is the error, with those values.
     fn assertions(
         &self,
         asserts: &[Assertion],
         count: u64,
         row: Option<&[(String, Value)]>,
         dialect: Dialect,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
+        let mut held = Vec::new();
         if asserts.is_empty() {
-            return Ok(());
+            return Ok(held);
         }
         let env = crate::template::environment(dialect);
         let mut ctx = self.values.clone();
@@ -1737,6 +1808,7 @@ impl<'a> Runner<'a> {
             {
                 return Err(format!("assert `{}`: {}", a.expr, crate::exact::ROUNDED));
             }
+            let operands = operands(&a.expr, &names, &ctx, &self.plan.secrets());
             let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
             let exact_ctx: BTreeMap<String, Value>;
             let source: String;
@@ -1751,7 +1823,14 @@ impl<'a> Runner<'a> {
                 (expr, &ctx)
             };
             match expr.eval(ctx) {
-                Ok(v) if v.is_true() => {}
+                Ok(v) if v.is_true() => held.push(format!("{operands}  {} ✓", a.expr)),
+                Ok(_) if !operands.is_empty() => {
+                    return Err(format!(
+                        "assert `{}` does not hold: {}",
+                        a.expr,
+                        operands.replace('=', " = ").replace("  ", ", ")
+                    ));
+                }
                 Ok(v) => return Err(format!("assert `{}` does not hold (it is {v})", a.expr)),
                 Err(e) if exact && e.kind() == minijinja::ErrorKind::InvalidOperation => {
                     return Err(format!(
@@ -1782,7 +1861,7 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(held)
     }
 
     async fn shell_step(
@@ -1822,13 +1901,11 @@ impl<'a> Runner<'a> {
             None => run.await,
         }
         .map_err(|e| Stop::Db(format!("{}: cannot run bash: {e}", step.location)))?;
+        let printed = self.masked(&tail(&output.stdout, &output.stderr));
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(Stop::Db(format!(
-                "{}: shell step failed ({}): {}",
-                step.location,
-                output.status,
-                stderr.trim()
+                "{}: shell step failed ({}); what it printed last:\n{}",
+                step.location, output.status, printed
             )));
         }
         // Its lines become values: bytes that are not UTF-8 would be
@@ -1871,6 +1948,7 @@ impl<'a> Runner<'a> {
             count,
             passed: failure.is_none(),
             failure: failure.clone(),
+            output: printed,
         })?;
         match failure {
             Some(f) if step.on_fail == OnFail::Stop => Err(Stop::Check(format!(
@@ -1880,6 +1958,32 @@ impl<'a> Runner<'a> {
             _ => Ok(()),
         }
     }
+}
+
+/// The most a shell step's printed tail keeps: lines, and characters a line.
+const TAIL_LINES: usize = 20;
+const TAIL_WIDTH: usize = 200;
+
+/// The last [`TAIL_LINES`] lines a shell step printed, stdout then stderr,
+/// each cut at [`TAIL_WIDTH`] characters.
+fn tail(stdout: &[u8], stderr: &[u8]) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(stdout),
+        String::from_utf8_lossy(stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let skipped = lines.len().saturating_sub(TAIL_LINES);
+    let mut out: Vec<String> = Vec::new();
+    if skipped > 0 {
+        out.push(format!("({skipped} lines before these)"));
+    }
+    out.extend(
+        lines[skipped..]
+            .iter()
+            .map(|l| crate::plan::one_line(l, TAIL_WIDTH)),
+    );
+    out.join("\n")
 }
 
 /// The value a capture stores: one column's value, or a map of columns.
@@ -1892,20 +1996,149 @@ fn capture_value(row: Option<&[(String, Value)]>) -> Option<Value> {
     Some(Value::from(map))
 }
 
-/// The review shown before COMMIT: every statement with expected and actual counts.
-fn review(reviewed: &[Reviewed]) -> String {
+/// The values an assertion reads, in the order its text names them:
+/// `live=10579 snap=10579` (a secret parameter as `***`, a long value cut).
+fn operands(
+    expr: &str,
+    names: &std::collections::HashSet<String>,
+    ctx: &BTreeMap<String, Value>,
+    secrets: &[&str],
+) -> String {
+    let mut named: Vec<(usize, &String)> = names
+        .iter()
+        .filter(|n| ctx.contains_key(*n))
+        .map(|n| (first_word(expr, n).unwrap_or(usize::MAX), n))
+        .collect();
+    named.sort();
+    named
+        .into_iter()
+        .map(|(_, n)| {
+            let shown = if secrets.contains(&n.as_str()) {
+                "***".to_string()
+            } else {
+                shown_value(&ctx[n])
+            };
+            format!("{n}={shown}")
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// Where `name` first stands as a whole word in `text`.
+fn first_word(text: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(name).map(|(i, _)| i).find(|&i| {
+        !text[..i].chars().next_back().is_some_and(word)
+            && !text[i + name.len()..].chars().next().is_some_and(word)
+    })
+}
+
+/// A value as the operator reads it on one line: text in quotes when it
+/// is empty or holds spaces, cut at 40 characters.
+pub fn shown_value(v: &Value) -> String {
+    let text = if v.is_none() || v.is_undefined() {
+        "NULL".to_string()
+    } else if let Some(s) = v.as_str() {
+        if s.is_empty() || s.chars().any(char::is_whitespace) {
+            format!("'{}'", s.replace('\n', "\\n"))
+        } else {
+            s.to_string()
+        }
+    } else {
+        v.to_string()
+    };
+    crate::plan::one_line(&text, 40)
+}
+
+/// The review shown before COMMIT: every statement of the transaction,
+/// wrapped to `width` columns, with what was checked: its expectation and
+/// count, and for a gate the values of its first row and each assertion
+/// with the values it read. A count nobody checks is said for what it is.
+fn review(reviewed: &[Reviewed], width: usize, secrets: &[&str]) -> String {
     let mut out = String::new();
-    for r in reviewed {
+    let width = width.max(40);
+    for (n, r) in reviewed.iter().enumerate() {
         let mark = if r.passed { "✓" } else { "✗" };
-        let expected = r
-            .expect
-            .map(|e| format!("expected {e}, "))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {mark} {}  ({expected}actual {})\n",
-            crate::plan::one_line(&r.sql, 60),
-            r.count
-        ));
+        let lead = format!("  {mark} {}. ", n + 1);
+        for (i, line) in wrap(&r.sql, width - lead.chars().count())
+            .iter()
+            .enumerate()
+        {
+            if i == 0 {
+                out.push_str(&lead);
+            } else {
+                out.push_str(&" ".repeat(lead.chars().count()));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        let pad = " ".repeat(lead.chars().count());
+        let noun = if r.returned_rows {
+            "rows returned"
+        } else {
+            "rows changed"
+        };
+        match (r.expect, r.checks.is_empty() && r.row.is_none()) {
+            (Some(e), _) => {
+                out.push_str(&format!("{pad}expected {e} {noun}, actual {}\n", r.count))
+            }
+            (None, true) if r.failure.is_none() => {
+                out.push_str(&format!("{pad}{} {noun} (not checked)\n", r.count));
+            }
+            (None, _) => {}
+        }
+        if let Some(row) = &r.row {
+            let values: Vec<String> = row
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if secrets.contains(&k.as_str()) {
+                        "***".into()
+                    } else {
+                        shown_value(v)
+                    };
+                    format!("{k}={shown}")
+                })
+                .collect();
+            out.push_str(&format!("{pad}first row: {}\n", values.join("  ")));
+        }
+        for check in &r.checks {
+            out.push_str(&format!("{pad}{}\n", check.trim_start()));
+        }
+        if let Some(f) = &r.failure {
+            out.push_str(&format!("{pad}✗ {f}\n"));
+        }
     }
     out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces where
+/// it can be (a longer word is cut), its own line breaks kept.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(20);
+    let mut lines = Vec::new();
+    for source in text.trim().lines() {
+        let mut line = String::new();
+        for word in source.split(' ') {
+            let mut word = word.to_string();
+            while word.chars().count() > width {
+                if !line.is_empty() {
+                    lines.push(std::mem::take(&mut line));
+                }
+                let head: String = word.chars().take(width).collect();
+                word = word.chars().skip(width).collect();
+                lines.push(head);
+            }
+            let needed =
+                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            if needed > width && !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&word);
+        }
+        lines.push(line);
+    }
+    lines
 }
