@@ -12,7 +12,7 @@ use runbook_compile::exec::journal::{
 };
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
-use runbook_compile::exec::secret::DbUrl;
+use runbook_compile::exec::secret::{DbUrl, Mask};
 use runbook_compile::plan::{Dialect, OnFail, Plan, StatementKind, Step, StepBody, one_line};
 
 use crate::{EXIT_USAGE, compile_reported};
@@ -198,12 +198,15 @@ struct Screen<'p> {
     /// Where the lines go: stdout, line by line on a terminal, buffered
     /// (flushed at each transaction's end) otherwise.
     out: Box<dyn Write>,
+    /// The secret parameters' values, blanked out of every line.
+    mask: &'p Mask,
 }
 
 impl Screen<'_> {
     fn event(&mut self, event: &Event) {
         if self.json {
-            println!("{}", json_line(&record(event, &self.steps, &self.operator)));
+            let line = json_line(&record(event, &self.steps, &self.operator));
+            println!("{}", self.mask.apply(&line));
             return;
         }
         if let Some(spinner) = self.spinner.take() {
@@ -226,7 +229,11 @@ impl Screen<'_> {
             }
             return;
         }
-        show(self.plan, event, &mut self.out);
+        let mut shown = Vec::new();
+        show(self.plan, event, &mut shown);
+        let _ = self
+            .out
+            .write_all(self.mask.apply(&String::from_utf8_lossy(&shown)).as_bytes());
         if matches!(
             event,
             Event::Committed { .. } | Event::RolledBack { .. } | Event::Confirmation { .. }
@@ -486,7 +493,7 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
         ));
     }
     for (name, value) in again.params {
-        let value = if again.secrets.contains(&name.as_str()) {
+        let value = if again.secrets.contains(&name.as_str()) && !value.starts_with('@') {
             "...".to_string()
         } else {
             value.clone()
@@ -595,11 +602,21 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
+    let secret_values: Vec<String> = plan
+        .secrets()
+        .iter()
+        .filter_map(|name| match values.get(*name) {
+            Some(params::ParamValue::Text(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    let dialects: Vec<Dialect> = plan.connections.iter().map(|c| c.dialect).collect();
+    let mask = Mask::new(&secret_values, &dialects);
     if let Err(errors) =
         runbook_compile::template::preflight(&plan, &params::template_values(&values))
     {
         for e in errors {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", mask.apply(&e.to_string()));
         }
         eprintln!("error: these parameter values cannot go into their statements; nothing ran");
         return Ok(EXIT_USAGE);
@@ -830,6 +847,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 return Ok(EXIT_USAGE);
             }
         };
+        journal.set_mask(mask.clone());
         if let Some((_, point)) = &resume_point {
             match point.after {
                 Some((s, i)) if i == usize::MAX => info(json, format!("resuming run {} after step `{}`", point.run_id, plan.steps[s].id)),
@@ -856,6 +874,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             } else {
                 Box::new(std::io::BufWriter::new(std::io::stdout()))
             },
+            mask: &mask,
         };
         let mut observer = |e: &Event| {
             screen.event(e);
@@ -882,6 +901,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             width: console::Term::stderr()
                 .size_checked()
                 .map_or(0, |(_, columns)| usize::from(columns)),
+            mask: mask.clone(),
         };
         info(
             json,
@@ -981,7 +1001,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
         let ending = runner.run().await;
-        let scrub = |m: &str| urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc));
+        let scrub = |m: &str| mask.apply(&urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc)));
         let statements = runner
             .events()
             .iter()

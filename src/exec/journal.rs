@@ -220,6 +220,7 @@ pub struct Journal {
     path: PathBuf,
     operator: String,
     steps: Vec<String>,
+    mask: super::secret::Mask,
 }
 
 #[derive(Serialize)]
@@ -257,6 +258,7 @@ impl Journal {
             path,
             operator: operator.to_string(),
             steps,
+            mask: super::secret::Mask::default(),
         })
     }
 
@@ -268,6 +270,7 @@ impl Journal {
             path: path.to_path_buf(),
             operator: operator.to_string(),
             steps,
+            mask: super::secret::Mask::default(),
         })
     }
 
@@ -298,7 +301,8 @@ impl Journal {
             at: jiff::Timestamp::now().to_string(),
             record,
         };
-        serde_json::to_writer(&mut self.file, &line).map_err(std::io::Error::other)?;
+        let text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+        self.file.write_all(self.mask.apply(&text).as_bytes())?;
         self.file.write_all(b"\n")?;
         if keep >= Keep::Flush {
             self.file.flush()?;
@@ -307,6 +311,11 @@ impl Journal {
             self.file.get_ref().sync_data()?;
         }
         Ok(())
+    }
+
+    /// Blanks the secret parameters' values out of every line from now on.
+    pub fn set_mask(&mut self, mask: super::secret::Mask) {
+        self.mask = mask;
     }
 
     /// Appends what `event` says. What a resume relies on is synced at

@@ -241,6 +241,8 @@ pub struct Options {
     /// The terminal's width in columns, for the review before COMMIT
     /// (0: 100).
     pub width: usize,
+    /// The secret parameters' values, blanked out of every event.
+    pub mask: super::secret::Mask,
 }
 
 /// A statement's result, kept for the review before COMMIT.
@@ -1684,7 +1686,7 @@ impl<'a> Runner<'a> {
                 0 => 100,
                 w => w,
             };
-            let review = review(reviewed, width, &self.plan.secrets());
+            let review = self.masked(&review(reviewed, width, &self.plan.secrets()));
             self.operator.confirm_commit(&review)
         };
         if asks {
@@ -1746,32 +1748,9 @@ impl<'a> Runner<'a> {
         })
     }
 
-    /// `text` with every secret parameter's value as `***`: as a SQL
-    /// literal of any of the plan's dialects (`'***'`), and as itself.
+    /// `text` with every secret parameter's value as `***`.
     fn masked(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for name in self.plan.secrets() {
-            let Some(v) = self
-                .values
-                .get(name)
-                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-            else {
-                continue;
-            };
-            let dialects = self
-                .plan
-                .connections
-                .iter()
-                .map(|c| c.dialect)
-                .chain([self.plan.dialect]);
-            for dialect in dialects {
-                if let Ok(literal) = crate::template::literal(v, dialect) {
-                    out = out.replace(&literal, "'***'");
-                }
-            }
-            out = out.replace(v.as_str().unwrap_or_default(), "***");
-        }
-        out
+        self.options.mask.apply(text)
     }
 
     /// Checks `asserts` over the result (`rows`, the first row's columns)

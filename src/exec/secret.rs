@@ -98,6 +98,47 @@ impl DbUrl {
     }
 }
 
+/// The values of `secret` parameters (format section 12), and how to
+/// blank them out of any text: as written, as a SQL literal of each
+/// dialect, and as JSON writes them (a journal line).
+#[derive(Debug, Clone, Default)]
+pub struct Mask {
+    /// Every form to blank, longest first; with what replaces it.
+    forms: Vec<(String, &'static str)>,
+}
+
+impl Mask {
+    /// A mask for `secrets`, as the statements of `dialects` would hold them.
+    pub fn new(secrets: &[String], dialects: &[crate::plan::Dialect]) -> Mask {
+        let mut forms: Vec<(String, &'static str)> = Vec::new();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            let value = minijinja::Value::from(secret.as_str());
+            for dialect in dialects {
+                if let Ok(literal) = crate::template::literal(&value, *dialect) {
+                    forms.push((literal, "'***'"));
+                }
+            }
+            let json = serde_json::to_string(secret).unwrap_or_default();
+            forms.push((json[1..json.len() - 1].to_string(), "***"));
+            forms.push((secret.clone(), "***"));
+        }
+        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        Mask { forms }
+    }
+
+    /// `text` with every secret blanked out.
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (form, with) in &self.forms {
+            if !form.is_empty() && out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), with);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

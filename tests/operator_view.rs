@@ -1,0 +1,195 @@
+//! What the operator sees at each decision point and at every stop
+//! (issue 15): the review before COMMIT, failed assertions with their
+//! values, the three facts a stop ends with, warnings, shell output and
+//! secret parameters, on SQLite, PostgreSQL and MariaDB.
+
+mod common;
+
+use common::{exec, exec_with, runbook, targets};
+
+/// The journal lines of every run in `dir/runs`, as one text.
+fn journals(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir.join("runs"))
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_failed_assertion_names_its_values_and_the_stop_says_what_is_committed_and_what_next() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path(), "facts") {
+        let t = format!("facts_{}", std::process::id());
+        let body = format!(
+            "```sql {{#setup}}\nDROP TABLE IF EXISTS {t};\nCREATE TABLE {t} (id INT PRIMARY KEY, v INT);\nINSERT INTO {t} VALUES (1, 10), (2, 20);\n```\n\n\
+             ```sql {{#fix}}\nBEGIN;\nUPDATE {t} SET v = v + 1 WHERE id = 1;\n-- @expect 1\nSELECT COUNT(*) AS live, SUM(v) AS total FROM {t};\n-- @assert total == 30\nCOMMIT;\n```\n"
+        );
+        let rb = runbook(dir.path(), &format!("facts-{dialect}"), dialect, "", &body);
+        let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+        assert_eq!(code, Some(1), "{dialect}: {shown}");
+        assert!(
+            shown.contains("assert `total == 30` does not hold: total = 31"),
+            "{dialect}: {shown}"
+        );
+        assert!(
+            shown.contains("committed: `setup#1`") && shown.contains("`setup#3`"),
+            "{dialect}: {shown}"
+        );
+        assert!(
+            shown.contains("rolled back: the open transaction on `default`"),
+            "{dialect}: {shown}"
+        );
+        let run = std::fs::read_dir(dir.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(&format!("facts-{dialect}")))
+            .max()
+            .unwrap();
+        let id = run.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            shown.contains(&format!("--resume {id}")) && shown.contains("--journal"),
+            "{dialect}: {shown}"
+        );
+        // The journal holds the same facts: the update rolled back.
+        let mut db = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = db.block_on(async {
+            let mut c = runbook_compile::exec::db::SqlxDatabase::connect(dialect, &url)
+                .await
+                .unwrap();
+            let v = common::value(&mut c, &format!("SELECT SUM(v) AS s FROM {t}")).await;
+            common::run(&mut c, &format!("DROP TABLE {t}")).await;
+            v
+        });
+        assert_eq!(total.as_deref(), Some("30"), "{dialect}: {shown}");
+    }
+}
+
+#[test]
+fn a_run_that_changed_nothing_says_so_and_asks_for_a_fresh_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "nothing",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sql {#look expect=5}\nSELECT 1 AS one;\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display());
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("committed: nothing"), "{shown}");
+    assert!(shown.contains("rolled back: nothing"), "{shown}");
+    assert!(
+        shown.contains(
+            "next: nothing took effect; fix what failed, then run it again: runbook-compile exec"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("--resume"), "{shown}");
+}
+
+#[test]
+fn a_warning_shows_as_a_warning_and_the_summary_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "warned",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sql {#setting on-fail=warn}\nSELECT 1 AS writable;\n-- @assert writable == 0\n```\n\n```sql {#next expect=1}\nSELECT 1 AS one;\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let (code, shown) = exec(&rb, &url, dir.path(), extra);
+        assert_eq!(code, Some(0), "{shown}");
+        assert!(
+            shown.contains("! setting#1")
+                && shown.contains(
+                    "warning (on-fail=warn): assert `writable == 0` does not hold: writable = 1"
+                ),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("1 checks did not hold and were warnings (on-fail=warn)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("every check held"), "{shown}");
+    }
+}
+
+#[test]
+fn a_shell_step_shows_and_journals_the_tail_of_what_it_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "shell",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sh {#talk}\nfor i in $(seq 1 30); do echo \"line $i\"; done\necho 'to stderr' >&2\n```\n\n```sh {#fail}\necho 'about to fail'; echo 'the reason' >&2; exit 3\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{shown}");
+    // The last 20 lines: the first 11 are counted, not shown.
+    assert!(shown.contains("│ (11 lines before these)"), "{shown}");
+    assert!(
+        shown.contains("│ line 30") && shown.contains("│ to stderr"),
+        "{shown}"
+    );
+    assert!(!shown.contains("│ line 10\n"), "{shown}");
+    assert!(
+        shown.contains("about to fail") && shown.contains("the reason"),
+        "{shown}"
+    );
+    let journal = journals(dir.path());
+    assert!(journal.contains("line 30\\nto stderr"), "{journal}");
+    assert!(!journal.contains("\"line 10\\n"), "{journal}");
+}
+
+#[test]
+fn a_secret_parameter_never_reaches_output_journal_or_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "hunter2 ü'x\\";
+    for (dialect, url) in targets(dir.path(), "secret") {
+        let body = "```sql {#use expect=1}\nSELECT {{ pw }} AS p, 1 AS one;\n-- @assert one == 1\n```\n\n\
+             ```sql {#column on-fail=warn}\nSELECT {{ pw }} AS other;\n-- @assert other == 'x'\n```\n\n\
+             ```sh {#tell}\necho \"it is $RUNBOOK_PARAM_PW\"\n```\n\n\
+             ```sql {#bad}\nSELECT {{ pw }} + no_such_column;\n```\n";
+        let rb = runbook(
+            dir.path(),
+            &format!("secret-{dialect}"),
+            dialect,
+            "params:\n  pw: secret\n",
+            body,
+        );
+        let file = dir.path().join("pw.txt");
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let given = format!("pw=@{}", file.display());
+        for extra in [
+            &["--param", given.as_str()][..],
+            &["--param", given.as_str(), "--format", "json"][..],
+            &["--param", given.as_str(), "--dry-run"][..],
+        ] {
+            let (code, shown) = exec_with(&rb, &url, dir.path(), extra, &[]);
+            assert_eq!(code, Some(3), "{dialect}: {shown}");
+            assert!(!shown.contains("hunter2"), "{dialect}: {shown}");
+            assert!(shown.contains("***"), "{dialect}: {shown}");
+        }
+        // Given on the command line, it is flagged.
+        let inline = format!("pw={secret}");
+        let (_, shown) = exec(&rb, &url, dir.path(), &["--param", &inline]);
+        assert!(
+            shown.contains("the secret --param pw=... can be read by every user"),
+            "{dialect}: {shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{dialect}: {shown}");
+    }
+    let journal = journals(dir.path());
+    assert!(journal.contains("***"), "{journal}");
+    assert!(!journal.contains("hunter2"), "{journal}");
+}
