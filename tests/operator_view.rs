@@ -53,11 +53,11 @@ fn a_failed_assertion_names_its_values_and_the_stop_says_what_is_committed_and_w
             "{dialect}: {shown}"
         );
         // The journal holds the same facts: the update rolled back.
-        let mut db = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let total = db.block_on(async {
+        let total = runtime.block_on(async {
             let mut c = runbook_compile::exec::db::SqlxDatabase::connect(dialect, &url)
                 .await
                 .unwrap();
