@@ -23,7 +23,7 @@ impl Operator for Scripted {
         self.reviews.push(review.to_string());
         self.commit
     }
-    fn confirm_step(&mut self, _: &Step) -> bool {
+    fn confirm_step(&mut self, _: &Step, _: &str) -> bool {
         true
     }
     fn sign_off(&mut self, _: &str) -> bool {

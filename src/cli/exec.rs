@@ -44,11 +44,12 @@ impl Operator for Terminal {
             == Some("COMMIT")
     }
 
-    fn confirm_step(&mut self, step: &Step) -> bool {
-        let answer = self.ask(&format!(
-            "Run step `{}` ({}:{})? [y/N] ",
+    fn confirm_step(&mut self, step: &Step, preview: &str) -> bool {
+        eprintln!(
+            "\nStep `{}` ({}:{}) will run:\n{preview}",
             step.id, step.location.file, step.location.line
-        ));
+        );
+        let answer = self.ask(&format!("Run step `{}`? [y/N] ", step.id));
         matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
     }
 
@@ -334,7 +335,10 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
                 one_line(item, 60)
             )
         }
-        Event::Running { .. } | Event::Confirmation { .. } | Event::Refused { .. } => Ok(()),
+        Event::Running { .. }
+        | Event::Confirmation { .. }
+        | Event::StepConfirmation { .. }
+        | Event::Refused { .. } => Ok(()),
         Event::Skipped {
             step,
             index,

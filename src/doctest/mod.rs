@@ -81,7 +81,7 @@ impl Operator for Unattended {
     fn confirm_commit(&mut self, _: &str) -> bool {
         true
     }
-    fn confirm_step(&mut self, _: &Step) -> bool {
+    fn confirm_step(&mut self, _: &Step, _: &str) -> bool {
         true
     }
     fn sign_off(&mut self, _: &str) -> bool {

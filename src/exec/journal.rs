@@ -115,6 +115,15 @@ pub enum Record<'a> {
         /// By whom.
         operator: &'a str,
     },
+    /// The question before a step with `confirm` was answered.
+    StepConfirmation {
+        /// The step id.
+        step: &'a str,
+        /// Whether the operator said yes.
+        accepted: bool,
+        /// By whom.
+        operator: &'a str,
+    },
     /// A dry run did not run a statement.
     Skipped {
         /// The step id.
@@ -419,6 +428,11 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             accepted,
         } => Record::Confirmation {
             connection,
+            accepted: *accepted,
+            operator,
+        },
+        Event::StepConfirmation { step: s, accepted } => Record::StepConfirmation {
+            step: step(s),
             accepted: *accepted,
             operator,
         },

@@ -26,7 +26,7 @@ pub trait Operator {
     /// actual counts) and returns whether the operator typed `COMMIT`.
     fn confirm_commit(&mut self, review: &str) -> bool;
     /// Returns whether the operator agrees to run `step`.
-    fn confirm_step(&mut self, step: &Step) -> bool;
+    fn confirm_step(&mut self, step: &Step, preview: &str) -> bool;
     /// Returns whether the operator signs off `item`.
     fn sign_off(&mut self, item: &str) -> bool;
 }
@@ -50,6 +50,13 @@ pub enum Event {
         /// The connection.
         connection: String,
         /// Whether they typed COMMIT (or `--yes` / a doc test accepted it).
+        accepted: bool,
+    },
+    /// The operator answered the question before a step with `confirm`.
+    StepConfirmation {
+        /// Step index.
+        step: usize,
+        /// Whether they said yes.
         accepted: bool,
     },
     /// A statement ran.
@@ -953,13 +960,25 @@ impl<'a> Runner<'a> {
                     )))
                     .await;
             }
-            if step.confirm && !self.unattended() && !self.operator.confirm_step(step) {
-                return self
-                    .end(Stop::Declined(format!(
-                        "step `{}` was not confirmed",
-                        step.id
-                    )))
-                    .await;
+            // A step the run being resumed stopped inside was confirmed then.
+            let begun = self
+                .options
+                .resume_after
+                .is_some_and(|(done, _)| done == si);
+            if step.confirm && !self.unattended() && !begun {
+                let preview = self.preview(step);
+                let accepted = self.operator.confirm_step(step, &preview);
+                if let Err(stop) = self.emit(Event::StepConfirmation { step: si, accepted }) {
+                    return self.end(stop).await;
+                }
+                if !accepted {
+                    return self
+                        .end(Stop::Declined(format!(
+                            "step `{}` was not confirmed",
+                            step.id
+                        )))
+                        .await;
+                }
             }
             let result = match &step.body {
                 StepBody::Sql {
@@ -1746,6 +1765,71 @@ impl<'a> Runner<'a> {
             index: position.1,
             connection: connection.to_string(),
         })
+    }
+
+    /// What the operator decides on before a step with `confirm`: each
+    /// statement as it will run, values filled in (secrets as `***`), and
+    /// the parameters and captures it uses with their values.
+    fn preview(&self, step: &Step) -> String {
+        let StepBody::Sql {
+            connection,
+            statements,
+        } = &step.body
+        else {
+            if let StepBody::Shell { script, .. } = &step.body {
+                return self.masked(&format!("  {}\n", script.trim().replace('\n', "\n  ")));
+            }
+            return String::new();
+        };
+        let dialect = self
+            .plan
+            .connection(connection)
+            .map_or(self.plan.dialect, |c| c.dialect);
+        let env = crate::template::environment(dialect);
+        let secrets = self.plan.secrets();
+        let mut used: Vec<String> = Vec::new();
+        let mut out = String::new();
+        for (n, stmt) in statements.iter().enumerate() {
+            let text = if plain(&stmt.sql) {
+                stmt.sql.clone()
+            } else {
+                if let Ok(t) = env.template_from_str(&stmt.sql) {
+                    let mut names: Vec<String> =
+                        t.undeclared_variables(false).into_iter().collect();
+                    names.sort();
+                    for name in names {
+                        if !used.contains(&name) && self.values.contains_key(&name) {
+                            used.push(name);
+                        }
+                    }
+                }
+                crate::template::render(&env, &stmt.sql, &self.values, dialect).unwrap_or_else(
+                    |e| format!("{} (cannot be rendered yet: {e})", stmt.sql.trim()),
+                )
+            };
+            let lead = format!("  {}. ", n + 1);
+            let pad = " ".repeat(lead.len());
+            for (i, line) in wrap(&text, 96).iter().enumerate() {
+                out.push_str(if i == 0 { &lead } else { &pad });
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        if !used.is_empty() {
+            let values: Vec<String> = used
+                .iter()
+                .map(|name| {
+                    let shown = if secrets.contains(&name.as_str()) {
+                        "***".to_string()
+                    } else {
+                        shown_value(&self.values[name])
+                    };
+                    format!("{name}={shown}")
+                })
+                .collect();
+            out.push_str(&format!("  with {}\n", values.join("  ")));
+        }
+        self.masked(&out)
     }
 
     /// `text` with every secret parameter's value as `***`.
