@@ -300,7 +300,17 @@ pub struct Statement {
     /// The parameters and captures its template refers to.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub uses: Vec<String>,
+    /// `show` / `-- @show N`: how many result rows `exec` prints and
+    /// journals (format section 13).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub show: Option<usize>,
 }
+
+/// The rows `show` prints when it gives no number.
+pub const SHOW_ROWS: usize = 20;
+
+/// The most rows `show` may ask for.
+pub const SHOW_MAX: usize = 1000;
 
 /// What a failed expectation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -193,3 +193,52 @@ fn a_secret_parameter_never_reaches_output_journal_or_messages() {
     assert!(journal.contains("***"), "{journal}");
     assert!(!journal.contains("hunter2"), "{journal}");
 }
+
+#[test]
+fn show_prints_and_journals_a_bounded_table_of_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path(), "show") {
+        let t = format!("shown_{}", std::process::id());
+        let body = format!(
+            "```sql {{#setup}}\nDROP TABLE IF EXISTS {t};\nCREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(80));\nINSERT INTO {t} VALUES (1, 'alpha'), (2, 'beta'), (3, NULL), (4, 'delta');\n```\n\n\
+             ```sql {{#look show=2}}\nSELECT id, v FROM {t} ORDER BY id;\n```\n\n\
+             ```sql {{#count}}\nSELECT COUNT(*) AS n FROM {t};\n-- @show\nDROP TABLE {t};\n```\n"
+        );
+        let rb = runbook(dir.path(), &format!("show-{dialect}"), dialect, "", &body);
+        let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+        assert_eq!(code, Some(0), "{dialect}: {shown}");
+        assert!(shown.contains("│ id │ v     │"), "{dialect}: {shown}");
+        assert!(shown.contains("│ 2  │ beta  │"), "{dialect}: {shown}");
+        assert!(!shown.contains("delta"), "{dialect}: {shown}");
+        assert!(
+            shown.contains("(2 more rows not shown)"),
+            "{dialect}: {shown}"
+        );
+        assert!(shown.contains("│ 4 │"), "{dialect}: {shown}");
+    }
+    let journal = journals(dir.path());
+    assert!(
+        journal.contains(r#""columns":["id","v"],"rows":[["1","alpha"],["2","beta"]],"total":4"#),
+        "{journal}"
+    );
+}
+
+#[test]
+fn show_takes_a_number_of_rows_or_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["show=0", "show=lots", "show=1001"] {
+        let rb = runbook(
+            dir.path(),
+            "bad-show",
+            runbook_compile::plan::Dialect::Sqlite,
+            "",
+            &format!("```sql {{#look {bad}}}\nSELECT 1 AS one;\n```\n"),
+        );
+        let (code, shown) = common::cli(&["check", rb.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{bad}: {shown}");
+        assert!(
+            shown.contains("`show` is a flag or a number of rows from 1 to 1000"),
+            "{bad}: {shown}"
+        );
+    }
+}

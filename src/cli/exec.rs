@@ -346,6 +346,19 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
         } => {
             writeln!(out, "  – {}#{}  {reason}", plan.steps[*step].id, index + 1)
         }
+        Event::Shown {
+            columns,
+            rows,
+            total,
+            ..
+        } => {
+            let mut text = table(columns, rows);
+            let shown = rows.len() as u64;
+            if *total > shown {
+                text.push_str(&format!("      ({} more rows not shown)\n", total - shown));
+            }
+            write!(out, "{text}")
+        }
         Event::Kept { step, index, what } => {
             writeln!(
                 out,
@@ -416,6 +429,40 @@ pub struct ExecArgs<'a> {
     pub json: bool,
     /// `--confirm-target NAME`: the database names a production run starts on.
     pub confirm_target: &'a [String],
+}
+
+/// `rows` under `columns` as a table, indented under the statement's line.
+fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    if columns.is_empty() {
+        return "      (no rows)\n".to_string();
+    }
+    let width = |s: &str| s.chars().count();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|v| width(v))
+                .chain([width(c)])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &mut dyn Iterator<Item = &String>| {
+        let cells: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - width(c))))
+            .collect();
+        format!("      │ {} │\n", cells.join(" │ "))
+    };
+    let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
+    let mut out = line(&mut columns.iter());
+    out.push_str(&format!("      ├─{}─┤\n", rule.join("─┼─")));
+    for r in rows {
+        out.push_str(&line(&mut r.iter()));
+    }
+    out
 }
 
 /// What a command line to go on after a stop holds.

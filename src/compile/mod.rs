@@ -32,6 +32,7 @@ pub const STEP_ATTRS: &[&str] = &[
     "skip",
     "on-fail",
     "timeout",
+    "show",
 ];
 
 /// Languages whose blocks can be steps.
@@ -812,7 +813,19 @@ impl Compiler<'_> {
                 .iter()
                 .find(|c| c.name == connection)
                 .map_or(self.dialect, |c| c.dialect);
+            let show = match attrs.get("show") {
+                None => None,
+                Some(a) => match show_rows(a.value.as_deref()) {
+                    Ok(n) => n.map(|n| (n, a.span)),
+                    Err(m) => {
+                        self.error("bad-attribute", m, a.span);
+                        ok = false;
+                        None
+                    }
+                },
+            };
             let block_level = BlockLevel {
+                show,
                 expect: expect.map(|e| (e, attrs["expect"].span)),
                 test_expect: test_expect.map(|e| (e, attrs["test-expect"].span)),
                 assert,
@@ -973,6 +986,7 @@ impl Compiler<'_> {
                 confirm: false,
                 transaction: None,
                 uses: Vec::new(),
+                show: None,
             };
             let mut annotations: Vec<&Annotation> = raw.annotations.iter().collect();
             if i == 0 {
@@ -1043,6 +1057,17 @@ impl Compiler<'_> {
             }
             defined.insert(name.clone());
             statements[t].capture = Some(name);
+        }
+        if let Some((n, span)) = block.show
+            && let Some(t) = self.block_target(&statements, target, "show", span, ok)
+            && statements[t].show.replace(n).is_some()
+        {
+            self.error(
+                "duplicate-attribute",
+                "the last statement has both `show` and `-- @show`",
+                span,
+            );
+            *ok = false;
         }
         if let Some(span) = block.confirm
             && let Some(i) = statements
@@ -1144,6 +1169,33 @@ impl Compiler<'_> {
                 }
                 None => *ok = false,
             },
+            "show" => {
+                let value = (!a.value.trim().is_empty()).then_some(a.value.trim());
+                match show_rows(Some(value.unwrap_or("true"))) {
+                    Ok(Some(n)) if !control => {
+                        if stmt.show.replace(n).is_some() {
+                            self.error(
+                                "duplicate-annotation",
+                                "`-- @show` is given twice for this statement",
+                                span,
+                            );
+                            *ok = false;
+                        }
+                    }
+                    Ok(_) => {
+                        self.error(
+                            "bad-annotation",
+                            format!("`{}` has no rows to show", first_word(&stmt.sql)),
+                            span,
+                        );
+                        *ok = false;
+                    }
+                    Err(m) => {
+                        self.error("bad-annotation", m, span);
+                        *ok = false;
+                    }
+                }
+            }
             "confirm" => {
                 if !a.value.is_empty() {
                     self.error("bad-annotation", "`-- @confirm` takes no value", span);
@@ -1159,7 +1211,7 @@ impl Compiler<'_> {
                 );
                 Self::hint(
                     d,
-                    "annotations are @expect, @test-expect, @assert, @capture and @confirm; a comment without `@` is prose",
+                    "annotations are @expect, @test-expect, @assert, @capture, @show and @confirm; a comment without `@` is prose",
                 );
                 *ok = false;
             }
@@ -1411,6 +1463,23 @@ struct BlockLevel {
     assert: Option<Assertion>,
     capture: Option<(String, Span)>,
     confirm: Option<Span>,
+    show: Option<(usize, Span)>,
+}
+
+/// The rows a `show` flag (`show`, `show=true`) or count (`show=N`)
+/// asks for; `None` for `show=false`.
+fn show_rows(value: Option<&str>) -> Result<Option<usize>, String> {
+    match value.map(str::trim) {
+        None | Some("true" | "yes") => Ok(Some(crate::plan::SHOW_ROWS)),
+        Some("false" | "no") => Ok(None),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=crate::plan::SHOW_MAX).contains(&n) => Ok(Some(n)),
+            _ => Err(format!(
+                "`show` is a flag or a number of rows from 1 to {}, not `{n}`",
+                crate::plan::SHOW_MAX
+            )),
+        },
+    }
 }
 
 fn first_word(sql: &str) -> String {

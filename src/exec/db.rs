@@ -33,6 +33,9 @@ pub struct Outcome {
     pub returned_rows: bool,
     /// The first row's columns, in order, when there was one.
     pub first_row: Option<Vec<(String, Value)>>,
+    /// The first rows, as many as [`Database::keep_rows`] asked for
+    /// (`show`), each with its columns in order.
+    pub rows: Vec<Vec<(String, Value)>>,
 }
 
 /// A database error: the server's message, and its codes when it gave any.
@@ -192,6 +195,9 @@ pub trait Database: Send {
     async fn kept_after_rollback(&mut self) -> bool {
         false
     }
+    /// Makes the next statements keep their first `n` result rows in
+    /// [`Outcome::rows`] (`show`); 0 keeps none.
+    fn keep_rows(&mut self, _n: usize) {}
     /// The database's sequences, by id: their names and last values, and
     /// for those this session has drawn from or set, the session's own
     /// last value (PostgreSQL, whose sequences no rollback moves back);
@@ -237,6 +243,8 @@ pub struct SqlxDatabase {
     /// lower-cased, as `table` in the current schema and `schema.table`;
     /// read when first needed and again after DDL.
     non_transactional: Option<std::collections::HashSet<String>>,
+    /// How many result rows the next statement keeps ([`Database::keep_rows`]).
+    keep: usize,
 }
 
 /// The connection, per driver.
@@ -292,9 +300,9 @@ impl SqlxDatabase {
     /// reading of its settings afterwards (which themselves use this).
     async fn send(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
         match &mut self.conn {
-            Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true).await,
-            Conn::Postgres(c) => run_on(&mut *c, sql, shape, false).await,
-            Conn::Mysql(c) => run_on(&mut *c, sql, shape, false).await,
+            Conn::Sqlite(c) => run_on(&mut *c, sql, shape, true, self.keep).await,
+            Conn::Postgres(c) => run_on(&mut *c, sql, shape, false, self.keep).await,
+            Conn::Mysql(c) => run_on(&mut *c, sql, shape, false, self.keep).await,
         }
     }
 
@@ -395,6 +403,7 @@ impl SqlxDatabase {
             lock_file: None,
             lexing: dialect.into(),
             non_transactional: None,
+            keep: 0,
         };
         db.pin_encoding().await?;
         db.read_lexing().await?;
@@ -530,6 +539,7 @@ async fn run_on<'c, DB, E>(
     sql: &str,
     shape: Shape,
     dml_only: bool,
+    keep: usize,
 ) -> Result<Outcome, DbError>
 where
     DB: sqlx::Database,
@@ -554,6 +564,9 @@ where
                 counted.rows += 1;
                 if counted.first_row.is_none() {
                     counted.first_row = Some(first_row(&row)?);
+                }
+                if counted.kept.len() < keep {
+                    counted.kept.push(first_row(&row)?);
                 }
             }
         }
@@ -648,6 +661,7 @@ struct Counted {
     affected: u64,
     returned_rows: bool,
     first_row: Option<Vec<(String, Value)>>,
+    kept: Vec<Vec<(String, Value)>>,
 }
 
 impl Counted {
@@ -659,6 +673,7 @@ impl Counted {
             affected: 0,
             returned_rows: false,
             first_row: None,
+            kept: Vec::new(),
         }
     }
 
@@ -675,6 +690,7 @@ impl Counted {
             count,
             returned_rows: self.returned_rows,
             first_row: self.first_row,
+            rows: self.kept,
         }
     }
 }
@@ -903,6 +919,10 @@ impl Database for SqlxDatabase {
                 row.iter()
                     .any(|(name, v)| name.eq_ignore_ascii_case("code") && v.to_string() == "1196")
             })
+    }
+
+    fn keep_rows(&mut self, n: usize) {
+        self.keep = n;
     }
 
     async fn sequences(&mut self, drawn: &[u32]) -> Result<Vec<Sequence>, DbError> {

@@ -78,6 +78,19 @@ pub enum Record<'a> {
         /// Milliseconds it took.
         ms: u128,
     },
+    /// The rows a statement with `show` returned, bounded.
+    Shown {
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// The column names.
+        columns: &'a [String],
+        /// The first rows.
+        rows: &'a [Vec<String>],
+        /// How many rows it returned in all.
+        total: u64,
+    },
     /// A shell step ran.
     Shell {
         /// (step index, 0) in the plan.
@@ -397,6 +410,19 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             failure: failure.as_deref(),
             checks,
             ms: elapsed.as_millis(),
+        },
+        Event::Shown {
+            step: s,
+            index,
+            columns,
+            rows,
+            total,
+        } => Record::Shown {
+            step: step(s),
+            index: *index,
+            columns,
+            rows,
+            total: *total,
         },
         Event::Shell {
             step: s,

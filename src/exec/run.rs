@@ -84,6 +84,20 @@ pub enum Event {
         /// COMMIT or ROLLBACK record decides).
         in_transaction: bool,
     },
+    /// The result rows of a statement with `show` (format section 13).
+    Shown {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// The column names.
+        columns: Vec<String>,
+        /// The first rows, each value as the operator reads it (cut at 40
+        /// characters, secrets as `***`).
+        rows: Vec<Vec<String>>,
+        /// How many rows the statement returned in all.
+        total: u64,
+    },
     /// A shell step ran.
     Shell {
         /// Step index.
@@ -1323,7 +1337,17 @@ impl<'a> Runner<'a> {
             let now = self.read_sequences(connection, stmt, &[]).await?;
             self.sequences.insert(connection.to_string(), now);
         }
-        let outcome = match self.send(connection, &wire, shape, step.timeout_ms).await {
+        let show = stmt.show.unwrap_or(0);
+        if let Some(db) = self.dbs.get_mut(connection) {
+            db.keep_rows(show);
+        }
+        let sent = self.send(connection, &wire, shape, step.timeout_ms).await;
+        if show > 0
+            && let Some(db) = self.dbs.get_mut(connection)
+        {
+            db.keep_rows(0);
+        }
+        let outcome = match sent {
             Ok(o) => o,
             Err(e) => {
                 if let Some(after) = self.skipped.get(connection).cloned() {
@@ -1669,6 +1693,29 @@ impl<'a> Runner<'a> {
             elapsed,
             in_transaction,
         })?;
+        if stmt.show.is_some() {
+            let columns = outcome
+                .rows
+                .first()
+                .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default();
+            let rows = outcome
+                .rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|(_, v)| self.masked(&shown_value(v)))
+                        .collect()
+                })
+                .collect();
+            self.emit(Event::Shown {
+                step: si,
+                index: ti,
+                columns,
+                rows,
+                total: outcome.count,
+            })?;
+        }
         if cfg!(debug_assertions) {
             failpoint(&format!("after:{}:{ti}", step.id));
         }
