@@ -1107,7 +1107,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                         info(json, format!("{kept} changes that no rollback undoes stayed (marked ! above): the database is not exactly as before"));
                     }
                     if unchecked > 0 {
-                        info(json, format!("{unchecked} results were not checked: they follow a MySQL statement that a dry run skipped or rolled back"));
+                        info(json, format!("{unchecked} results were not checked (marked ? above)"));
                     }
                 } else {
                     info(json, format!("ok: {statements} statements in {sql_steps} SQL steps, {held}"));

@@ -83,17 +83,24 @@ pub(super) struct Objects(BTreeSet<Object>);
 const POSTGRES: &str = "SELECT coalesce(json_agg(x), '[]')::text AS o FROM (\
      SELECT json_build_array('role', oid::text, rolname, '') AS x FROM pg_roles \
      UNION ALL SELECT json_build_array('database', oid::text, datname, '') FROM pg_database \
-     UNION ALL SELECT json_build_array('tablespace', oid::text, spcname, '') FROM pg_tablespace) AS s";
+     UNION ALL SELECT json_build_array('tablespace', oid::text, spcname, '') FROM pg_tablespace \
+     UNION ALL SELECT json_build_array('slot', slot_name::text, slot_name::text, '') FROM pg_replication_slots) AS s";
 
+/// MySQL objects, keyed by kind and a name that cannot be mistaken for
+/// another (`schema.name` with the schema's length first). `USERS` reads
+/// MariaDB's roles apart from users; `USERS_MYSQL` is for servers without
+/// `is_role`.
 const MYSQL: &str = "SELECT IFNULL(JSON_ARRAYAGG(x), '[]') AS o FROM (\
-     SELECT JSON_ARRAY('user', CONCAT(User, '@', Host), User, Host) AS x FROM mysql.user \
+     USERS \
      UNION ALL SELECT JSON_ARRAY('schema', SCHEMA_NAME, SCHEMA_NAME, '') FROM information_schema.SCHEMATA \
      UNION ALL SELECT JSON_ARRAY(CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, \
-         CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), TABLE_SCHEMA, TABLE_NAME) FROM information_schema.TABLES \
+         CONCAT(CHAR_LENGTH(TABLE_SCHEMA), ':', TABLE_SCHEMA, '.', TABLE_NAME), TABLE_SCHEMA, TABLE_NAME) FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema') AND TABLE_TYPE <> 'SYSTEM VIEW' \
-     UNION ALL SELECT JSON_ARRAY(LOWER(ROUTINE_TYPE), CONCAT(ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_SCHEMA, ROUTINE_NAME) FROM information_schema.ROUTINES \
-     UNION ALL SELECT JSON_ARRAY('trigger', CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), TRIGGER_SCHEMA, TRIGGER_NAME) FROM information_schema.TRIGGERS \
-     UNION ALL SELECT JSON_ARRAY('event', CONCAT(EVENT_SCHEMA, '.', EVENT_NAME), EVENT_SCHEMA, EVENT_NAME) FROM information_schema.EVENTS) AS s";
+     UNION ALL SELECT JSON_ARRAY(LOWER(ROUTINE_TYPE), CONCAT(CHAR_LENGTH(ROUTINE_SCHEMA), ':', ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_SCHEMA, ROUTINE_NAME) FROM information_schema.ROUTINES \
+     UNION ALL SELECT JSON_ARRAY('trigger', CONCAT(CHAR_LENGTH(TRIGGER_SCHEMA), ':', TRIGGER_SCHEMA, '.', TRIGGER_NAME), TRIGGER_SCHEMA, TRIGGER_NAME) FROM information_schema.TRIGGERS \
+     UNION ALL SELECT JSON_ARRAY('event', CONCAT(CHAR_LENGTH(EVENT_SCHEMA), ':', EVENT_SCHEMA, '.', EVENT_NAME), EVENT_SCHEMA, EVENT_NAME) FROM information_schema.EVENTS) AS s";
+const USERS: &str = "SELECT JSON_ARRAY(IF(is_role = 'Y', 'role', 'user'), CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user";
+const USERS_MYSQL: &str = "SELECT JSON_ARRAY('user', CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user";
 
 impl Objects {
     /// Reads the objects of the `dialect` server at `admin`.
@@ -158,12 +165,21 @@ impl Objects {
                 )),
             }
         }
-        // What appeared. A MySQL user that appeared while another went may
-        // be that one renamed: it is reported, never dropped.
-        let users_went = self
-            .0
+        // What appeared. An object that appeared where another went (a
+        // MySQL user or role while another went, a table in a schema that
+        // lost one) may be that one renamed: it is reported, never dropped.
+        let went: Vec<&Object> = self.0.iter().filter(|o| by_id(&now, o).is_none()).collect();
+        let users_went = went.iter().any(|o| matches!(o.kind(), "user" | "role"));
+        let schemas_lost: Vec<&str> = went
             .iter()
-            .any(|o| o.kind() == "user" && !now.0.contains(o));
+            .filter(|o| {
+                !matches!(
+                    o.kind(),
+                    "user" | "role" | "schema" | "database" | "tablespace" | "slot"
+                )
+            })
+            .map(|o| o.2.as_str())
+            .collect();
         let new: Vec<&Object> = now
             .0
             .iter()
@@ -182,10 +198,21 @@ impl Objects {
             if o.kind() != "schema" && o.kind() != "user" && schemas.contains(&o.2.as_str()) {
                 continue;
             }
-            if o.kind() == "user" && users_went {
+            if dialect == Dialect::Mysql && matches!(o.kind(), "user" | "role") && users_went {
                 problems.push(format!(
                     "{} appeared while a user that was there went: it may be that one renamed, so it is left",
                     o.shown()
+                ));
+                continue;
+            }
+            if dialect == Dialect::Mysql
+                && !matches!(o.kind(), "user" | "role" | "schema")
+                && schemas_lost.contains(&o.2.as_str())
+            {
+                problems.push(format!(
+                    "{} appeared where an object of schema {} went: it may be that one renamed, so it is left",
+                    o.shown(),
+                    o.2
                 ));
                 continue;
             }
@@ -194,12 +221,19 @@ impl Objects {
                 None => problems.push(format!("{} is left: its name cannot be written", o.shown())),
             }
         }
-        // Databases before tablespaces and roles, which they may use.
+        // Databases before tablespaces and roles, which they may use; a
+        // name given back after the new object that took it is gone.
         let rank = |sql: &str| {
-            ["ALTER", "DROP DATABASE", "DROP TABLESPACE", "DROP ROLE"]
-                .iter()
-                .position(|p| sql.starts_with(p))
-                .unwrap_or(1)
+            [
+                "DROP DATABASE",
+                "SELECT",
+                "DROP TABLESPACE",
+                "DROP ROLE",
+                "ALTER",
+            ]
+            .iter()
+            .position(|p| sql.starts_with(p))
+            .unwrap_or(0)
         };
         fixes.sort_by_key(|(sql, _)| rank(sql));
         for (sql, what) in fixes {
@@ -215,21 +249,35 @@ impl Objects {
                 problems.push(format!("{what} is left on the server: {}", e.message));
             }
         }
+        // What a drop that said nothing left (a MySQL role is no user).
+        match read_on(&mut db, dialect).await {
+            Ok(after) => {
+                for o in after.0.iter().filter(|o| by_id(self, o).is_none()) {
+                    let named = (matches!(o.kind(), "database" | "schema")
+                        && throwaways.contains(&o.2))
+                        || problems.iter().any(|p| p.contains(&o.shown()));
+                    if !named {
+                        problems.push(format!("{} is left on the server", o.shown()));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("cannot read the server after cleaning up: {e}")),
+        }
         problems
     }
 }
 
 async fn read_on(db: &mut SqlxDatabase, dialect: Dialect) -> Result<Objects, String> {
-    let sql = if dialect == Dialect::Postgres {
-        POSTGRES
+    let text = if dialect == Dialect::Postgres {
+        db.first_text(POSTGRES).await
     } else {
-        MYSQL
-    };
-    let text = db
-        .first_text(sql)
-        .await
-        .map_err(|e| format!("cannot read the server's objects: {}", e.message))?
-        .unwrap_or_default();
+        match db.first_text(&MYSQL.replace("USERS", USERS)).await {
+            Ok(t) => Ok(t),
+            Err(_) => db.first_text(&MYSQL.replace("USERS", USERS_MYSQL)).await,
+        }
+    }
+    .map_err(|e| format!("cannot read the server's objects: {}", e.message))?
+    .unwrap_or_default();
     let all: Vec<Object> = serde_json::from_str(&text)
         .map_err(|e| format!("cannot read the server's objects: {e}"))?;
     Ok(Objects(all.into_iter().collect()))
@@ -245,11 +293,12 @@ fn drop_statement(o: &Object, dialect: Dialect) -> Option<String> {
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", id(&o.2)?)
         }
         (Dialect::Postgres, "tablespace") => format!("DROP TABLESPACE IF EXISTS {}", id(&o.2)?),
-        (_, "user") => format!(
-            "DROP USER IF EXISTS {}@{}",
-            literal(&o.2.as_str().into(), dialect).ok()?,
-            literal(&o.3.as_str().into(), dialect).ok()?
+        (Dialect::Postgres, "slot") => format!(
+            "SELECT pg_drop_replication_slot({})",
+            literal(&o.2.as_str().into(), dialect).ok()?
         ),
+        (_, "user") => format!("DROP USER {}@{}", account(&o.2), account(&o.3)),
+        (_, "role") => format!("DROP ROLE {}", account(&o.2)),
         (_, "schema") => format!("DROP DATABASE IF EXISTS {}", id(&o.2)?),
         (
             _,
@@ -259,6 +308,12 @@ fn drop_statement(o: &Object, dialect: Dialect) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// A MySQL account name part as a quoted string, for `DROP USER` and
+/// `DROP ROLE`, which take no expression.
+fn account(part: &str) -> String {
+    format!("'{}'", part.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 fn quiet(kind: StatementKind) -> Shape {

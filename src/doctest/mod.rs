@@ -124,9 +124,16 @@ impl Throwaway {
         ))
     }
 
-    async fn drop_now(self) {
-        let Ok(mut db) = SqlxDatabase::connect(self.dialect, &self.admin).await else {
-            return;
+    /// Drops the database; says why it could not.
+    async fn drop_now(self) -> Option<String> {
+        let mut db = match SqlxDatabase::connect(self.dialect, &self.admin).await {
+            Ok(db) => db,
+            Err(e) => {
+                return Some(format!(
+                    "the throwaway database {} is left: {}",
+                    self.name, e.message
+                ));
+            }
         };
         let quiet = Shape {
             kind: StatementKind::Ddl,
@@ -137,11 +144,16 @@ impl Throwaway {
         } else {
             ""
         };
-        if let Ok(ident) = crate::template::identifier(&self.name, self.dialect) {
-            let _ = db
-                .run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
-                .await;
-        }
+        let ident = crate::template::identifier(&self.name, self.dialect).ok()?;
+        db.run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
+            .await
+            .err()
+            .map(|e| {
+                format!(
+                    "the throwaway database {} is left: {}",
+                    self.name, e.message
+                )
+            })
     }
 }
 
@@ -245,10 +257,10 @@ pub async fn run_doctest(
     let mut throwaways = Vec::new();
     let result = build_and_run(&plan, &dir, servers, &values, &mut throwaways, interrupt).await;
     let names: Vec<String> = throwaways.iter().map(|t| t.name.clone()).collect();
-    for t in throwaways {
-        t.drop_now().await;
-    }
     let mut left = Vec::new();
+    for t in throwaways {
+        left.extend(t.drop_now().await);
+    }
     for ((dialect, admin), (_turn, before)) in servers_used.iter().zip(&turns) {
         left.extend(before.restore(*dialect, admin, &names).await);
     }

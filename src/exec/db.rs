@@ -132,9 +132,11 @@ pub struct Sequence {
     pub id: u32,
     /// Its qualified name, quoted where needed.
     pub name: String,
-    /// Its last value, as text (none before its first use, or when the
-    /// session may not read it).
-    pub last: Option<String>,
+    /// Its increment (negative for a descending sequence).
+    pub increment: i128,
+    /// The value it hands out next, as text; none when the session may
+    /// not read it.
+    pub next: Option<String>,
     /// The value this session last drew or set, when asked for.
     pub session: Option<String>,
 }
@@ -929,18 +931,20 @@ impl Database for SqlxDatabase {
         if !matches!(self.conn, Conn::Postgres(_)) {
             return Ok(Vec::new());
         }
-        // By id, so that no name is ever written into SQL; another
-        // session's temporary sequences cannot be read.
+        // By id, so that no name is ever written into SQL (the server
+        // quotes the one it reads from); another session's temporary
+        // sequences cannot be read. The next value counts `is_called`, so a
+        // sequence restarted or set with `setval(..., false)` is read right.
         let all = self
             .setting(
-                "SELECT coalesce(json_agg(json_build_array(c.oid::bigint, format('%I.%I', n.nspname, c.relname), CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(c.oid)::text END)), '[]')::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND NOT pg_is_other_temp_schema(n.oid)",
+                "SELECT coalesce(json_agg(json_build_array(c.oid::bigint, format('%I.%I', n.nspname, c.relname), s.seqincrement::text, CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN (xpath('/row/v/text()', query_to_xml(format('SELECT CASE WHEN is_called THEN last_value::numeric + %s ELSE last_value::numeric END AS v FROM %s', s.seqincrement, c.oid::regclass), false, true, '')))[1]::text END)), '[]')::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S' AND NOT pg_is_other_temp_schema(n.oid)",
             )
             .await?
             .unwrap_or_default();
-        let rows: Vec<(u32, String, Option<String>)> = serde_json::from_str(&all)
+        let rows: Vec<(u32, String, String, Option<String>)> = serde_json::from_str(&all)
             .map_err(|e| DbError::new(format!("cannot read the sequences: {e}")))?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, name, last) in rows {
+        for (id, name, increment, next) in rows {
             let mut session = None;
             if drawn.contains(&id) {
                 // currval() fails for a sequence this session has not
@@ -966,7 +970,8 @@ impl Database for SqlxDatabase {
             out.push(Sequence {
                 id,
                 name,
-                last,
+                increment: increment.parse().unwrap_or(1),
+                next,
                 session,
             });
         }

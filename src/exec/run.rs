@@ -297,6 +297,8 @@ pub struct Runner<'a> {
     /// Per connection, in a dry run on PostgreSQL, its sequences as last
     /// read: a statement that moved one is reported, as no rollback undoes it.
     sequences: HashMap<String, Vec<Sequence>>,
+    /// The same, as read before the dry run's first statement there.
+    sequence_start: HashMap<String, Vec<Sequence>>,
     options: Options,
 }
 
@@ -504,6 +506,7 @@ impl<'a> Runner<'a> {
             open: HashMap::new(),
             skipped: HashMap::new(),
             sequences: HashMap::new(),
+            sequence_start: HashMap::new(),
             options,
         }
     }
@@ -746,8 +749,8 @@ impl<'a> Runner<'a> {
             return self.finish(stop).await;
         }
         let ending = self.steps().await;
-        self.finish_dry_run().await;
-        ending
+        let after = self.finish_dry_run().await;
+        with_dry_run_stop(ending, after)
     }
 
     /// A resume whose last checkpoint lies inside a transaction, which the
@@ -792,9 +795,11 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    async fn finish_dry_run(&mut self) {
+    /// Rolls a dry run back, then looks for what the rollback did not
+    /// undo ([`Self::sequences_set_back`]).
+    async fn finish_dry_run(&mut self) -> Option<Stop> {
         if !self.options.dry_run {
-            return;
+            return None;
         }
         let shape = Shape {
             kind: StatementKind::Rollback,
@@ -811,12 +816,13 @@ impl<'a> Runner<'a> {
                 });
             }
         }
+        self.sequences_set_back().await
     }
 
     async fn finish(&mut self, stop: Stop) -> Ending {
         let ending = self.end(stop).await;
-        self.finish_dry_run().await;
-        ending
+        let after = self.finish_dry_run().await;
+        with_dry_run_stop(ending, after)
     }
 
     /// Whether questions are answered without asking (doc tests, dry runs).
@@ -1335,6 +1341,23 @@ impl<'a> Runner<'a> {
         let watch = dry && dialect == Dialect::Postgres;
         if watch && !self.sequences.contains_key(connection) {
             let now = self.read_sequences(connection, stmt, &[]).await?;
+            let unreadable: Vec<&str> = now
+                .iter()
+                .filter(|s| s.next.is_none())
+                .map(|s| s.name.as_str())
+                .collect();
+            if !unreadable.is_empty() {
+                self.emit(Event::Unchecked {
+                    step: si,
+                    index: ti,
+                    reason: format!(
+                        "this user may not read the sequences {}: whether the dry run moves them is not known",
+                        unreadable.join(", ")
+                    ),
+                })?;
+            }
+            self.sequence_start
+                .insert(connection.to_string(), now.clone());
             self.sequences.insert(connection.to_string(), now);
         }
         let show = stmt.show.unwrap_or(0);
@@ -1432,9 +1455,10 @@ impl<'a> Runner<'a> {
     }
 
     /// In a dry run on PostgreSQL, reports the sequences statement `ti`
-    /// moved, which no rollback moves back: one it drew from (a serial
-    /// column's default, a function) is reported as kept; one set back
-    /// stops the run, as ids could then be drawn twice.
+    /// drew from (a serial column's default, a function): no rollback
+    /// moves them back. One moved back is judged after the dry run's
+    /// rollback ([`Self::sequences_set_back`]): `ALTER SEQUENCE ... RESTART`
+    /// inside the transaction is rolled back with it.
     async fn sequences_moved(
         &mut self,
         at: InStep<'_>,
@@ -1445,7 +1469,7 @@ impl<'a> Runner<'a> {
         let quick = self.read_sequences(at.connection, stmt, &[]).await?;
         let moved: Vec<u32> = quick
             .iter()
-            .filter(|a| before.iter().any(|b| b.id == a.id && b.last != a.last))
+            .filter(|a| before.iter().any(|b| b.id == a.id && b.next != a.next))
             .map(|a| a.id)
             .collect();
         let mut after = if moved.is_empty() {
@@ -1462,28 +1486,12 @@ impl<'a> Runner<'a> {
                 a.session.clone_from(&b.session);
                 continue;
             }
-            let number = |v: &Option<String>| v.as_deref().and_then(|t| t.parse::<i128>().ok());
-            let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unused".into());
-            let back = match (number(&b.last), number(&a.last)) {
-                (Some(old), Some(new)) => new < old,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if back {
-                return Err(Stop::Db(format!(
-                    "{}: dry run: the sequence {} was set back from {} to {}, and no rollback moves a sequence back: it stays so, and ids it hands out again may collide. Set it right by hand (SELECT setval(...)) before anything else writes",
-                    stmt.location,
-                    a.name,
-                    shown(&b.last),
-                    shown(&a.last)
-                )));
-            }
-            if a.session.is_some() && a.session != b.session {
+            if a.session.is_some() && a.session != b.session && onward(b, a) {
                 kept.push(format!(
-                    "the sequence {} moved from {} to {} (PostgreSQL moves no sequence back on rollback; the values drawn are skipped)",
+                    "the sequence {} moved on: it hands out {} next, not {} (PostgreSQL moves no sequence back on rollback; the values drawn are skipped)",
                     a.name,
-                    shown(&b.last),
-                    shown(&a.last)
+                    shown_next(&a.next),
+                    shown_next(&b.next)
                 ));
             }
         }
@@ -1496,6 +1504,50 @@ impl<'a> Runner<'a> {
             })?;
         }
         Ok(())
+    }
+
+    /// After a dry run's rollback on PostgreSQL: the sequences that hand
+    /// out a value they handed out before the dry run (set back by a
+    /// function, or by another session meanwhile), each reported, and a
+    /// stop when there is one; and those the session could not read.
+    async fn sequences_set_back(&mut self) -> Option<Stop> {
+        let mut back = Vec::new();
+        let starts: Vec<(String, Vec<Sequence>)> = self.sequence_start.drain().collect();
+        for (connection, start) in starts {
+            let Some(db) = self.dbs.get_mut(&connection) else {
+                continue;
+            };
+            let now = match db.sequences(&[]).await {
+                Ok(now) => now,
+                Err(e) => {
+                    return Some(Stop::Db(format!(
+                        "dry run: cannot read the sequences on `{connection}` after it, so cannot tell whether one was set back: {}",
+                        e.message
+                    )));
+                }
+            };
+            for a in &now {
+                if let Some(b) = start.iter().find(|b| b.id == a.id)
+                    && b.next != a.next
+                    && !onward(b, a)
+                {
+                    back.push(format!(
+                        "the sequence {} on `{connection}` was set back: it hands out {} next, and handed out up to {} before the dry run (a function it called, or another session meanwhile); no rollback undoes it, and ids may be handed out twice: set it right by hand (SELECT setval(...))",
+                        a.name,
+                        shown_next(&a.next),
+                        shown_next(&b.next)
+                    ));
+                }
+            }
+        }
+        for what in &back {
+            let _ = self.emit(Event::Kept {
+                step: self.plan.steps.len().saturating_sub(1),
+                index: 0,
+                what: what.clone(),
+            });
+        }
+        (!back.is_empty()).then(|| Stop::Db(format!("dry run: {}", back.join("; "))))
     }
 
     /// The tables `sql` writes to on `connection` that no rollback undoes.
@@ -2068,6 +2120,34 @@ impl<'a> Runner<'a> {
             _ => Ok(()),
         }
     }
+}
+
+/// `ending`, made an error by what a dry run's rollback did not undo.
+fn with_dry_run_stop(ending: Ending, after: Option<Stop>) -> Ending {
+    let Some(Stop::Db(m) | Stop::Check(m) | Stop::Declined(m)) = after else {
+        return ending;
+    };
+    match ending {
+        Ending::Success => Ending::Error(m),
+        Ending::CheckFailed(e) | Ending::Error(e) | Ending::Declined(e) => {
+            Ending::Error(format!("{e}; {m}"))
+        }
+    }
+}
+
+/// Whether a sequence moved from `b` to `a` in its own direction (or
+/// stayed): a draw, never a value handed out again.
+fn onward(b: &Sequence, a: &Sequence) -> bool {
+    let value = |s: &Sequence| s.next.as_deref().and_then(|t| t.parse::<i128>().ok());
+    match (value(b), value(a)) {
+        (Some(old), Some(new)) => (new - old).signum() * a.increment.signum() >= 0,
+        _ => true,
+    }
+}
+
+/// A sequence's next value as shown.
+fn shown_next(next: &Option<String>) -> String {
+    next.clone().unwrap_or_else(|| "(unreadable)".into())
 }
 
 /// The most a shell step's printed tail keeps: lines, and characters a line.
