@@ -561,9 +561,12 @@ fn a_sqlite_dry_run_creates_no_file() {
     );
     let (code, shown) = exec(&setup, &url, dir.path(), &[]);
     assert_eq!(code, Some(0), "{shown}");
+    let lock = dir.path().join("existing.db.runbook-lock");
+    let _ = std::fs::remove_file(&lock);
     let (code, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
     assert_eq!(code, Some(3), "{shown}");
     assert!(!attached.exists(), "{shown}");
+    assert!(!lock.exists(), "a dry run leaves no lock file: {shown}");
     // A real run attaches and creates it, as the runbook says.
     let (code, shown) = exec(&rb, &url, dir.path(), &[]);
     assert_eq!(code, Some(0), "{shown}");
@@ -620,4 +623,74 @@ async fn a_postgres_dry_run_reads_sequences_as_they_hand_out_values() {
     run(&mut db, &format!("DROP TABLE {t}")).await;
     run(&mut db, &format!("DROP SEQUENCE {t}_down")).await;
     run(&mut db, &format!("DROP FUNCTION {t}_reset()")).await;
+}
+
+#[tokio::test]
+async fn a_mysql_dry_run_keeps_no_write_a_rollback_cannot_undo_however_it_is_named() {
+    let Some(url) = common::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = SqlxDatabase::connect(Dialect::Mysql, &url).await.unwrap();
+    for sql in [
+        "DROP TABLE IF EXISTS `value`, `a``b`, nt_inno, nt_log",
+        "DROP SEQUENCE IF EXISTS nt_seq",
+        "CREATE TABLE `value` (id INT) ENGINE=MyISAM",
+        "CREATE TABLE `a``b` (id INT) ENGINE=Aria",
+        "CREATE TABLE nt_log (id INT) ENGINE=Aria",
+        "CREATE TABLE nt_inno (id INT) ENGINE=InnoDB",
+        "CREATE TRIGGER nt_inno_log AFTER INSERT ON nt_inno FOR EACH ROW INSERT INTO nt_log VALUES (NEW.id)",
+        "CREATE SEQUENCE nt_seq",
+    ] {
+        run(&mut db, sql).await;
+    }
+    let cases = [
+        (
+            "named-value",
+            "INSERT INTO `value` VALUES (1);",
+            "not rehearsed",
+        ),
+        (
+            "doubled-quote",
+            "INSERT INTO `a``b` VALUES (1);",
+            "not rehearsed",
+        ),
+        (
+            "comment",
+            "INSERT INTO /* x */ `value` /* y */ VALUES (1);",
+            "not rehearsed",
+        ),
+        (
+            "next-value",
+            "SELECT NEXT VALUE FOR nt_seq AS n;",
+            "not rehearsed",
+        ),
+        (
+            "sequence-row",
+            "INSERT INTO nt_seq VALUES (1, 1, 9223372036854775806, 1, 1, 1000, 0, 0);",
+            "not rehearsed",
+        ),
+        (
+            "trigger",
+            "INSERT INTO nt_inno VALUES (7);",
+            "could not undo",
+        ),
+    ];
+    for (name, sql, said) in cases {
+        let body = format!("```sql {{#t}}\nBEGIN;\n{sql}\nCOMMIT;\n```\n");
+        let rb = runbook(dir.path(), name, Dialect::Mysql, "", &body);
+        let (_, shown) = exec(&rb, &url, dir.path(), &["--dry-run"]);
+        assert!(shown.contains(said), "{name}: {shown}");
+        if said == "could not undo" {
+            assert!(!shown.contains("dry run ok"), "{name}: {shown}");
+        }
+    }
+    let value = value(&mut db, "SELECT CONCAT((SELECT COUNT(*) FROM `value`), (SELECT COUNT(*) FROM `a``b`), (SELECT COUNT(*) FROM nt_inno), (SELECT NEXTVAL(nt_seq))) AS v").await;
+    // The trigger's write stays (and was reported); nothing else did, and
+    // the sequence hands out 1 first.
+    assert_eq!(value.as_deref(), Some("0001"));
+    for sql in [
+        "DROP TABLE `value`, `a``b`, nt_inno, nt_log",
+        "DROP SEQUENCE nt_seq",
+    ] {
+        run(&mut db, sql).await;
+    }
 }

@@ -247,6 +247,9 @@ pub struct SqlxDatabase {
     non_transactional: Option<std::collections::HashSet<String>>,
     /// How many result rows the next statement keeps ([`Database::keep_rows`]).
     keep: usize,
+    /// Whether it may create files ([`Self::connect_existing`]: no, and a
+    /// SQLite run lock file is then used only when it is there already).
+    creates: bool,
 }
 
 /// The connection, per driver.
@@ -406,6 +409,7 @@ impl SqlxDatabase {
             lexing: dialect.into(),
             non_transactional: None,
             keep: 0,
+            creates: create,
         };
         db.pin_encoding().await?;
         db.read_lexing().await?;
@@ -842,7 +846,7 @@ impl Database for SqlxDatabase {
             // current schema, `table` too.
             let list = self
                 .setting(
-                    "SELECT GROUP_CONCAT(CONCAT(LOWER(TABLE_SCHEMA), '.', LOWER(TABLE_NAME), IF(TABLE_SCHEMA = DATABASE(), CONCAT(',', LOWER(TABLE_NAME)), '')) SEPARATOR ',') AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'sys')",
+                    "SELECT GROUP_CONCAT(CONCAT(LOWER(TABLE_SCHEMA), '.', LOWER(TABLE_NAME), IF(TABLE_SCHEMA = DATABASE(), CONCAT(',', LOWER(TABLE_NAME)), '')) SEPARATOR ',') AS t FROM information_schema.TABLES WHERE ((TABLE_TYPE = 'BASE TABLE' AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE')) OR TABLE_TYPE = 'SEQUENCE') AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'sys')",
                 )
                 .await?
                 .unwrap_or_default();
@@ -860,34 +864,50 @@ impl Database for SqlxDatabase {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
-        // The names the statement writes: words and quoted names, and
-        // `schema.table` pairs.
+        // The names the statement writes: words and quoted names (their
+        // quotes taken off, doubled ones undone), and `schema.table` pairs;
+        // comments are not names.
+        use crate::compile::lex::TokenKind;
         let tokens: Vec<String> = crate::compile::lex::tokenize(sql, self.lexing)
             .0
             .into_iter()
-            .filter(|t| !matches!(t.kind, crate::compile::lex::TokenKind::Space))
-            .map(|t| sql[t.start..t.end].trim_matches(['`', '"']).to_lowercase())
+            .filter(|t| {
+                !matches!(
+                    t.kind,
+                    TokenKind::Space | TokenKind::LineComment | TokenKind::BlockComment
+                )
+            })
+            .map(|t| {
+                let text = &sql[t.start..t.end];
+                let unquoted = match t.kind {
+                    TokenKind::Ident if text.len() >= 2 => {
+                        let q = &text[..1];
+                        text[1..text.len() - 1].replace(&format!("{q}{q}"), q)
+                    }
+                    _ => text.to_string(),
+                };
+                unquoted.to_lowercase()
+            })
             .collect();
-        // An INSERT or REPLACE writes only the table it names before its
-        // columns or rows: what its SELECT reads stays untouched.
+        // An INSERT or REPLACE writes only the table it names after its
+        // modifiers and INTO: what its SELECT reads stays untouched.
         let tokens = match tokens.first().map(String::as_str) {
             Some("insert" | "replace") => {
-                let end = tokens
-                    .iter()
-                    .position(|t| {
-                        matches!(
-                            t.as_str(),
-                            "(" | "values"
-                                | "value"
-                                | "select"
-                                | "set"
-                                | "table"
-                                | "with"
-                                | "partition"
-                        )
-                    })
-                    .unwrap_or(tokens.len());
-                tokens[..end].to_vec()
+                let mut i = 1;
+                while tokens.get(i).is_some_and(|t| {
+                    matches!(
+                        t.as_str(),
+                        "low_priority" | "delayed" | "high_priority" | "ignore" | "into"
+                    )
+                }) {
+                    i += 1;
+                }
+                let end = if tokens.get(i + 1).map(String::as_str) == Some(".") {
+                    i + 3
+                } else {
+                    i + 1
+                };
+                tokens[i.min(tokens.len())..end.min(tokens.len())].to_vec()
             }
             _ => tokens,
         };
@@ -1045,10 +1065,15 @@ impl Database for SqlxDatabase {
                 }
                 let path = format!("{file}.runbook-lock");
                 let io = |e: std::io::Error| DbError::new(format!("cannot lock {path}: {e}"));
+                // A dry run leaves no file: without a lock file, it holds
+                // its transaction instead of a lock.
+                if !self.creates && !std::path::Path::new(&path).exists() {
+                    return Ok(None);
+                }
                 let mut lock = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
-                    .create(true)
+                    .create(self.creates)
                     .truncate(false)
                     .open(&path)
                     .map_err(io)?;

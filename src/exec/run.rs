@@ -346,7 +346,12 @@ fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'s
         Dialect::Mysql if has(&["CALL", "EXECUTE"]) => {
             Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
         }
-        Dialect::Mysql if has(&["OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "LASTVAL"]) => {
+        Dialect::Mysql
+            if has(&["OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "LASTVAL"])
+                || names
+                    .windows(3)
+                    .any(|w| w[0] == "NEXT" && w[1] == "VALUE" && w[2] == "FOR") =>
+        {
             Some("a file written or a sequence moved stays whatever the transaction")
         }
         Dialect::Mysql
@@ -1854,10 +1859,21 @@ impl<'a> Runner<'a> {
         failpoint(&format!("after-commit:{}", step.id));
         self.open.remove(connection);
         if self.options.dry_run {
-            return self.emit(Event::RolledBack {
+            let kept = match self.dbs.get_mut(connection) {
+                Some(db) => db.kept_after_rollback().await,
+                None => false,
+            };
+            self.emit(Event::RolledBack {
                 connection: connection.to_string(),
                 reason: "dry run: the transaction is not committed".into(),
-            });
+            })?;
+            if kept {
+                return Err(Stop::Db(format!(
+                    "{}: this dry run could not undo the transaction: a trigger, function or view wrote to a table no rollback undoes (MySQL warning 1196), and that stays",
+                    stmt.location
+                )));
+            }
+            return Ok(());
         }
         self.emit(Event::Committed {
             step: position.0,
