@@ -124,6 +124,9 @@ enum Command {
         /// runbook runs on (repeat for each connection).
         #[arg(long, value_name = "NAME")]
         confirm_target: Vec<String>,
+        /// Show each statement's whole text as it runs, not one cut line.
+        #[arg(long)]
+        show_sql: bool,
     },
     /// Publish the doc site with mdBook from DIR/book.toml.
     Book {
@@ -203,6 +206,7 @@ fn main() -> ExitCode {
             resume,
             format,
             confirm_target,
+            show_sql,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
             resume: resume.as_deref(),
             json: format == Format::Json,
             confirm_target: &confirm_target,
+            show_sql,
         }),
         Command::Book { dir, test_results } => book(&dir, test_results.as_deref()),
         Command::MdbookPreprocessor { args } => mdbook_preprocessor(&args),

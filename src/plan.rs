@@ -489,6 +489,31 @@ impl Plan {
     }
 }
 
+/// A duration in the units people read: `850ms`, `4.2s`, `30m`, `1m30s`,
+/// `2h`, `1h15m`.
+pub fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 if ms % 1000 == 0 => format!("{s}s"),
+        1000..60_000 => format!("{:.1}s", d.as_secs_f64()),
+        _ if s < 3600 => match s % 60 {
+            0 => format!("{}m", s / 60),
+            r => format!("{}m{r:02}s", s / 60),
+        },
+        _ => match (s % 3600) / 60 {
+            0 => format!("{}h", s / 3600),
+            m => format!("{}h{m:02}m", s / 3600),
+        },
+    }
+}
+
+/// [`duration`] of a number of milliseconds.
+pub fn duration_ms(ms: u64) -> String {
+    duration(std::time::Duration::from_millis(ms))
+}
+
 /// Collapses white space and cuts `s` to `max` characters for one-line display.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -504,6 +529,18 @@ pub fn one_line(s: &str, max: usize) -> String {
 const PLAN_TEMPLATE: &str = include_str!("../templates/plan.txt");
 
 impl Plan {
+    /// Its steps as every report counts them: `3 steps`, with those that
+    /// are published only: `3 steps (1 skipped)`.
+    pub fn steps_counted(&self) -> String {
+        let n = self.steps.len();
+        let skipped = self.steps.iter().filter(|s| s.skip).count();
+        let noun = if n == 1 { "step" } else { "steps" };
+        match skipped {
+            0 => format!("{n} {noun}"),
+            k => format!("{n} {noun} ({k} skipped)"),
+        }
+    }
+
     /// The plan as a person reads it: header, connections, parameters, then
     /// every step with its statements and what is checked.
     pub fn to_text(&self) -> Result<String, minijinja::Error> {
@@ -520,7 +557,8 @@ impl Plan {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         });
+        let counted = self.steps_counted();
         let plan = minijinja::Value::from(minijinja::value::Serde(self));
-        env.render_str(PLAN_TEMPLATE, minijinja::context! { plan })
+        env.render_str(PLAN_TEMPLATE, minijinja::context! { plan, counted })
     }
 }

@@ -242,3 +242,60 @@ fn show_takes_a_number_of_rows_or_nothing_else() {
         );
     }
 }
+
+#[test]
+fn durations_read_as_people_say_them() {
+    use runbook_compile::plan::duration_ms as d;
+    let said: Vec<String> = [850, 4200, 30_000, 90_000, 1_800_000, 7_200_000, 4_500_000]
+        .into_iter()
+        .map(d)
+        .collect();
+    assert_eq!(
+        said,
+        ["850ms", "4.2s", "30s", "1m30s", "30m", "2h", "1h15m"]
+    );
+}
+
+#[test]
+fn a_column_named_like_a_capture_never_silently_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "clash",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sql {#before capture=n}\nSELECT 5 AS n;\n```\n\n```sql {#after}\nSELECT 3 AS n;\n-- @assert n == 3\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("`n` is both a column of the result and a parameter, capture or `rows`"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn sign_off_text_is_templated_and_show_sql_shows_whole_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "signoff",
+        runbook_compile::plan::Dialect::Sqlite,
+        "params:\n  ticket: text\n",
+        "```sql {#count capture=total}\nSELECT 42 AS total,\n       'second line' AS other;\n```\n\n\
+         - [ ] Told ticket {{ ticket }} that {{ total.total }} rows are back\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let (code, shown) = exec(
+        &rb,
+        &url,
+        dir.path(),
+        &["--param", "ticket=INC-7", "--show-sql"],
+    );
+    assert!(
+        shown.contains("Told ticket INC-7 that 42 rows are back"),
+        "{code:?}: {shown}"
+    );
+    assert!(shown.contains("       'second line' AS other"), "{shown}");
+}

@@ -201,6 +201,8 @@ struct Screen<'p> {
     out: Box<dyn Write>,
     /// The secret parameters' values, blanked out of every line.
     mask: &'p Mask,
+    /// `--show-sql`: whole statements, not one cut line.
+    show_sql: bool,
 }
 
 impl Screen<'_> {
@@ -231,7 +233,7 @@ impl Screen<'_> {
             return;
         }
         let mut shown = Vec::new();
-        show(self.plan, event, &mut shown);
+        show(self.plan, event, self.show_sql, &mut shown);
         let _ = self
             .out
             .write_all(self.mask.apply(&String::from_utf8_lossy(&shown)).as_bytes());
@@ -254,7 +256,7 @@ fn info(json: bool, line: String) {
 }
 
 /// One line per event: a mark, what ran, expected vs actual, time.
-fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
+fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
     let _ = match event {
         Event::Statement {
             step,
@@ -294,13 +296,17 @@ fn show(plan: &Plan, event: &Event, out: &mut dyn Write) {
                 (None, None) if !checks.is_empty() => format!("  {}", checks.join("  ")),
                 (None, None) => format!("  {count} rows"),
             };
+            let text = if whole {
+                format!("\n      {}\n     ", sql.trim().replace('\n', "\n      "))
+            } else {
+                one_line(sql, 56)
+            };
             writeln!(
                 out,
-                "  {mark} {}#{}  {}{check}  {}ms",
+                "  {mark} {}#{}  {text}{check}  {}",
                 plan.steps[*step].id,
                 index + 1,
-                one_line(sql, 56),
-                elapsed.as_millis()
+                runbook_compile::plan::duration(*elapsed)
             )
         }
         Event::Shell {
@@ -429,6 +435,8 @@ pub struct ExecArgs<'a> {
     pub json: bool,
     /// `--confirm-target NAME`: the database names a production run starts on.
     pub confirm_target: &'a [String],
+    /// `--show-sql`: each statement's whole text as it runs.
+    pub show_sql: bool,
 }
 
 /// `rows` under `columns` as a table, indented under the statement's line.
@@ -629,6 +637,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         resume,
         json,
         confirm_target,
+        show_sql,
     } = args;
     let (journal_flag, given_params) = (journal, given);
     let Some(plan) = compile_reported(file)? else {
@@ -926,6 +935,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 Box::new(std::io::BufWriter::new(std::io::stdout()))
             },
             mask: &mask,
+            show_sql,
         };
         let mut observer = |e: &Event| {
             screen.event(e);
@@ -957,9 +967,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         info(
             json,
             format!(
-                "runbook {} ({} steps, plan {})",
+                "runbook {} ({}, plan {})",
                 plan.id,
-                plan.steps.iter().filter(|s| !s.skip).count(),
+                plan.steps_counted(),
                 &plan.hash[..12]
             ),
         );
@@ -1095,14 +1105,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
         match &ending {
             Ending::Success => {
-                let sql_steps = plan
-                    .steps
-                    .iter()
-                    .filter(|s| matches!(s.body, StepBody::Sql { .. }))
-                    .count();
                 let unchecked = events_unchecked;
                 if dry_run {
-                    info(json, format!("dry run ok: {statements} statements in {sql_steps} SQL steps, {held}; nothing was committed"));
+                    info(json, format!("dry run ok: {statements} statements in {}, {held}; nothing was committed", plan.steps_counted()));
                     if kept > 0 {
                         info(json, format!("{kept} changes that no rollback undoes stayed (marked ! above): the database is not exactly as before"));
                     }
@@ -1110,7 +1115,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                         info(json, format!("{unchecked} results were not checked (marked ? above)"));
                     }
                 } else {
-                    info(json, format!("ok: {statements} statements in {sql_steps} SQL steps, {held}"));
+                    info(json, format!("ok: {statements} statements in {}, {held}", plan.steps_counted()));
                 }
             }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),

@@ -920,7 +920,7 @@ impl<'a> Runner<'a> {
                 // it. Ending the session makes the server roll back instead.
                 self.abandon(connection).await;
                 let ms = timeout_ms.unwrap_or_default();
-                return Err(DbError::new(format!("statement timed out after {ms}ms; its session was ended, so the server rolls its transaction back")));
+                return Err(DbError::new(format!("statement timed out after {}; its session was ended, so the server rolls its transaction back", crate::plan::duration_ms(ms))));
             }
         };
         if let Some(after) = &wire.after {
@@ -1087,6 +1087,23 @@ impl<'a> Runner<'a> {
         items: impl Iterator<Item = &'i str>,
     ) -> Result<(), Stop> {
         for item in items {
+            // Templated like SQL, with the values as text, secrets masked.
+            let item = if item.contains("{{") || item.contains("{%") {
+                let mut env = minijinja::Environment::new();
+                env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+                match env.render_str(item, &self.values) {
+                    Ok(text) => self.masked(&text),
+                    Err(e) => {
+                        return Err(Stop::Db(format!(
+                            "step `{}`: cannot render the sign-off item `{item}`: {e}",
+                            self.plan.steps[si].id
+                        )));
+                    }
+                }
+            } else {
+                item.to_string()
+            };
+            let item = item.as_str();
             let confirmed = self.unattended() || self.operator.sign_off(item);
             self.emit(Event::SignedOff {
                 step: si,
@@ -1970,6 +1987,13 @@ impl<'a> Runner<'a> {
         let env = crate::template::environment(dialect);
         let mut ctx = self.values.clone();
         ctx.insert("rows".into(), Value::from(count));
+        // A column named like a parameter or capture never silently wins.
+        let clashes: Vec<&str> = row
+            .unwrap_or_default()
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| self.values.contains_key(*name) || *name == "rows")
+            .collect();
         for (name, value) in row.unwrap_or_default() {
             ctx.insert(name.clone(), value.clone());
         }
@@ -1977,6 +2001,16 @@ impl<'a> Runner<'a> {
             let expr = env
                 .compile_expression(&a.expr)
                 .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
+            if let Some(name) = expr
+                .undeclared_variables(false)
+                .iter()
+                .find(|n| clashes.contains(&n.as_str()))
+            {
+                return Err(format!(
+                    "assert `{}`: `{name}` is both a column of the result and a parameter, capture or `rows`: name the column apart (`AS {name}_now`)",
+                    a.expr
+                ));
+            }
             // A number a float cannot hold, among its names or written in
             // it: every number is compared exactly (format section 11).
             let names = expr.undeclared_variables(false);
@@ -2071,8 +2105,9 @@ impl<'a> Runner<'a> {
                 Ok(r) => r,
                 Err(_) => {
                     return Err(Stop::Db(format!(
-                        "{}: shell step timed out after {ms}ms",
-                        step.location
+                        "{}: shell step timed out after {}",
+                        step.location,
+                        crate::plan::duration_ms(ms)
                     )));
                 }
             },

@@ -331,7 +331,10 @@ fn step_view(
         badges.push(Badge::new("warn", "on failure: warn and go on"));
     }
     if let Some(ms) = step.timeout_ms {
-        badges.push(Badge::new("capture", format!("timeout {}", duration(ms))));
+        badges.push(Badge::new(
+            "capture",
+            format!("timeout {}", crate::plan::duration_ms(ms)),
+        ));
     }
     StepView {
         id: step.id.clone(),
@@ -339,17 +342,6 @@ fn step_view(
         skip: step.skip,
         badges,
         parts,
-    }
-}
-
-/// `30s`, `5m`, `1500ms`.
-fn duration(ms: u64) -> String {
-    if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
     }
 }
 
