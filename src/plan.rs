@@ -496,7 +496,7 @@ pub fn duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match ms {
         0..1000 => format!("{ms}ms"),
-        1000..60_000 if ms % 1000 == 0 => format!("{s}s"),
+        1000..60_000 if ms.is_multiple_of(1000) => format!("{s}s"),
         1000..60_000 => format!("{:.1}s", d.as_secs_f64()),
         _ if s < 3600 => match s % 60 {
             0 => format!("{}m", s / 60),
