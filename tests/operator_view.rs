@@ -299,3 +299,83 @@ fn sign_off_text_is_templated_and_show_sql_shows_whole_statements() {
     );
     assert!(shown.contains("       'second line' AS other"), "{shown}");
 }
+
+#[test]
+fn a_resume_goes_on_with_the_run_s_parameters_and_journals_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let rb = runbook(
+        dir.path(),
+        "again",
+        runbook_compile::plan::Dialect::Sqlite,
+        "params:\n  who: text\n  ids: int-list\n  pw: secret\n",
+        "```sql {#setup}\nCREATE TABLE IF NOT EXISTS t (who TEXT, n INT);\nINSERT INTO t VALUES ({{ who }}, {{ ids | length }});\n```\n\n\
+         ```sql {#gate}\nSELECT COUNT(*) AS c FROM gate;\n```\n\n\
+         ```sql {#after}\nINSERT INTO t VALUES ({{ who }}, 0);\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let pw_given = format!("pw=@{}", pw.display());
+    let first = [
+        "--param",
+        "who=alice",
+        "--param",
+        "ids=1,2,3",
+        "--param",
+        &pw_given,
+    ];
+    let (code, shown) = exec(&rb, &url, dir.path(), &first);
+    assert_eq!(code, Some(3), "{shown}");
+    let journal = journals(dir.path());
+    assert!(
+        journal.contains(r#""params":{"ids":[1,2,3],"pw":"sha256:"#),
+        "{journal}"
+    );
+    assert!(journal.contains(r#""who":"alice"}"#), "{journal}");
+    assert!(!journal.contains("s3cret"), "{journal}");
+    // The secret is not journaled: a resume without it is refused.
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--resume", "latest"]);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("parameter `pw` (secret) is not given"),
+        "{shown}"
+    );
+    // Given again, with a different `who`: said, journaled, used.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sqlite = |sql: &str| {
+        runtime.block_on(async {
+            let mut c = runbook_compile::exec::db::SqlxDatabase::connect(
+                runbook_compile::plan::Dialect::Sqlite,
+                &url,
+            )
+            .await
+            .unwrap();
+            common::value(&mut c, sql).await.unwrap_or_default()
+        })
+    };
+    sqlite("CREATE TABLE gate (x INT)");
+    let resumed = [
+        "--resume", "latest", "--param", &pw_given, "--param", "who=bob",
+    ];
+    let (code, shown) = exec(&rb, &url, dir.path(), &resumed);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown
+            .contains("parameter `who` is \"bob\" now, and was \"alice\" in the run being resumed"),
+        "{shown}"
+    );
+    assert_eq!(
+        sqlite("SELECT group_concat(who || ':' || n, ' ') FROM t"),
+        "alice:3 bob:0"
+    );
+    let journal = journals(dir.path());
+    assert!(
+        journal.contains(r#""event":"params_changed""#)
+            && journal.contains(r#"["who","alice","bob"]"#),
+        "{journal}"
+    );
+}

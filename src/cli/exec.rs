@@ -652,7 +652,47 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_USAGE);
     }
-    let values = match params::resolve(&plan, given, Path::new(".")) {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let journal_dir = journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
+    let resume_point = match resume {
+        None => None,
+        Some(which) => {
+            let found = if which == "latest" {
+                latest_run(&journal_dir, &plan.id)
+            } else {
+                let path = journal_dir.join(format!("{which}.jsonl"));
+                path.is_file().then_some(path)
+            };
+            let Some(path) = found else {
+                eprintln!(
+                    "error: no run `{which}` of {} in {}; nothing ran",
+                    plan.id,
+                    journal_dir.display()
+                );
+                return Ok(EXIT_USAGE);
+            };
+            if dry_run {
+                eprintln!("error: --dry-run and --resume do not go together; nothing ran");
+                return Ok(EXIT_USAGE);
+            }
+            match resume_point(&plan, &path) {
+                Ok(point) => Some((path, point)),
+                Err(e) => {
+                    eprintln!("error: cannot resume: {e}; nothing ran");
+                    return Ok(EXIT_USAGE);
+                }
+            }
+        }
+    };
+    let earlier = resume_point
+        .as_ref()
+        .map(|(_, p)| p.params.clone())
+        .unwrap_or_default();
+    let values = match params::resolve_with(&plan, given, Path::new("."), &earlier) {
         Ok(v) => v,
         Err(errors) => {
             for e in errors {
@@ -759,42 +799,6 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         eprintln!("error: nothing ran");
         return Ok(EXIT_USAGE);
     }
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let journal_dir = journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
-    let resume_point = match resume {
-        None => None,
-        Some(which) => {
-            let found = if which == "latest" {
-                latest_run(&journal_dir, &plan.id)
-            } else {
-                let path = journal_dir.join(format!("{which}.jsonl"));
-                path.is_file().then_some(path)
-            };
-            let Some(path) = found else {
-                eprintln!(
-                    "error: no run `{which}` of {} in {}; nothing ran",
-                    plan.id,
-                    journal_dir.display()
-                );
-                return Ok(EXIT_USAGE);
-            };
-            if dry_run {
-                eprintln!("error: --dry-run and --resume do not go together; nothing ran");
-                return Ok(EXIT_USAGE);
-            }
-            match resume_point(&plan, &path) {
-                Ok(point) => Some((path, point)),
-                Err(e) => {
-                    eprintln!("error: cannot resume: {e}; nothing ran");
-                    return Ok(EXIT_USAGE);
-                }
-            }
-        }
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -874,6 +878,23 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
         let steps = plan.steps.iter().map(|s| s.id.clone()).collect();
         let new_run_id = run_id(&plan.id);
+        let journaled: BTreeMap<String, serde_json::Value> = plan
+            .params
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), params::to_journal(p.ty, values.get(&p.name)?))))
+            .collect();
+        // A resume given values other than the run's: said, and journaled.
+        let changed: Vec<(String, serde_json::Value, serde_json::Value)> = journaled
+            .iter()
+            .filter_map(|(name, now)| {
+                let before = earlier.get(name)?;
+                (before != now).then(|| (name.clone(), before.clone(), now.clone()))
+            })
+            .filter(|_| resume_point.is_some())
+            .collect();
+        for (name, before, now) in &changed {
+            eprintln!("warning: parameter `{name}` is {now} now, and was {before} in the run being resumed: the rest of the run uses the new value (journaled)");
+        }
         let first = match &resume_point {
             Some((_, point)) => Record::Resume {
                 operator: &operator,
@@ -887,6 +908,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 dry_run,
                 operator: &operator,
                 connections: &journal_connections,
+                params: &journaled,
             },
         };
         let opened = match &resume_point {
@@ -895,6 +917,12 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
         .and_then(|mut j| {
             j.write(&first)?;
+            if !changed.is_empty() {
+                j.write(&Record::ParamsChanged {
+                    operator: &operator,
+                    changed: &changed,
+                })?;
+            }
             Ok(j)
         });
         if json {

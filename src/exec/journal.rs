@@ -44,6 +44,16 @@ pub enum Record<'a> {
         operator: &'a str,
         /// The connections.
         connections: &'a [JournalConnection],
+        /// The parameters' values (a secret's as its digest).
+        params: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    },
+    /// A resume was given parameter values other than the run's: each
+    /// name with its value before and now (secrets as digests).
+    ParamsChanged {
+        /// Who resumed.
+        operator: &'a str,
+        /// Name, value before, value now.
+        changed: &'a [(String, serde_json::Value, serde_json::Value)],
     },
     /// A statement or shell step is about to run.
     Running {
@@ -592,6 +602,9 @@ pub struct ResumePoint {
     /// (the run was killed, the disk filled, the connection was lost):
     /// whether it was applied is unknown, so it is never simply run again.
     pub unanswered: Option<(usize, usize)>,
+    /// The parameter values the run went on with last (a secret's as its
+    /// digest): those it started with, and any a resume changed.
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A COMMIT the journal cannot confirm.
@@ -777,11 +790,23 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
         .filter(|(p, _, _)| bound.is_some_and(|a| *p <= a))
         .map(|(_, name, value)| (name, crate::exact::from_json(&value)))
         .collect();
+    let mut params: std::collections::BTreeMap<String, serde_json::Value> = start["params"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    for r in records.iter().filter(|r| r["event"] == "params_changed") {
+        for c in r["changed"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(now)) = (c[0].as_str(), c.get(2)) {
+                params.insert(name.to_string(), now.clone());
+            }
+        }
+    }
     Ok(ResumePoint {
         run_id: start["run_id"].as_str().unwrap_or_default().to_string(),
         after,
         captures,
         uncertain,
         unanswered,
+        params,
     })
 }

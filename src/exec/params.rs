@@ -260,6 +260,18 @@ pub fn resolve(
     given: &[(String, String)],
     base: &Path,
 ) -> Result<BTreeMap<String, ParamValue>, Vec<ParamError>> {
+    resolve_with(plan, given, base, &BTreeMap::new())
+}
+
+/// [`resolve`], taking a parameter that is not given from `earlier` (the
+/// values a run being resumed journaled, [`to_journal`]); a secret, which
+/// is journaled as a digest only, must be given again.
+pub fn resolve_with(
+    plan: &Plan,
+    given: &[(String, String)],
+    base: &Path,
+    earlier: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, ParamValue>, Vec<ParamError>> {
     let mut values = BTreeMap::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -292,6 +304,13 @@ pub fn resolve(
         }
     }
     for p in &plan.params {
+        if !seen.contains(p.name.as_str())
+            && p.ty != ParamType::Secret
+            && let Some(v) = earlier.get(&p.name).and_then(|v| from_journal(p.ty, v))
+        {
+            values.insert(p.name.clone(), v);
+            continue;
+        }
         if !seen.contains(p.name.as_str()) {
             errors.push(err(format!(
                 "parameter `{}` ({}) is not given: pass --param {}=VALUE (declared at {})",
@@ -307,6 +326,48 @@ pub fn resolve(
     } else {
         Err(errors)
     }
+}
+
+/// A parameter's value as the journal keeps it: as itself, or for a
+/// secret as `sha256:HEX` of its text, which tells a change and shows
+/// nothing.
+pub fn to_journal(ty: ParamType, value: &ParamValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        ParamValue::Text(t) if ty == ParamType::Secret => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(t.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            J::String(format!("sha256:{hex}"))
+        }
+        ParamValue::Int(n) => J::from(*n),
+        ParamValue::Text(t) | ParamValue::Date(t) => J::String(t.clone()),
+        ParamValue::IntList(l) => J::from(l.clone()),
+        ParamValue::TextList(l) => J::from(l.clone()),
+    }
+}
+
+/// A journaled value back as a parameter of type `ty`, when it is one.
+fn from_journal(ty: ParamType, v: &serde_json::Value) -> Option<ParamValue> {
+    let texts = || -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(match ty {
+        ParamType::Int => ParamValue::Int(v.as_i64()?),
+        ParamType::Text => ParamValue::Text(v.as_str()?.to_string()),
+        ParamType::Date => ParamValue::Date(v.as_str()?.to_string()),
+        ParamType::IntList => ParamValue::IntList(
+            v.as_array()?
+                .iter()
+                .map(serde_json::Value::as_i64)
+                .collect::<Option<_>>()?,
+        ),
+        ParamType::TextList => ParamValue::TextList(texts()?),
+        ParamType::Secret => return None,
+    })
 }
 
 #[cfg(test)]
