@@ -200,7 +200,9 @@ async fn confirm_shows_the_review_and_commits_when_the_operator_types_commit() {
     // with the values it read, not a count of rows returned.
     let n = review
         .lines()
-        .find_map(|l| l.trim().strip_prefix("first row: n="))
+        .find(|l| l.contains("n == before - 6 ✓"))
+        .and_then(|l| l.trim().strip_prefix("n="))
+        .and_then(|l| l.split_whitespace().next())
         .map(str::to_string)
         .unwrap_or_else(|| panic!("{review}"));
     let before: u64 = n.parse::<u64>().unwrap() + 6;

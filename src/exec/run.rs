@@ -1739,10 +1739,22 @@ impl<'a> Runner<'a> {
                 count: outcome.count,
                 passed,
                 returned_rows: outcome.returned_rows,
+                // The columns no assertion shows already.
                 row: outcome
                     .first_row
                     .clone()
-                    .filter(|_| !stmt.asserts.is_empty()),
+                    .filter(|_| !stmt.asserts.is_empty())
+                    .map(|row| {
+                        row.into_iter()
+                            .filter(|(name, _)| {
+                                !stmt
+                                    .asserts
+                                    .iter()
+                                    .any(|a| first_word(&a.expr, name).is_some())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|row| !row.is_empty()),
                 checks: checks.clone(),
                 failure: failure.clone(),
             });
