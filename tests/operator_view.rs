@@ -379,3 +379,25 @@ fn a_resume_goes_on_with_the_run_s_parameters_and_journals_a_change() {
         "{journal}"
     );
 }
+
+#[test]
+fn a_value_never_writes_escape_sequences_to_the_operator_s_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        "escapes",
+        runbook_compile::plan::Dialect::Sqlite,
+        "params:\n  note: text\n",
+        "```sql {#look show}\nSELECT char(27) || '[1A' || char(27) || '[2K' || 'all good' AS v, char(8238) || 'txt.exe' AS w;\n```\n\n\
+         ```sql {#gate}\nSELECT char(27) || '[2J' AS v, {{ note }} AS n;\n-- @assert v == 'x'\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("e.db").display());
+    let note = "note=\u{1b}]0;owned\u{7}";
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--param", note]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    assert!(!shown.contains('\u{202e}'), "{shown:?}");
+    assert!(shown.contains("\\x1b[1A\\x1b[2Kall good"), "{shown}");
+    assert!(shown.contains("\\u{202e}txt.exe"), "{shown}");
+    assert!(shown.contains("v = \\x1b[2J"), "{shown}");
+}

@@ -38,7 +38,7 @@ impl Terminal {
 
 impl Operator for Terminal {
     fn confirm_commit(&mut self, review: &str) -> bool {
-        eprintln!("\nThe transaction is ready to commit:\n{review}");
+        eprintln!("\nThe transaction is ready to commit:\n{}", visible(review));
         self.ask("Type COMMIT to commit; anything else rolls back: ")
             .as_deref()
             == Some("COMMIT")
@@ -46,15 +46,18 @@ impl Operator for Terminal {
 
     fn confirm_step(&mut self, step: &Step, preview: &str) -> bool {
         eprintln!(
-            "\nStep `{}` ({}:{}) will run:\n{preview}",
-            step.id, step.location.file, step.location.line
+            "\nStep `{}` ({}:{}) will run:\n{}",
+            step.id,
+            step.location.file,
+            step.location.line,
+            visible(preview)
         );
         let answer = self.ask(&format!("Run step `{}`? [y/N] ", step.id));
         matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
     }
 
     fn sign_off(&mut self, item: &str) -> bool {
-        let answer = self.ask(&format!("[ ] {item}\n    Confirmed? [y/N] "));
+        let answer = self.ask(&format!("[ ] {}\n    Confirmed? [y/N] ", visible(item)));
         matches!(answer.as_deref(), Some("y" | "Y" | "yes"))
     }
 }
@@ -221,12 +224,12 @@ impl Screen<'_> {
         {
             if self.stderr_terminal {
                 let spinner = indicatif::ProgressBar::new_spinner();
-                spinner.set_message(format!(
+                spinner.set_message(visible(&format!(
                     "{}#{}  {}",
                     self.plan.steps[*step].id,
                     index + 1,
                     one_line(sql, 56)
-                ));
+                )));
                 spinner.enable_steady_tick(std::time::Duration::from_millis(120));
                 self.spinner = Some(spinner);
             }
@@ -236,7 +239,7 @@ impl Screen<'_> {
         show(self.plan, event, self.show_sql, &mut shown);
         let _ = self
             .out
-            .write_all(self.mask.apply(&String::from_utf8_lossy(&shown)).as_bytes());
+            .write_all(visible(&self.mask.apply(&String::from_utf8_lossy(&shown))).as_bytes());
         if matches!(
             event,
             Event::Committed { .. } | Event::RolledBack { .. } | Event::Confirmation { .. }
@@ -437,6 +440,27 @@ pub struct ExecArgs<'a> {
     pub confirm_target: &'a [String],
     /// `--show-sql`: each statement's whole text as it runs.
     pub show_sql: bool,
+}
+
+/// `text` safe to print to the operator's terminal: control characters
+/// (an escape sequence in a value or a server message could move the
+/// cursor and rewrite the lines above) and bidirectional overrides are
+/// shown as escapes (`\x1b`, `\u{202e}`), line breaks and tabs kept.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `rows` under `columns` as a table, indented under the statement's line.
@@ -1090,7 +1114,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
         let ending = runner.run().await;
-        let scrub = |m: &str| mask.apply(&urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc)));
+        let scrub = |m: &str| visible(&mask.apply(&urls.values().fold(m.to_string(), |acc, u| u.scrub(&acc))));
         let statements = runner
             .events()
             .iter()
