@@ -273,6 +273,12 @@ fn a_column_named_like_a_capture_never_silently_wins() {
         shown.contains("`n` is both a column of the result and a parameter, capture or `rows`"),
         "{shown}"
     );
+    // `check` says so before anything runs.
+    let (_, checked) = common::cli(&["check", rb.to_str().unwrap()]);
+    assert!(
+        checked.contains("warning[column-shadows-value]") && checked.contains("clash.md:12:1"),
+        "{checked}"
+    );
 }
 
 #[test]

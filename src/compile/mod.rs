@@ -1069,6 +1069,46 @@ impl Compiler<'_> {
             );
             *ok = false;
         }
+        // A column named like a parameter or capture, where an assertion
+        // reads the name: the run stops there (it never picks one).
+        for (i, stmt) in statements.iter().enumerate() {
+            if stmt.asserts.is_empty() {
+                continue;
+            }
+            let tokens: Vec<_> = lex::tokenize(&stmt.sql, dialect)
+                .0
+                .into_iter()
+                .filter(|t| {
+                    !matches!(
+                        t.kind,
+                        lex::TokenKind::Space
+                            | lex::TokenKind::LineComment
+                            | lex::TokenKind::BlockComment
+                    )
+                })
+                .collect();
+            for pair in tokens.windows(2) {
+                let word = &stmt.sql[pair[0].start..pair[0].end];
+                let alias = stmt.sql[pair[1].start..pair[1].end].trim_matches(['"', '`']);
+                if word.eq_ignore_ascii_case("AS")
+                    && (defined.contains(alias) || alias == "rows")
+                    && stmt.asserts.iter().any(|a| {
+                        a.expr
+                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .any(|w| w == alias)
+                    })
+                {
+                    let raw = &split.statements[i];
+                    let span = c.span_of(raw.start, raw.end);
+                    let d = self.warn(
+                        "column-shadows-value",
+                        format!("the column `{alias}` has the name of a parameter, a capture or `rows`, and an assertion reads `{alias}`: the run stops there"),
+                        span,
+                    );
+                    Self::hint(d, format!("name the column apart: `AS {alias}_now`"));
+                }
+            }
+        }
         if let Some(span) = block.confirm
             && let Some(i) = statements
                 .iter()
