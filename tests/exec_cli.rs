@@ -1,5 +1,7 @@
 //! `runbook-compile exec` as an operator runs it, on SQLite files.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -321,7 +323,6 @@ fn the_password_reaches_no_output_and_no_journal() {
 
 #[test]
 fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("rehearsal.db");
     let runs = dir.path().join("runs");
@@ -331,23 +332,8 @@ fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
         db.display(),
         runs.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) runs the command on a pseudo-terminal");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"y\ny\nCOMMIT\ny\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let shown = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let (code, shown) = common::at_terminal(&command, &[], b"y\ny\nCOMMIT\ny\n");
+    assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("Type COMMIT to commit"), "{shown}");
     assert!(
         shown.contains("expected ~42018 ±10% (37816..46220) rows changed, actual 42016"),

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 const TABLE: &str = "screen_demo";
 
 /// The runbook: a table shown, a step asked about, a transaction reviewed
@@ -99,27 +96,8 @@ fn the_operator_s_screens_on_every_database() {
             rb.display(),
             runs.display()
         );
-        let mut child = Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .env("NO_COLOR", "1")
-            .env("RUNBOOK_DB_DEFAULT", &url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("script(1) runs the command on a pseudo-terminal");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"y\nCOMMIT\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let shown = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_, shown) =
+            common::at_terminal(&command, &[("RUNBOOK_DB_DEFAULT", &url)], b"y\nCOMMIT\n");
         let screen = normalized(&shown, &dir.path().display().to_string());
         // What the snapshot holds, asserted on its own too.
         assert!(screen.contains("Step `bump`"), "{dialect}: {screen}");

@@ -132,11 +132,7 @@ async fn a_dry_run_keeps_nothing_and_says_what_it_could_not_rehearse() {
         );
         assert_eq!(shown.matches("not rehearsed").count(), 2, "{shown}");
     }
-    let Some(url) = common::servers()
-        .into_iter()
-        .find(|(d, _)| *d == Dialect::Postgres)
-        .map(|(_, u)| u)
-    else {
+    let Some(url) = common::postgres() else {
         return;
     };
     let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
@@ -448,11 +444,7 @@ async fn a_write_a_rollback_could_not_undo_is_reported() {
 async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_back() {
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences";
-    let Some(url) = common::servers()
-        .into_iter()
-        .find(|(d, _)| *d == Dialect::Postgres)
-        .map(|(_, u)| u)
-    else {
+    let Some(url) = common::postgres() else {
         return;
     };
     let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
@@ -577,11 +569,7 @@ fn a_sqlite_dry_run_creates_no_file() {
 async fn a_postgres_dry_run_reads_sequences_as_they_hand_out_values() {
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences_next";
-    let Some(url) = common::servers()
-        .into_iter()
-        .find(|(d, _)| *d == Dialect::Postgres)
-        .map(|(_, u)| u)
-    else {
+    let Some(url) = common::postgres() else {
         return;
     };
     let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)

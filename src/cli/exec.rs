@@ -516,17 +516,14 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
         match e {
             Event::Committed {
                 step, connection, ..
-            } => committed.push(format!(
-                "the transaction of step `{}` on `{connection}`",
-                plan.steps[*step].id
-            )),
-            Event::CommitResolved {
+            }
+            | Event::CommitResolved {
                 step,
                 connection,
                 committed: true,
                 ..
             } => committed.push(format!(
-                "the transaction of step `{}` on `{connection}` (settled on resume)",
+                "the transaction of step `{}` on `{connection}`",
                 plan.steps[*step].id
             )),
             Event::Statement {

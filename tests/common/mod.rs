@@ -38,6 +38,14 @@ pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
         .collect()
 }
 
+/// The PostgreSQL server's URL, when configured.
+pub fn postgres() -> Option<String> {
+    servers()
+        .into_iter()
+        .find(|(d, _)| *d == Dialect::Postgres)
+        .map(|(_, u)| u)
+}
+
 /// The MariaDB server's URL, when configured.
 pub fn mysql() -> Option<String> {
     servers()
@@ -60,6 +68,31 @@ pub fn cli_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
+/// Runs the shell `command` on a pseudo-terminal (`script`), with `env`
+/// added and `answers` typed at its prompts; the exit code and everything
+/// the terminal showed.
+pub fn at_terminal(command: &str, env: &[(&str, &str)], answers: &[u8]) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs the command on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(answers).unwrap();
+    let out = child.wait_with_output().unwrap();
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
