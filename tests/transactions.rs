@@ -450,19 +450,17 @@ async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_b
     let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
         .await
         .unwrap();
-    run(&mut db, &format!("DROP TABLE IF EXISTS {t}")).await;
-    run(&mut db, &format!("DROP FUNCTION IF EXISTS {t}_back()")).await;
-    run(
-        &mut db,
-        &format!("CREATE TABLE {t} (id SERIAL PRIMARY KEY, v INT)"),
-    )
-    .await;
-    run(
-        &mut db,
-        &format!("INSERT INTO {t} (v) VALUES (1), (2), (3)"),
-    )
-    .await;
-    run(&mut db, &format!("CREATE FUNCTION {t}_back() RETURNS INT LANGUAGE sql AS $$ SELECT setval('{t}_id_seq', 1)::int $$")).await;
+    for sql in [
+        format!("DROP TABLE IF EXISTS {t}"),
+        format!("DROP FUNCTION IF EXISTS {t}_back()"),
+        format!("CREATE TABLE {t} (id SERIAL PRIMARY KEY, v INT)"),
+        format!("INSERT INTO {t} (v) VALUES (1), (2), (3)"),
+        format!(
+            "CREATE FUNCTION {t}_back() RETURNS INT LANGUAGE sql AS $$ SELECT setval('{t}_id_seq', 1)::int $$"
+        ),
+    ] {
+        run(&mut db, &sql).await;
+    }
     // A serial column's default draws from its sequence: the rows go, the
     // drawn values stay, and the dry run says so.
     let body = format!("```sql {{#ins expect=2}}\nINSERT INTO {t} (v) VALUES (10), (11);\n```\n");
