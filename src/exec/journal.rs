@@ -333,8 +333,10 @@ impl Journal {
             at: jiff::Timestamp::now().to_string(),
             record,
         };
-        let text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-        self.file.write_all(self.mask.apply(&text).as_bytes())?;
+        let mut value = serde_json::to_value(&line).map_err(std::io::Error::other)?;
+        self.mask.apply_json(&mut value);
+        let text = serde_json::to_string(&value).map_err(std::io::Error::other)?;
+        self.file.write_all(text.as_bytes())?;
         self.file.write_all(b"\n")?;
         if keep >= Keep::Flush {
             self.file.flush()?;

@@ -293,6 +293,13 @@ pub fn resolve_with(
             continue;
         }
         match parse(name, param.ty, raw, base) {
+            Ok(ParamValue::Text(t))
+                if param.ty == ParamType::Secret && t.chars().count() < MIN_SECRET =>
+            {
+                errors.push(err(format!(
+                    "the secret `{name}` has fewer than {MIN_SECRET} characters: so short a value cannot be told apart from the text around it, so it could not be kept out of the output"
+                )));
+            }
             Ok(v) => {
                 if let Some(why) = nul_refused(plan, &v) {
                     errors.push(err(format!("parameter `{name}` holds a NUL byte, {why}")));
@@ -307,6 +314,7 @@ pub fn resolve_with(
         if !seen.contains(p.name.as_str())
             && p.ty != ParamType::Secret
             && let Some(v) = earlier.get(&p.name).and_then(|v| from_journal(p.ty, v))
+            && nul_refused(plan, &v).is_none()
         {
             values.insert(p.name.clone(), v);
             continue;
@@ -328,23 +336,42 @@ pub fn resolve_with(
     }
 }
 
+/// The fewest characters a secret may have.
+pub const MIN_SECRET: usize = 6;
+
 /// A parameter's value as the journal keeps it: as itself, or for a
-/// secret as `sha256:HEX` of its text, which tells a change and shows
-/// nothing.
-pub fn to_journal(ty: ParamType, value: &ParamValue) -> serde_json::Value {
+/// secret as `sha256:SALT:HEX`, the digest of the salt and its text, which
+/// tells a change (a resume digests the new value with the journaled
+/// salt, [`journaled_salt`]) and no precomputed table can reverse.
+pub fn to_journal(ty: ParamType, value: &ParamValue, salt: &str) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
         ParamValue::Text(t) if ty == ParamType::Secret => {
             use sha2::Digest;
-            let digest = sha2::Sha256::digest(t.as_bytes());
+            let digest = sha2::Sha256::digest(format!("{salt}:{t}").as_bytes());
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            J::String(format!("sha256:{hex}"))
+            J::String(format!("sha256:{salt}:{hex}"))
         }
         ParamValue::Int(n) => J::from(*n),
         ParamValue::Text(t) | ParamValue::Date(t) => J::String(t.clone()),
         ParamValue::IntList(l) => J::from(l.clone()),
         ParamValue::TextList(l) => J::from(l.clone()),
     }
+}
+
+/// The salt of a journaled secret's digest, when `v` is one.
+pub fn journaled_salt(v: &serde_json::Value) -> Option<&str> {
+    let rest = v.as_str()?.strip_prefix("sha256:")?;
+    rest.split_once(':').map(|(salt, _)| salt)
+}
+
+/// A new salt for a secret's digest: 16 random bytes from the system, in hex.
+pub fn new_salt() -> String {
+    let mut bytes = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A journaled value back as a parameter of type `ty`, when it is one.
@@ -358,14 +385,14 @@ fn from_journal(ty: ParamType, v: &serde_json::Value) -> Option<ParamValue> {
     Some(match ty {
         ParamType::Int => ParamValue::Int(v.as_i64()?),
         ParamType::Text => ParamValue::Text(v.as_str()?.to_string()),
-        ParamType::Date => ParamValue::Date(v.as_str()?.to_string()),
+        ParamType::Date => ParamValue::Date(v.as_str().filter(|d| valid_date(d))?.to_string()),
         ParamType::IntList => ParamValue::IntList(
             v.as_array()?
                 .iter()
                 .map(serde_json::Value::as_i64)
                 .collect::<Option<_>>()?,
         ),
-        ParamType::TextList => ParamValue::TextList(texts()?),
+        ParamType::TextList => ParamValue::TextList(texts().filter(|l| !l.is_empty())?),
         ParamType::Secret => return None,
     })
 }

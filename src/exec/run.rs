@@ -414,7 +414,10 @@ fn failed(stmt: &Statement, sent: &str, e: &DbError) -> String {
                 )
             })
             .unwrap_or_default();
-    format!("{}: {}{line}", stmt.location, e.message)
+    // One line: a line break in a server's message (which may quote a
+    // value) must not pass for a line of the tool's own.
+    let message = e.message.replace('\r', "\\r").replace('\n', "\\n");
+    format!("{}: {message}{line}", stmt.location)
 }
 
 /// The error of a connection the runner has no database for.
@@ -1092,7 +1095,7 @@ impl<'a> Runner<'a> {
                 let mut env = minijinja::Environment::new();
                 env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
                 match env.render_str(item, &self.values) {
-                    Ok(text) => self.masked(&text),
+                    Ok(text) => self.masked(&text).replace('\r', "\\r").replace('\n', "\\n"),
                     Err(e) => {
                         return Err(Stop::Db(format!(
                             "step `{}`: cannot render the sign-off item `{item}`: {e}",
@@ -1395,6 +1398,9 @@ impl<'a> Runner<'a> {
         let outcome = match sent {
             Ok(o) => o,
             Err(e) => {
+                if e.message == INTERRUPTED {
+                    return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
+                }
                 if let Some(after) = self.skipped.get(connection).cloned() {
                     return self.emit(Event::Unchecked {
                         step: si,
@@ -1402,10 +1408,24 @@ impl<'a> Runner<'a> {
                         reason: format!("{} (follows {after})", e.message),
                     });
                 }
-                if e.message == INTERRUPTED {
-                    return Err(Stop::Declined(format!("{}: {INTERRUPTED}", stmt.location)));
-                }
-                let message = self.masked(&failed(stmt, &wire.sql, &e));
+                // A server may echo a value cut, re-encoded or in hex,
+                // which no mask can know: with a secret in the statement,
+                // only its codes are shown.
+                let secrets = self.plan.secrets();
+                let message = if stmt.uses.iter().any(|u| secrets.contains(&u.as_str())) {
+                    let code = e
+                        .sqlstate
+                        .clone()
+                        .or_else(|| e.mysql_number.map(|n| n.to_string()))
+                        .map(|c| format!(" (error {c})"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}: the server refused the statement{code}; its message is withheld, as the statement holds a secret value",
+                        stmt.location
+                    )
+                } else {
+                    self.masked(&failed(stmt, &wire.sql, &e))
+                };
                 // The server's own answer (it has codes): the statement was
                 // not applied. A lost connection or a timeout has none.
                 if e.sqlstate.is_some() || e.mysql_number.is_some() {
@@ -1790,7 +1810,7 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|r| {
                     r.iter()
-                        .map(|(_, v)| self.masked(&shown_value(v)))
+                        .map(|(_, v)| shown_value(v, &self.options.mask))
                         .collect()
                 })
                 .collect();
@@ -1838,7 +1858,12 @@ impl<'a> Runner<'a> {
                 0 => 100,
                 w => w,
             };
-            let review = self.masked(&review(reviewed, width, &self.plan.secrets()));
+            let review = self.masked(&review(
+                reviewed,
+                width,
+                &self.plan.secrets(),
+                &self.options.mask,
+            ));
             self.operator.confirm_commit(&review)
         };
         if asks {
@@ -1966,7 +1991,7 @@ impl<'a> Runner<'a> {
                     let shown = if secrets.contains(&name.as_str()) {
                         "***".to_string()
                     } else {
-                        shown_value(&self.values[name])
+                        shown_value(&self.values[name], &self.options.mask)
                     };
                     format!("{name}={shown}")
                 })
@@ -2032,7 +2057,42 @@ impl<'a> Runner<'a> {
             {
                 return Err(format!("assert `{}`: {}", a.expr, crate::exact::ROUNDED));
             }
-            let operands = operands(&a.expr, &names, &ctx, &self.plan.secrets());
+            let operands = operands(
+                &a.expr,
+                &names,
+                &ctx,
+                &self.plan.secrets(),
+                &self.options.mask,
+            );
+            // Two columns of one name: which one an assertion reads would
+            // be a silent choice.
+            if let Some(name) = names.iter().find(|n| {
+                row.unwrap_or_default()
+                    .iter()
+                    .filter(|(c, _)| c == *n)
+                    .count()
+                    > 1
+            }) {
+                return Err(format!(
+                    "assert `{}`: the result has two columns named `{name}`: name them apart",
+                    a.expr
+                ));
+            }
+            // A comparison with NULL holds or fails by accident (a MAX over
+            // no rows): said, unless the assertion asks about `none` itself.
+            if !a
+                .expr
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == "none")
+                && let Some(name) = names
+                    .iter()
+                    .find(|n| ctx.get(*n).is_some_and(|v| v.is_none()))
+            {
+                return Err(format!(
+                    "assert `{}`: `{name}` is NULL, and a check of NULL proves nothing: use COALESCE in the SQL, or test `{name} is none`",
+                    a.expr
+                ));
+            }
             let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
             let exact_ctx: BTreeMap<String, Value>;
             let source: String;
@@ -2126,7 +2186,10 @@ impl<'a> Runner<'a> {
             None => run.await,
         }
         .map_err(|e| Stop::Db(format!("{}: cannot run bash: {e}", step.location)))?;
-        let printed = self.masked(&tail(&output.stdout, &output.stderr));
+        let printed = tail(
+            &self.masked(&String::from_utf8_lossy(&output.stdout)),
+            &self.masked(&String::from_utf8_lossy(&output.stderr)),
+        );
         if !output.status.success() {
             return Err(Stop::Db(format!(
                 "{}: shell step failed ({}); what it printed last:\n{}",
@@ -2219,12 +2282,8 @@ const TAIL_WIDTH: usize = 200;
 
 /// The last [`TAIL_LINES`] lines a shell step printed, stdout then stderr,
 /// each cut at [`TAIL_WIDTH`] characters.
-fn tail(stdout: &[u8], stderr: &[u8]) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(stdout),
-        String::from_utf8_lossy(stderr)
-    );
+fn tail(stdout: &str, stderr: &str) -> String {
+    let text = format!("{stdout}{stderr}");
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let skipped = lines.len().saturating_sub(TAIL_LINES);
     let mut out: Vec<String> = Vec::new();
@@ -2256,6 +2315,7 @@ fn operands(
     names: &std::collections::HashSet<String>,
     ctx: &BTreeMap<String, Value>,
     secrets: &[&str],
+    mask: &super::secret::Mask,
 ) -> String {
     let mut named: Vec<(usize, &String)> = names
         .iter()
@@ -2269,7 +2329,7 @@ fn operands(
             let shown = if secrets.contains(&n.as_str()) {
                 "***".to_string()
             } else {
-                shown_value(&ctx[n])
+                shown_value(&ctx[n], mask)
             };
             format!("{n}={shown}")
         })
@@ -2286,19 +2346,25 @@ fn first_word(text: &str, name: &str) -> Option<usize> {
     })
 }
 
-/// A value as the operator reads it on one line: text in quotes when it
-/// is empty or holds spaces, cut at 40 characters.
-pub fn shown_value(v: &Value) -> String {
+/// A value as the operator reads it on one line, secrets masked first
+/// (so no cut or squeeze hides one from the mask): NULL as `NULL`, text in
+/// quotes when it is empty, holds spaces or reads `NULL`, bytes in hex,
+/// line breaks as `\n`, cut at 40 characters.
+pub fn shown_value(v: &Value, mask: &super::secret::Mask) -> String {
     let text = if v.is_none() || v.is_undefined() {
         "NULL".to_string()
+    } else if let Some(bytes) = v.as_bytes().filter(|_| v.as_str().is_none()) {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("0x{hex}")
     } else if let Some(s) = v.as_str() {
-        if s.is_empty() || s.chars().any(char::is_whitespace) {
-            format!("'{}'", s.replace('\n', "\\n"))
+        let s = mask.apply(s);
+        if s.is_empty() || s == "NULL" || s.chars().any(char::is_whitespace) {
+            format!("'{}'", s.replace('\n', "\\n").replace('\t', "\\t"))
         } else {
-            s.to_string()
+            s
         }
     } else {
-        v.to_string()
+        mask.apply(&v.to_string())
     };
     crate::plan::one_line(&text, 40)
 }
@@ -2307,7 +2373,12 @@ pub fn shown_value(v: &Value) -> String {
 /// wrapped to `width` columns, with what was checked: its expectation and
 /// count, and for a gate the values of its first row and each assertion
 /// with the values it read. A count nobody checks is said for what it is.
-fn review(reviewed: &[Reviewed], width: usize, secrets: &[&str]) -> String {
+fn review(
+    reviewed: &[Reviewed],
+    width: usize,
+    secrets: &[&str],
+    mask: &super::secret::Mask,
+) -> String {
     let mut out = String::new();
     let width = width.max(40);
     for (n, r) in reviewed.iter().enumerate() {
@@ -2347,7 +2418,7 @@ fn review(reviewed: &[Reviewed], width: usize, secrets: &[&str]) -> String {
                     let shown = if secrets.contains(&k.as_str()) {
                         "***".into()
                     } else {
-                        shown_value(v)
+                        shown_value(v, mask)
                     };
                     format!("{k}={shown}")
                 })

@@ -127,6 +127,17 @@ impl Mask {
         Mask { forms }
     }
 
+    /// Every text inside `value` (not its keys) with every secret blanked
+    /// out: the JSON stays JSON, whatever the secret looks like.
+    pub fn apply_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => *s = self.apply(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.apply_json(v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.apply_json(v)),
+            _ => {}
+        }
+    }
+
     /// `text` with every secret blanked out.
     pub fn apply(&self, text: &str) -> String {
         let mut out = text.to_string();
