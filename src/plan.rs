@@ -478,6 +478,12 @@ impl Plan {
             .is_some_and(|e| e.eq_ignore_ascii_case("production") || e.eq_ignore_ascii_case("prod"))
     }
 
+    /// The dialect of connection `name`: the one lookup of it (the plan's
+    /// dialect for a name it does not declare).
+    pub fn dialect_of(&self, name: &str) -> Dialect {
+        self.connection(name).map_or(self.dialect, |c| c.dialect)
+    }
+
     /// The connection named `name`.
     pub fn connection(&self, name: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.name == name)

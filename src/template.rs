@@ -202,9 +202,7 @@ pub fn preflight(
         if step.skip {
             continue;
         }
-        let dialect = plan
-            .connection(connection)
-            .map_or(plan.dialect, |c| c.dialect);
+        let dialect = plan.dialect_of(connection);
         let env = environment(dialect);
         for stmt in statements {
             let templated = stmt.sql.contains("{{") || stmt.sql.contains("{%");

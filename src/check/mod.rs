@@ -197,9 +197,7 @@ fn analyse<'a>(doc: &'a Document, plan: &'a Plan) -> Vec<Analysed<'a>> {
         let Some(Block::Code(block)) = step.block.and_then(|b| doc.blocks.get(b)) else {
             continue;
         };
-        let dialect = plan
-            .connection(connection)
-            .map_or(plan.dialect, |c| c.dialect);
+        let dialect = plan.dialect_of(connection);
         let raw = split(&block.text, dialect);
         for (index, (stmt, r)) in statements.iter().zip(&raw.statements).enumerate() {
             let parsed = parse(&stmt.sql, dialect);
@@ -236,9 +234,7 @@ fn allowances(doc: &Document, plan: &Plan) -> Vec<Allowance> {
             continue;
         };
         let dialect = match &step.body {
-            StepBody::Sql { connection, .. } => plan
-                .connection(connection)
-                .map_or(plan.dialect, |c| c.dialect),
+            StepBody::Sql { connection, .. } => plan.dialect_of(connection),
             _ => continue,
         };
         for t in tokenize(&block.text, dialect).0 {

@@ -269,6 +269,15 @@ pub fn mysql_implicit_commit(sql: &str) -> bool {
 }
 
 impl Compiler<'_> {
+    /// The dialect of connection `name` as declared so far (the runbook's
+    /// for a name it does not declare).
+    fn dialect_of(&self, name: &str) -> Dialect {
+        self.connections
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(self.dialect, |c| c.dialect)
+    }
+
     fn error(&mut self, code: &'static str, msg: impl Into<String>, span: Span) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(code, msg, span));
         self.diags.last_mut().expect("just pushed")
@@ -808,11 +817,7 @@ impl Compiler<'_> {
                     }
                 }
             };
-            let dialect = self
-                .connections
-                .iter()
-                .find(|c| c.name == connection)
-                .map_or(self.dialect, |c| c.dialect);
+            let dialect = self.dialect_of(&connection);
             let show = match attrs.get("show") {
                 None => None,
                 Some(a) => match show_rows(a.value.as_deref()) {
@@ -1376,6 +1381,10 @@ impl Compiler<'_> {
             if self.steps[si].skip {
                 continue;
             }
+            let dialect = match &self.steps[si].body {
+                StepBody::Sql { connection, .. } => self.dialect_of(connection),
+                _ => continue,
+            };
             let StepBody::Sql {
                 connection,
                 statements,
@@ -1383,11 +1392,6 @@ impl Compiler<'_> {
             else {
                 continue;
             };
-            let dialect = self
-                .connections
-                .iter()
-                .find(|c| &c.name == connection)
-                .map_or(self.dialect, |c| c.dialect);
             for (ti, stmt) in statements.iter_mut().enumerate() {
                 match stmt.kind {
                     StatementKind::Begin => {

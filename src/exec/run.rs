@@ -595,9 +595,7 @@ impl<'a> Runner<'a> {
             return Ok(None);
         }
         let plan = self.plan;
-        let dialect = plan
-            .connection(connection)
-            .map_or(plan.dialect, |c| c.dialect);
+        let dialect = plan.dialect_of(connection);
         let env = crate::template::environment(dialect);
         let mut all_hold = true;
         for &(si, ti) in gates {
@@ -700,9 +698,7 @@ impl<'a> Runner<'a> {
                 if !set {
                     continue;
                 }
-                let dialect = plan
-                    .connection(connection)
-                    .map_or(plan.dialect, |c| c.dialect);
+                let dialect = plan.dialect_of(connection);
                 let env = crate::template::environment(dialect);
                 let sql = crate::template::render(&env, &stmt.sql, &self.values, dialect)
                     .map_err(|e| format!("{}: {e}", stmt.location))?;
@@ -1055,10 +1051,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn rollback(&mut self, connection: &str, reason: &str) {
-        let dialect = self
-            .plan
-            .connection(connection)
-            .map_or(self.plan.dialect, |c| c.dialect);
+        let dialect = self.plan.dialect_of(connection);
         if let Some(wire) = self.wire(connection, dialect, StatementKind::Rollback, "ROLLBACK") {
             let shape = Shape {
                 kind: StatementKind::Rollback,
@@ -1127,10 +1120,7 @@ impl<'a> Runner<'a> {
         connection: &str,
         statements: &[Statement],
     ) -> Result<(), Stop> {
-        let dialect = self
-            .plan
-            .connection(connection)
-            .map_or(self.plan.dialect, |c| c.dialect);
+        let dialect = self.plan.dialect_of(connection);
         let env = crate::template::environment(dialect);
         let at = InStep {
             si,
@@ -1885,10 +1875,7 @@ impl<'a> Runner<'a> {
                 Stop::Check(reason)
             });
         }
-        let dialect = self
-            .plan
-            .connection(connection)
-            .map_or(self.plan.dialect, |c| c.dialect);
+        let dialect = self.plan.dialect_of(connection);
         let wire = self
             .wire(connection, dialect, StatementKind::Commit, &stmt.sql)
             .ok_or_else(|| Stop::Db("COMMIT cannot be skipped".into()))?;
@@ -1950,10 +1937,7 @@ impl<'a> Runner<'a> {
             }
             return String::new();
         };
-        let dialect = self
-            .plan
-            .connection(connection)
-            .map_or(self.plan.dialect, |c| c.dialect);
+        let dialect = self.plan.dialect_of(connection);
         let env = crate::template::environment(dialect);
         let secrets = self.plan.secrets();
         let mut used: Vec<String> = Vec::new();

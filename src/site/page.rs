@@ -259,9 +259,7 @@ fn step_view(
             connection,
             statements,
         } => {
-            let dialect = plan
-                .connection(connection)
-                .map_or(plan.dialect, |c| c.dialect);
+            let dialect = plan.dialect_of(connection);
             badges.push(Badge::new("db", format!("db {connection}")).titled(dialect.name()));
             let raw = split(text, dialect);
             if raw.statements.len() == statements.len() {

@@ -72,10 +72,7 @@ impl Rule for CommentExpectation {
             let Some(Block::Code(block)) = step.block.and_then(|b| cx.doc.blocks.get(b)) else {
                 continue;
             };
-            let dialect = cx
-                .plan
-                .connection(connection)
-                .map_or(cx.plan.dialect, |c| c.dialect);
+            let dialect = cx.plan.dialect_of(connection);
             for t in tokenize(&block.text, dialect).0 {
                 if t.kind != TokenKind::LineComment {
                     continue;
