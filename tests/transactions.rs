@@ -440,8 +440,14 @@ async fn a_write_a_rollback_could_not_undo_is_reported() {
     assert_eq!(log.as_deref(), Some("1,2"), "{shown}");
 }
 
+/// The turn of the tests that set sequences back on the PostgreSQL server.
+static SEQUENCES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_back() {
+    // A dry run that sees a sequence set back while it runs reports it,
+    // whoever set it: these tests take turns.
+    let _turn = SEQUENCES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences";
     let Some(url) = common::postgres() else {
@@ -565,6 +571,9 @@ fn a_sqlite_dry_run_creates_no_file() {
 
 #[tokio::test]
 async fn a_postgres_dry_run_reads_sequences_as_they_hand_out_values() {
+    // A dry run that sees a sequence set back while it runs reports it,
+    // whoever set it: these tests take turns.
+    let _turn = SEQUENCES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences_next";
     let Some(url) = common::postgres() else {

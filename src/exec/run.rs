@@ -299,6 +299,9 @@ pub struct Runner<'a> {
     sequences: HashMap<String, Vec<Sequence>>,
     /// The same, as read before the dry run's first statement there.
     sequence_start: HashMap<String, Vec<Sequence>>,
+    /// The ids of the sequences seen moving back while one of the dry
+    /// run's statements ran: those judged after its rollback.
+    sequences_back: std::collections::HashSet<u32>,
     options: Options,
 }
 
@@ -515,6 +518,7 @@ impl<'a> Runner<'a> {
             skipped: HashMap::new(),
             sequences: HashMap::new(),
             sequence_start: HashMap::new(),
+            sequences_back: std::collections::HashSet::new(),
             options,
         }
     }
@@ -1518,6 +1522,9 @@ impl<'a> Runner<'a> {
                 a.session.clone_from(&b.session);
                 continue;
             }
+            if !onward(b, a) {
+                self.sequences_back.insert(a.id);
+            }
             if a.session.is_some() && a.session != b.session && onward(b, a) {
                 kept.push(format!(
                     "the sequence {} moved on: it hands out {} next, not {} (PostgreSQL moves no sequence back on rollback; the values drawn are skipped)",
@@ -1538,10 +1545,11 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// After a dry run's rollback on PostgreSQL: the sequences that hand
-    /// out a value they handed out before the dry run (set back by a
-    /// function, or by another session meanwhile), each reported, and a
-    /// stop when there is one; and those the session could not read.
+    /// After a dry run's rollback on PostgreSQL: the sequences seen moving
+    /// back while one of its statements ran that still hand out a value
+    /// they handed out before the dry run (set back by a function, or by
+    /// another session meanwhile), each reported, and a stop when there is
+    /// one.
     async fn sequences_set_back(&mut self) -> Option<Stop> {
         let mut back = Vec::new();
         let starts: Vec<(String, Vec<Sequence>)> = self.sequence_start.drain().collect();
@@ -1558,7 +1566,7 @@ impl<'a> Runner<'a> {
                     )));
                 }
             };
-            for a in &now {
+            for a in now.iter().filter(|a| self.sequences_back.contains(&a.id)) {
                 if let Some(b) = start.iter().find(|b| b.id == a.id)
                     && b.next != a.next
                     && !onward(b, a)
