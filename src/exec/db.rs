@@ -24,7 +24,7 @@ pub struct Shape {
 }
 
 /// What running one statement produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     /// The count n of format section 4: rows returned by a statement that
     /// returns rows, otherwise rows affected (an UPDATE's rows matched).

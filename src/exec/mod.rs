@@ -1,6 +1,7 @@
 //! Executing a plan.
 
 pub mod db;
+pub mod fake;
 pub mod fixture;
 pub mod journal;
 pub mod params;
