@@ -9,6 +9,7 @@
 pub mod check;
 pub mod compile;
 pub mod diag;
+pub mod dialect;
 pub mod doctest;
 pub mod document;
 pub mod exact;

@@ -17,7 +17,7 @@ pub mod schema;
 
 use std::collections::HashSet;
 
-use sqlparser::dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::dialect::Dialect as SqlDialect;
 
 use crate::compile::lex::{TokenKind, tokenize};
 use crate::compile::split::{code_words, split};
@@ -154,11 +154,7 @@ pub struct Options {
 
 /// The sqlparser dialect of `dialect`.
 fn sql_dialect(dialect: Dialect) -> Box<dyn SqlDialect> {
-    match dialect {
-        Dialect::Sqlite => Box::new(SQLiteDialect {}),
-        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
-        Dialect::Mysql => Box::new(MySqlDialect {}),
-    }
+    dialect.rules().sql_parser()
 }
 
 /// `sql` with template tags replaced by placeholders sqlparser can read.

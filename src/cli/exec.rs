@@ -827,11 +827,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            let fits = match c.dialect {
-                Dialect::Sqlite => scheme == "sqlite",
-                Dialect::Postgres => scheme == "postgres" || scheme == "postgresql",
-                Dialect::Mysql => scheme == "mysql" || scheme == "mariadb",
-            };
+            let fits = c.dialect.rules().schemes().contains(&scheme.as_str());
             if !fits {
                 problems.push(format!(
                     "connection `{}` is {}, but its URL is {}",

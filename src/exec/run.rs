@@ -317,76 +317,6 @@ fn failpoint(name: &str) {
     }
 }
 
-/// Why a dry run cannot rehearse `sql` without keeping what it does, if
-/// it cannot: MySQL DDL and its kin (they commit), procedures and dynamic
-/// SQL (they may commit, or write anywhere), anything there but a query, a
-/// write or `SET`; PostgreSQL statements that run only outside a
-/// transaction, and sequence changes, which no rollback undoes.
-fn unrehearsable(dialect: Dialect, kind: StatementKind, sql: &str) -> Option<&'static str> {
-    let words = crate::compile::split::code_words(sql, dialect);
-    let first = words.first().map(|(w, _)| w.as_str()).unwrap_or("");
-    // Names as written, quoted ones too (`"setval"`, `pg_catalog.setval`).
-    let names: Vec<String> = crate::compile::lex::tokenize(sql, dialect)
-        .0
-        .into_iter()
-        .filter(|t| {
-            matches!(
-                t.kind,
-                crate::compile::lex::TokenKind::Word | crate::compile::lex::TokenKind::Ident
-            )
-        })
-        .map(|t| {
-            sql[t.start..t.end]
-                .trim_matches(['"', '`'])
-                .to_ascii_uppercase()
-        })
-        .collect();
-    let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
-    match dialect {
-        Dialect::Mysql if crate::compile::mysql_implicit_commit(sql) => {
-            Some("MySQL commits implicitly around it")
-        }
-        Dialect::Mysql if has(&["CALL", "EXECUTE"]) => {
-            Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
-        }
-        Dialect::Mysql
-            if has(&["OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "LASTVAL"])
-                || names
-                    .windows(3)
-                    .any(|w| w[0] == "NEXT" && w[1] == "VALUE" && w[2] == "FOR") =>
-        {
-            Some("a file written or a sequence moved stays whatever the transaction")
-        }
-        Dialect::Mysql
-            if kind == StatementKind::Other
-                && !matches!(first, "SET" | "PREPARE" | "DEALLOCATE" | "USE") =>
-        {
-            Some("MySQL may keep what it does whatever the transaction")
-        }
-        Dialect::Postgres if crate::compile::postgres_outside_transaction(sql) => {
-            Some("PostgreSQL runs it only outside a transaction, and a dry run holds one")
-        }
-        Dialect::Postgres if has(&["SETVAL", "NEXTVAL"]) => {
-            Some("a sequence keeps its changes whatever the transaction")
-        }
-        Dialect::Postgres
-            if first == "COPY"
-                || has(&[
-                    "LO_EXPORT",
-                    "LO_IMPORT",
-                    "DBLINK",
-                    "DBLINK_EXEC",
-                    "PG_FILE_WRITE",
-                ]) =>
-        {
-            Some(
-                "a file, a program or another database keeps what it does whatever the transaction",
-            )
-        }
-        _ => None,
-    }
-}
-
 /// Whether `stmt` is a gate: a query with an expectation or an assertion,
 /// which can tell afterwards whether what came before it happened.
 fn is_gate(stmt: &Statement) -> bool {
@@ -856,7 +786,7 @@ impl<'a> Runner<'a> {
         if !self.options.dry_run {
             return plain(sql);
         }
-        if unrehearsable(dialect, kind, sql).is_some() {
+        if dialect.rules().unrehearsable(kind, sql).is_some() {
             return None;
         }
         match (dialect, kind) {
@@ -1338,7 +1268,10 @@ impl<'a> Runner<'a> {
             }
         }
         let Some(wire) = self.wire(connection, dialect, stmt.kind, &sql) else {
-            let why = unrehearsable(dialect, stmt.kind, &sql).unwrap_or("it would stay");
+            let why = dialect
+                .rules()
+                .unrehearsable(stmt.kind, &sql)
+                .unwrap_or("it would stay");
             return self.not_rehearsed(at, ti, stmt, why);
         };
         let started = Instant::now();

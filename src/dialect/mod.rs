@@ -1,0 +1,101 @@
+//! What each database is, in one place: one module per dialect holding
+//! its rules ([`Rules`]), reached through [`Dialect::rules`].
+//!
+//! A dialect's rules so far: the URL schemes its connections take, the
+//! sqlparser dialect `check` reads its SQL with, and the statements a dry
+//! run cannot rehearse there.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use crate::plan::{Dialect, StatementKind};
+
+/// What a database is, as the rest of the tool needs to know it.
+pub trait Rules: Sync {
+    /// The URL schemes of its connections (`postgres`, `postgresql`).
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// The sqlparser dialect that reads its SQL.
+    fn sql_parser(&self) -> Box<dyn sqlparser::dialect::Dialect>;
+
+    /// Why a dry run cannot rehearse `sql` (of `kind`) without keeping
+    /// what it does, if it cannot.
+    fn unrehearsable(&self, kind: StatementKind, sql: &str) -> Option<&'static str>;
+}
+
+impl Dialect {
+    /// This dialect's rules.
+    pub fn rules(self) -> &'static dyn Rules {
+        match self {
+            Dialect::Sqlite => &sqlite::Sqlite,
+            Dialect::Postgres => &postgres::Postgres,
+            Dialect::Mysql => &mysql::Mysql,
+        }
+    }
+}
+
+/// The words and quoted names of `sql` as `dialect` reads them, upper-cased
+/// and unquoted (`"setval"`, `pg_catalog.setval`): what dry-run rules match.
+fn names(sql: &str, dialect: Dialect) -> Vec<String> {
+    use crate::compile::lex::{TokenKind, tokenize};
+    tokenize(sql, dialect)
+        .0
+        .into_iter()
+        .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::Ident))
+        .map(|t| {
+            sql[t.start..t.end]
+                .trim_matches(['"', '`'])
+                .to_ascii_uppercase()
+        })
+        .collect()
+}
+
+/// The first word of `sql`'s code, upper-cased ("" for none).
+fn first_word(sql: &str, dialect: Dialect) -> String {
+    crate::compile::split::code_words(sql, dialect)
+        .into_iter()
+        .next()
+        .map(|(w, _)| w)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_knows_its_schemes_and_what_a_dry_run_cannot_rehearse() {
+        assert_eq!(
+            Dialect::Postgres.rules().schemes(),
+            ["postgres", "postgresql"]
+        );
+        assert!(Dialect::Mysql.rules().schemes().contains(&"mariadb"));
+        let other = StatementKind::Other;
+        assert!(
+            Dialect::Mysql
+                .rules()
+                .unrehearsable(other, "CALL p()")
+                .is_some()
+        );
+        assert!(
+            Dialect::Mysql
+                .rules()
+                .unrehearsable(other, "SET @a = 1")
+                .is_none()
+        );
+        let query = StatementKind::Query;
+        assert!(
+            Dialect::Postgres
+                .rules()
+                .unrehearsable(query, "SELECT \"setval\"('s', 1)")
+                .is_some()
+        );
+        assert!(
+            Dialect::Sqlite
+                .rules()
+                .unrehearsable(query, "SELECT setval('s', 1)")
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! MySQL and MariaDB.
+
+use super::{Rules, first_word, names};
+use crate::plan::{Dialect, StatementKind};
+
+/// MySQL's and MariaDB's rules.
+pub(super) struct Mysql;
+
+impl Rules for Mysql {
+    fn schemes(&self) -> &'static [&'static str] {
+        &["mysql", "mariadb"]
+    }
+
+    fn sql_parser(&self) -> Box<dyn sqlparser::dialect::Dialect> {
+        Box::new(sqlparser::dialect::MySqlDialect {})
+    }
+
+    /// DDL and its kin (they commit), procedures and dynamic SQL (they may
+    /// commit, or write anywhere), files and sequences, and anything there
+    /// but a query, a write or `SET`.
+    fn unrehearsable(&self, kind: StatementKind, sql: &str) -> Option<&'static str> {
+        let names = names(sql, Dialect::Mysql);
+        let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
+        let first = first_word(sql, Dialect::Mysql);
+        if crate::compile::mysql_implicit_commit(sql) {
+            Some("MySQL commits implicitly around it")
+        } else if has(&["CALL", "EXECUTE"]) {
+            Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
+        } else if has(&["OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "LASTVAL"])
+            || names
+                .windows(3)
+                .any(|w| w[0] == "NEXT" && w[1] == "VALUE" && w[2] == "FOR")
+        {
+            Some("a file written or a sequence moved stays whatever the transaction")
+        } else if kind == StatementKind::Other
+            && !matches!(first.as_str(), "SET" | "PREPARE" | "DEALLOCATE" | "USE")
+        {
+            Some("MySQL may keep what it does whatever the transaction")
+        } else {
+            None
+        }
+    }
+}

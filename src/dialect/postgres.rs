@@ -1,0 +1,43 @@
+//! PostgreSQL.
+
+use super::{Rules, first_word, names};
+use crate::plan::{Dialect, StatementKind};
+
+/// PostgreSQL's rules.
+pub(super) struct Postgres;
+
+impl Rules for Postgres {
+    fn schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn sql_parser(&self) -> Box<dyn sqlparser::dialect::Dialect> {
+        Box::new(sqlparser::dialect::PostgreSqlDialect {})
+    }
+
+    /// Statements that run only outside a transaction, sequence changes,
+    /// and what reaches a file, a program or another database.
+    fn unrehearsable(&self, _kind: StatementKind, sql: &str) -> Option<&'static str> {
+        let names = names(sql, Dialect::Postgres);
+        let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
+        if crate::compile::postgres_outside_transaction(sql) {
+            Some("PostgreSQL runs it only outside a transaction, and a dry run holds one")
+        } else if has(&["SETVAL", "NEXTVAL"]) {
+            Some("a sequence keeps its changes whatever the transaction")
+        } else if first_word(sql, Dialect::Postgres) == "COPY"
+            || has(&[
+                "LO_EXPORT",
+                "LO_IMPORT",
+                "DBLINK",
+                "DBLINK_EXEC",
+                "PG_FILE_WRITE",
+            ])
+        {
+            Some(
+                "a file, a program or another database keeps what it does whatever the transaction",
+            )
+        } else {
+            None
+        }
+    }
+}
