@@ -230,44 +230,6 @@ pub fn classify(sql: &str, dialect: Dialect) -> (StatementKind, bool) {
     (kind, returns_rows)
 }
 
-/// Whether PostgreSQL runs `sql` only outside a transaction block
-/// (`CREATE INDEX CONCURRENTLY`, `VACUUM`, `ALTER SYSTEM`, `CREATE
-/// DATABASE`, ...): it cannot be inside a runbook's transaction, and a dry
-/// run, which holds everything in one, cannot rehearse it.
-pub fn postgres_outside_transaction(sql: &str) -> bool {
-    let words = split::code_words(sql, Dialect::Postgres);
-    let first = words.first().map(|(w, _)| w.as_str()).unwrap_or("");
-    let second = words.get(1).map(|(w, _)| w.as_str()).unwrap_or("");
-    let concurrently = words.iter().any(|(w, d)| w == "CONCURRENTLY" && *d == 0);
-    match first {
-        "VACUUM" => true,
-        "ALTER" => second == "SYSTEM",
-        "CREATE" | "DROP" => {
-            matches!(second, "DATABASE" | "TABLESPACE")
-                || concurrently && words.iter().any(|(w, _)| w == "INDEX")
-        }
-        "REINDEX" => concurrently || matches!(second, "DATABASE" | "SYSTEM"),
-        _ => false,
-    }
-}
-
-/// Whether MySQL commits implicitly around `sql` (DDL and its kin).
-pub fn mysql_implicit_commit(sql: &str) -> bool {
-    let words = split::code_words(sql, Dialect::Mysql);
-    let first = words.first().map(|(w, _)| w.as_str()).unwrap_or("");
-    let second = words.get(1).map(|(w, _)| w.as_str()).unwrap_or("");
-    match first {
-        "CREATE" | "DROP" => second != "TEMPORARY",
-        "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "LOCK" | "UNLOCK" | "ANALYZE"
-        | "OPTIMIZE" | "REPAIR" | "FLUSH" | "INSTALL" | "UNINSTALL" | "CACHE" | "RESET" => true,
-        "LOAD" => second == "INDEX",
-        "SET" => words
-            .iter()
-            .any(|(w, _)| w == "PASSWORD" || w == "AUTOCOMMIT"),
-        _ => false,
-    }
-}
-
 impl Compiler<'_> {
     /// The dialect of connection `name` as declared so far (the runbook's
     /// for a name it does not declare).
@@ -1421,10 +1383,10 @@ impl Compiler<'_> {
                     _ => {
                         if let Some(&t) = open.get(connection.as_str()) {
                             stmt.transaction = Some(t);
-                            if dialect == Dialect::Mysql && mysql_implicit_commit(&stmt.sql) {
+                            if dialect.rules().commits_implicitly(&stmt.sql) {
                                 problems.push((stmt.location.clone(), "mysql-ddl-in-transaction", format!("`{}` inside a transaction: MySQL commits implicitly before and after it", first_words(&stmt.sql)), "move it before the BEGIN (or after the COMMIT), so that a ROLLBACK can still undo the transaction".into()));
                             }
-                            if dialect == Dialect::Postgres && postgres_outside_transaction(&stmt.sql) {
+                            if dialect.rules().only_outside_transaction(&stmt.sql) {
                                 problems.push((stmt.location.clone(), "outside-transaction-only", format!("`{}` inside a transaction: PostgreSQL runs it only outside a transaction block", first_words(&stmt.sql)), "move it before the BEGIN (or after the COMMIT): outside a transaction it runs on its own".into()));
                             }
                         }

@@ -22,6 +22,20 @@ pub trait Rules: Sync {
     /// Why a dry run cannot rehearse `sql` (of `kind`) without keeping
     /// what it does, if it cannot.
     fn unrehearsable(&self, kind: StatementKind, sql: &str) -> Option<&'static str>;
+
+    /// Whether the server commits implicitly around `sql` (MySQL's DDL and
+    /// its kin): inside a runbook's transaction it would end it.
+    fn commits_implicitly(&self, _sql: &str) -> bool {
+        false
+    }
+
+    /// Whether the server runs `sql` only outside a transaction block
+    /// (PostgreSQL's `CREATE INDEX CONCURRENTLY`, `VACUUM`, ...): it cannot
+    /// be inside a runbook's transaction, and a dry run, which holds
+    /// everything in one, cannot rehearse it.
+    fn only_outside_transaction(&self, _sql: &str) -> bool {
+        false
+    }
 }
 
 impl Dialect {
@@ -49,6 +63,14 @@ fn names(sql: &str, dialect: Dialect) -> Vec<String> {
                 .to_ascii_uppercase()
         })
         .collect()
+}
+
+/// The first two words of `sql`'s code, upper-cased ("" for none), and
+/// all of its words with their depth in parentheses.
+fn words(sql: &str, dialect: Dialect) -> (String, String, Vec<(String, u32)>) {
+    let words = crate::compile::split::code_words(sql, dialect);
+    let at = |i: usize| words.get(i).map(|(w, _)| w.clone()).unwrap_or_default();
+    (at(0), at(1), words)
 }
 
 /// The first word of `sql`'s code, upper-cased ("" for none).

@@ -1,6 +1,6 @@
 //! MySQL and MariaDB.
 
-use super::{Rules, first_word, names};
+use super::{Rules, first_word, names, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// MySQL's and MariaDB's rules.
@@ -22,7 +22,7 @@ impl Rules for Mysql {
         let names = names(sql, Dialect::Mysql);
         let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
         let first = first_word(sql, Dialect::Mysql);
-        if crate::compile::mysql_implicit_commit(sql) {
+        if self.commits_implicitly(sql) {
             Some("MySQL commits implicitly around it")
         } else if has(&["CALL", "EXECUTE"]) {
             Some("a procedure or dynamic SQL may commit or write what no rollback undoes")
@@ -38,6 +38,22 @@ impl Rules for Mysql {
             Some("MySQL may keep what it does whatever the transaction")
         } else {
             None
+        }
+    }
+
+    /// DDL and its kin, `LOCK TABLES`, `SET autocommit`, `SET PASSWORD`, ...
+    fn commits_implicitly(&self, sql: &str) -> bool {
+        let (first, second, words) = words(sql, Dialect::Mysql);
+        match first.as_str() {
+            "CREATE" | "DROP" => second != "TEMPORARY",
+            "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "LOCK" | "UNLOCK"
+            | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "INSTALL" | "UNINSTALL" | "CACHE"
+            | "RESET" => true,
+            "LOAD" => second == "INDEX",
+            "SET" => words
+                .iter()
+                .any(|(w, _)| w == "PASSWORD" || w == "AUTOCOMMIT"),
+            _ => false,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! PostgreSQL.
 
-use super::{Rules, first_word, names};
+use super::{Rules, first_word, names, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// PostgreSQL's rules.
@@ -20,7 +20,7 @@ impl Rules for Postgres {
     fn unrehearsable(&self, _kind: StatementKind, sql: &str) -> Option<&'static str> {
         let names = names(sql, Dialect::Postgres);
         let has = |wanted: &[&str]| names.iter().any(|w| wanted.contains(&w.as_str()));
-        if crate::compile::postgres_outside_transaction(sql) {
+        if self.only_outside_transaction(sql) {
             Some("PostgreSQL runs it only outside a transaction, and a dry run holds one")
         } else if has(&["SETVAL", "NEXTVAL"]) {
             Some("a sequence keeps its changes whatever the transaction")
@@ -38,6 +38,23 @@ impl Rules for Postgres {
             )
         } else {
             None
+        }
+    }
+
+    /// `VACUUM`, `ALTER SYSTEM`, `CREATE`/`DROP DATABASE` or `TABLESPACE`,
+    /// `CREATE`/`DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`.
+    fn only_outside_transaction(&self, sql: &str) -> bool {
+        let (first, second, words) = words(sql, Dialect::Postgres);
+        let concurrently = words.iter().any(|(w, d)| w == "CONCURRENTLY" && *d == 0);
+        match first.as_str() {
+            "VACUUM" => true,
+            "ALTER" => second == "SYSTEM",
+            "CREATE" | "DROP" => {
+                matches!(second.as_str(), "DATABASE" | "TABLESPACE")
+                    || concurrently && words.iter().any(|(w, _)| w == "INDEX")
+            }
+            "REINDEX" => concurrently || matches!(second.as_str(), "DATABASE" | "SYSTEM"),
+            _ => false,
         }
     }
 }

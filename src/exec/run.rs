@@ -1113,8 +1113,7 @@ impl<'a> Runner<'a> {
                     && s.asserts.is_empty()
                     && s.capture.is_none()
                     && plain(&s.sql)
-                    && !(at.dialect == Dialect::Mysql
-                        && crate::compile::mysql_implicit_commit(&s.sql))
+                    && !at.dialect.rules().commits_implicitly(&s.sql)
                     // How the session reads these is checked afresh before
                     // each (see `exec::db`): they go one at a time.
                     && !match at.dialect {
