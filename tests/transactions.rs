@@ -440,6 +440,15 @@ async fn a_write_a_rollback_could_not_undo_is_reported() {
     assert_eq!(log.as_deref(), Some("1,2"), "{shown}");
 }
 
+/// The PostgreSQL server's URL and a session on it, when configured.
+async fn postgres_db() -> Option<(String, SqlxDatabase)> {
+    let url = common::postgres()?;
+    let db = SqlxDatabase::connect(Dialect::Postgres, &url)
+        .await
+        .unwrap();
+    Some((url, db))
+}
+
 /// The turn of the tests that set sequences back on the PostgreSQL server.
 static SEQUENCES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -450,12 +459,9 @@ async fn a_postgres_dry_run_names_every_sequence_it_moves_and_stops_at_one_set_b
     let _turn = SEQUENCES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences";
-    let Some(url) = common::postgres() else {
+    let Some((url, mut db)) = postgres_db().await else {
         return;
     };
-    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
-        .await
-        .unwrap();
     for sql in [
         format!("DROP TABLE IF EXISTS {t}"),
         format!("DROP FUNCTION IF EXISTS {t}_back()"),
@@ -576,12 +582,9 @@ async fn a_postgres_dry_run_reads_sequences_as_they_hand_out_values() {
     let _turn = SEQUENCES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let t = "dry_sequences_next";
-    let Some(url) = common::postgres() else {
+    let Some((url, mut db)) = postgres_db().await else {
         return;
     };
-    let mut db = SqlxDatabase::connect(Dialect::Postgres, &url)
-        .await
-        .unwrap();
     for sql in [
         format!("DROP TABLE IF EXISTS {t}"),
         format!("DROP SEQUENCE IF EXISTS {t}_down"),

@@ -75,7 +75,7 @@ static THROWAWAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 
 /// Accepts what test mode accepts; never asked in test mode, since the runner
 /// answers confirmations and sign-offs itself when every check held.
-struct Unattended;
+pub(crate) struct Unattended;
 
 impl Operator for Unattended {
     fn confirm_commit(&mut self, _: &str) -> bool {

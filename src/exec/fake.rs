@@ -109,22 +109,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::exec::run::{Ending, Event, Operator, Options, Runner};
-    use crate::plan::{Plan, Step};
-
-    struct Yes;
-
-    impl Operator for Yes {
-        fn confirm_commit(&mut self, _: &str) -> bool {
-            true
-        }
-        fn confirm_step(&mut self, _: &Step, _: &str) -> bool {
-            true
-        }
-        fn sign_off(&mut self, _: &str) -> bool {
-            true
-        }
-    }
+    use crate::exec::run::{Ending, Event, Options, Runner};
+    use crate::plan::Plan;
 
     fn plan(dialect: &str, body: &str) -> Plan {
         let md = format!("---\nid: t\ndialect: {dialect}\n---\n# T\n\n{body}");
@@ -143,7 +129,7 @@ mod tests {
         let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
         dbs.insert(plan.connections[0].name.clone(), Box::new(fake));
         let mut observer = |_: &Event| Ok(());
-        let mut operator = Yes;
+        let mut operator = crate::doctest::Unattended;
         let options = Options {
             dry_run,
             yes: true,
