@@ -293,17 +293,7 @@ pub fn identifier(name: &str, dialect: Dialect) -> Result<String, Error> {
             "an identifier must be non-empty text without NUL bytes".into(),
         ));
     }
-    if dialect == Dialect::Postgres && name.len() > 63 {
-        return Err(invalid(format!(
-            "identifier `{name}` is {} bytes: PostgreSQL would cut it to 63 and name another object",
-            name.len()
-        )));
-    }
-    Ok(match dialect {
-        // SQLite reads an unknown "name" as a string; a `name` never.
-        Dialect::Mysql | Dialect::Sqlite => format!("`{}`", name.replace('`', "``")),
-        Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
-    })
+    dialect.rules().identifier(name).map_err(invalid)
 }
 
 /// `value` as a SQL literal of `dialect`.
@@ -320,13 +310,7 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
     match value.kind() {
         ValueKind::None => Ok("NULL".into()),
         ValueKind::Undefined => Err(invalid("undefined value".into())),
-        ValueKind::Bool => {
-            let b = value.is_true();
-            Ok(match dialect {
-                Dialect::Sqlite => if b { "1" } else { "0" }.into(),
-                _ => if b { "TRUE" } else { "FALSE" }.into(),
-            })
-        }
+        ValueKind::Bool => Ok(dialect.rules().boolean(value.is_true()).into()),
         ValueKind::Number => {
             if value.is_integer() {
                 // Every integer minijinja holds (up to 128 bits), digit for digit.
@@ -335,9 +319,11 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
             }
             let f = f64::try_from(value.clone())
                 .map_err(|_| invalid(format!("number {value} cannot be a SQL literal")))?;
-            if f == 0.0 && f.is_sign_negative() && dialect == Dialect::Postgres {
-                // `-0.0` is a numeric there, whose zero has no sign.
-                Ok("'-0'::float8".into())
+            if f == 0.0
+                && f.is_sign_negative()
+                && let Some(zero) = dialect.rules().negative_zero()
+            {
+                Ok(zero.into())
             } else if f.is_finite() {
                 // The shortest text that reads back as the same float.
                 Ok(signed(&format!("{f:?}"), f.is_sign_negative()))
@@ -345,14 +331,13 @@ pub fn literal(value: &Value, dialect: Dialect) -> Result<String, Error> {
                 Err(invalid(format!("{f} cannot be a SQL literal")))
             }
         }
-        ValueKind::String => text(value.as_str().unwrap_or_default(), dialect),
-        ValueKind::Bytes => {
-            let hex = crate::exact::hex(value.as_bytes().unwrap_or_default());
-            Ok(match dialect {
-                Dialect::Postgres => format!("'\\x{hex}'::bytea"),
-                Dialect::Mysql | Dialect::Sqlite => format!("X'{hex}'"),
-            })
-        }
+        ValueKind::String => dialect
+            .rules()
+            .text(value.as_str().unwrap_or_default())
+            .map_err(invalid),
+        ValueKind::Bytes => Ok(dialect
+            .rules()
+            .bytes(&crate::exact::hex(value.as_bytes().unwrap_or_default()))),
         ValueKind::Seq | ValueKind::Iterable => {
             let items = value
                 .try_iter()?
@@ -377,57 +362,6 @@ fn signed(digits: &str, negative: bool) -> String {
         format!("({digits})")
     } else {
         digits.to_string()
-    }
-}
-
-/// A text literal whose bytes reach the server unchanged whatever the
-/// session's settings.
-///
-/// MySQL: printable ASCII without a backslash is quoted as it is (quotes
-/// doubled); anything else is written in hex with a character set
-/// introducer (`_utf8mb4 X'...'`), which no `sql_mode` (`NO_BACKSLASH_ESCAPES`)
-/// and no connection character set (gbk, big5, sjis, cp932, whose second
-/// bytes can be a backslash or a quote) reads differently.
-/// PostgreSQL: backslashes in `(E'...')`; NUL cannot be held. SQLite: NUL
-/// bytes as `char(0)`.
-fn text(s: &str, dialect: Dialect) -> Result<String, Error> {
-    match dialect {
-        Dialect::Mysql => {
-            if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
-                return Ok(format!("'{}'", s.replace('\'', "''")));
-            }
-            let mut out = String::with_capacity(s.len() * 2 + 12);
-            out.push_str("_utf8mb4 X'");
-            out.push_str(&crate::exact::hex(s.as_bytes()));
-            out.push('\'');
-            Ok(out)
-        }
-        Dialect::Postgres => {
-            if s.contains('\0') {
-                return Err(invalid("PostgreSQL text cannot hold a NUL byte".into()));
-            }
-            if s.contains('\\') {
-                // In parentheses: a string on the next line would otherwise
-                // continue an E'' string, escapes and all.
-                Ok(format!(
-                    "(E'{}')",
-                    s.replace('\\', "\\\\").replace('\'', "''")
-                ))
-            } else {
-                Ok(format!("'{}'", s.replace('\'', "''")))
-            }
-        }
-        Dialect::Sqlite => {
-            let parts: Vec<String> = s
-                .split('\0')
-                .map(|p| format!("'{}'", p.replace('\'', "''")))
-                .collect();
-            if parts.len() == 1 {
-                Ok(parts.into_iter().next().unwrap_or_default())
-            } else {
-                Ok(format!("({})", parts.join(" || char(0) || ")))
-            }
-        }
     }
 }
 

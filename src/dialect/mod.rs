@@ -23,6 +23,30 @@ pub trait Rules: Sync {
     /// what it does, if it cannot.
     fn unrehearsable(&self, kind: StatementKind, sql: &str) -> Option<&'static str>;
 
+    /// `name` (non-empty, no NUL) as a quoted identifier, or why it
+    /// cannot be one.
+    fn identifier(&self, name: &str) -> Result<String, String>;
+
+    /// A text literal whose bytes reach the server unchanged whatever the
+    /// session's settings, or why there is none.
+    fn text(&self, s: &str) -> Result<String, String>;
+
+    /// Bytes (given in hex) as a literal.
+    fn bytes(&self, hex: &str) -> String {
+        format!("X'{hex}'")
+    }
+
+    /// A boolean as a literal.
+    fn boolean(&self, b: bool) -> &'static str {
+        if b { "TRUE" } else { "FALSE" }
+    }
+
+    /// The literal of the float `-0.0` where a plain `-0.0` would lose its
+    /// sign.
+    fn negative_zero(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether the server commits implicitly around `sql` (MySQL's DDL and
     /// its kin): inside a runbook's transaction it would end it.
     fn commits_implicitly(&self, _sql: &str) -> bool {
@@ -71,6 +95,11 @@ fn words(sql: &str, dialect: Dialect) -> (String, String, Vec<(String, u32)>) {
     let words = crate::compile::split::code_words(sql, dialect);
     let at = |i: usize| words.get(i).map(|(w, _)| w.clone()).unwrap_or_default();
     (at(0), at(1), words)
+}
+
+/// `s` in single quotes, quotes doubled.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The first word of `sql`'s code, upper-cased ("" for none).

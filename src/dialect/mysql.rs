@@ -1,6 +1,6 @@
 //! MySQL and MariaDB.
 
-use super::{Rules, first_word, names, words};
+use super::{Rules, first_word, names, quoted, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// MySQL's and MariaDB's rules.
@@ -55,5 +55,21 @@ impl Rules for Mysql {
                 .any(|(w, _)| w == "PASSWORD" || w == "AUTOCOMMIT"),
             _ => false,
         }
+    }
+
+    fn identifier(&self, name: &str) -> Result<String, String> {
+        Ok(format!("`{}`", name.replace('`', "``")))
+    }
+
+    /// Printable ASCII without a backslash is quoted as it is; anything
+    /// else in hex with a character set introducer (`_utf8mb4 X'...'`),
+    /// which no `sql_mode` (`NO_BACKSLASH_ESCAPES`) and no connection
+    /// character set (gbk, big5, sjis, cp932, whose second bytes can be a
+    /// backslash or a quote) reads differently.
+    fn text(&self, s: &str) -> Result<String, String> {
+        if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+            return Ok(quoted(s));
+        }
+        Ok(format!("_utf8mb4 X'{}'", crate::exact::hex(s.as_bytes())))
     }
 }

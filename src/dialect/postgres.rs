@@ -1,6 +1,6 @@
 //! PostgreSQL.
 
-use super::{Rules, first_word, names, words};
+use super::{Rules, first_word, names, quoted, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// PostgreSQL's rules.
@@ -56,5 +56,42 @@ impl Rules for Postgres {
             "REINDEX" => concurrently || matches!(second.as_str(), "DATABASE" | "SYSTEM"),
             _ => false,
         }
+    }
+
+    /// In double quotes; over 63 bytes refused (PostgreSQL would cut it and
+    /// name another object).
+    fn identifier(&self, name: &str) -> Result<String, String> {
+        if name.len() > 63 {
+            return Err(format!(
+                "identifier `{name}` is {} bytes: PostgreSQL would cut it to 63 and name another object",
+                name.len()
+            ));
+        }
+        Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+    }
+
+    /// Backslashes in `(E'...')`, in parentheses so that a string on the
+    /// next line never continues it; NUL cannot be held.
+    fn text(&self, s: &str) -> Result<String, String> {
+        if s.contains('\0') {
+            return Err("PostgreSQL text cannot hold a NUL byte".into());
+        }
+        if s.contains('\\') {
+            Ok(format!(
+                "(E'{}')",
+                s.replace('\\', "\\\\").replace('\'', "''")
+            ))
+        } else {
+            Ok(quoted(s))
+        }
+    }
+
+    fn bytes(&self, hex: &str) -> String {
+        format!("'\\x{hex}'::bytea")
+    }
+
+    /// `-0.0` is a numeric there, whose zero has no sign.
+    fn negative_zero(&self) -> Option<&'static str> {
+        Some("'-0'::float8")
     }
 }

@@ -1,6 +1,6 @@
 //! SQLite.
 
-use super::Rules;
+use super::{Rules, quoted};
 use crate::plan::StatementKind;
 
 /// SQLite's rules.
@@ -20,5 +20,24 @@ impl Rules for Sqlite {
     /// a dry run opens SQLite without the right to create).
     fn unrehearsable(&self, _kind: StatementKind, _sql: &str) -> Option<&'static str> {
         None
+    }
+
+    /// In backticks: SQLite reads an unknown `"name"` as a string.
+    fn identifier(&self, name: &str) -> Result<String, String> {
+        Ok(format!("`{}`", name.replace('`', "``")))
+    }
+
+    /// NUL bytes as `char(0)`.
+    fn text(&self, s: &str) -> Result<String, String> {
+        let parts: Vec<String> = s.split('\0').map(quoted).collect();
+        if parts.len() == 1 {
+            Ok(parts.into_iter().next().unwrap_or_default())
+        } else {
+            Ok(format!("({})", parts.join(" || char(0) || ")))
+        }
+    }
+
+    fn boolean(&self, b: bool) -> &'static str {
+        if b { "1" } else { "0" }
     }
 }
