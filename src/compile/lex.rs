@@ -32,11 +32,12 @@ pub struct Lexing {
 
 impl From<Dialect> for Lexing {
     fn from(dialect: Dialect) -> Lexing {
+        let syntax = dialect.rules().syntax();
         Lexing {
             dialect,
-            backslash: dialect == Dialect::Mysql,
+            backslash: syntax.backslash_escapes,
             ansi_quotes: false,
-            brackets: dialect == Dialect::Sqlite,
+            brackets: syntax.bracket_identifiers,
             templates: true,
         }
     }
@@ -130,7 +131,7 @@ pub fn reads_the_same(text: &str, lexing: Lexing) -> bool {
 /// text and is reported as [`Unterminated`].
 pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Unterminated>) {
     let lexing = lexing.into();
-    let dialect = lexing.dialect;
+    let syntax = lexing.dialect.rules().syntax();
     let bytes = text.as_bytes();
     // Room for a token per four bytes (SQL averages about five): growing
     // one vector to hundreds of thousands of tokens, a block of 10,000
@@ -157,16 +158,16 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
             // MySQL starts a `--` comment only before a space or a control
             // character (or the end): `0--1` is zero minus minus one.
             b'-' if next == Some(b'-')
-                && (dialect != Dialect::Mysql
+                && (!syntax.dash_comment_needs_space
                     || bytes.get(i + 2).is_none_or(|&b| b <= b' ' || b == 0x7f)) =>
             {
-                (TokenKind::LineComment, line_end(bytes, i, dialect), None)
+                (TokenKind::LineComment, line_end(bytes, i, syntax), None)
             }
-            b'#' if dialect == Dialect::Mysql => {
-                (TokenKind::LineComment, line_end(bytes, i, dialect), None)
+            b'#' if syntax.hash_comments => {
+                (TokenKind::LineComment, line_end(bytes, i, syntax), None)
             }
             b'/' if next == Some(b'*') => {
-                let (end, ok) = block_comment(bytes, i, dialect == Dialect::Postgres);
+                let (end, ok) = block_comment(bytes, i, syntax.nested_block_comments);
                 (
                     TokenKind::BlockComment,
                     end,
@@ -180,7 +181,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 }
             }
             b'e' | b'E'
-                if dialect == Dialect::Postgres
+                if syntax.escape_strings
                     && next == Some(b'\'')
                     && (i == 0 || !is_word_byte(bytes[i - 1])) =>
             {
@@ -196,7 +197,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 );
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
-            b'"' if dialect == Dialect::Mysql && !lexing.ansi_quotes => {
+            b'"' if syntax.double_quoted_strings && !lexing.ansi_quotes => {
                 let (end, ok) = quoted(bytes, i, b'"', lexing.backslash);
                 (TokenKind::Str, end, (!ok).then_some("string literal"))
             }
@@ -204,7 +205,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 let (end, ok) = quoted(bytes, i, b'"', false);
                 (TokenKind::Ident, end, (!ok).then_some("quoted identifier"))
             }
-            b'`' if dialect != Dialect::Postgres => {
+            b'`' if syntax.backtick_identifiers => {
                 let (end, ok) = quoted(bytes, i, b'`', false);
                 (TokenKind::Ident, end, (!ok).then_some("quoted identifier"))
             }
@@ -212,7 +213,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 Some(at) => (TokenKind::Ident, at + 1, None),
                 None => (TokenKind::Ident, bytes.len(), Some("quoted identifier")),
             },
-            b'$' if dialect == Dialect::Postgres => match dollar_tag(bytes, i) {
+            b'$' if syntax.dollar_quotes => match dollar_tag(bytes, i) {
                 Some(tag_end) => {
                     let tag = &bytes[i..tag_end];
                     match find(bytes, tag_end, tag) {
@@ -225,7 +226,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
             // SQLite's parameters `$a`, `@a`, `:a`, `#a`; `$a(...)` runs to
             // the next space or `)`, as SQLite reads it (Tcl array syntax).
             b'$' | b'@' | b':' | b'#'
-                if dialect == Dialect::Sqlite && next.is_some_and(sqlite_id_byte) =>
+                if syntax.prefixed_parameters && next.is_some_and(sqlite_id_byte) =>
             {
                 (TokenKind::Ident, sqlite_variable(bytes, i), None)
             }
@@ -242,7 +243,7 @@ pub fn tokenize(text: &str, lexing: impl Into<Lexing>) -> (Vec<Token>, Option<Un
                 (TokenKind::Punct, i + len, None)
             }
         };
-        if dialect == Dialect::Postgres {
+        if syntax.escape_strings {
             continued = match kind {
                 TokenKind::Str => {
                     let escapes = matches!(bytes[start], b'e' | b'E')
@@ -299,11 +300,12 @@ enum Continued {
     AfterBreak,
 }
 
-/// The end of a line comment at `from`: PostgreSQL ends one at `\r` too.
-fn line_end(bytes: &[u8], from: usize, dialect: Dialect) -> usize {
+/// The end of a line comment at `from` (at a lone `\r` too where the
+/// dialect says so).
+fn line_end(bytes: &[u8], from: usize, syntax: crate::dialect::Syntax) -> usize {
     bytes[from..]
         .iter()
-        .position(|&b| b == b'\n' || b == b'\r' && dialect == Dialect::Postgres)
+        .position(|&b| b == b'\n' || b == b'\r' && syntax.cr_ends_line_comment)
         .map_or(bytes.len(), |p| from + p)
 }
 

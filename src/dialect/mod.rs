@@ -11,8 +11,42 @@ mod sqlite;
 
 use crate::plan::{Dialect, StatementKind};
 
+/// The constructs of a dialect's SQL text that decide where a statement,
+/// a literal or a comment ends: what the lexer (`compile::lex`) reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Syntax {
+    /// `--` starts a comment only before white space or a control
+    /// character (MySQL: `0--1` is zero minus minus one).
+    pub dash_comment_needs_space: bool,
+    /// `#` starts a line comment.
+    pub hash_comments: bool,
+    /// A line comment ends at a lone CR too.
+    pub cr_ends_line_comment: bool,
+    /// Block comments nest.
+    pub nested_block_comments: bool,
+    /// `E'...'` strings with backslash escapes, continued by a string
+    /// after a line break.
+    pub escape_strings: bool,
+    /// `$tag$ ... $tag$` strings.
+    pub dollar_quotes: bool,
+    /// `"..."` is a string (unless the session says otherwise).
+    pub double_quoted_strings: bool,
+    /// `` `...` `` is an identifier.
+    pub backtick_identifiers: bool,
+    /// `[...]` is an identifier.
+    pub bracket_identifiers: bool,
+    /// `\` escapes in `'...'` by default.
+    pub backslash_escapes: bool,
+    /// `$a`, `@a`, `:a`, `#a` are parameters (`$a(...)` runs to the next
+    /// space or `)`).
+    pub prefixed_parameters: bool,
+}
+
 /// What a database is, as the rest of the tool needs to know it.
 pub trait Rules: Sync {
+    /// How its SQL text is read.
+    fn syntax(&self) -> Syntax;
+
     /// The URL schemes of its connections (`postgres`, `postgresql`).
     fn schemes(&self) -> &'static [&'static str];
 

@@ -1,12 +1,23 @@
 //! MySQL and MariaDB.
 
-use super::{Rules, first_word, names, quoted, words};
+use super::{Rules, Syntax, first_word, names, quoted, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// MySQL's and MariaDB's rules.
 pub(super) struct Mysql;
 
 impl Rules for Mysql {
+    fn syntax(&self) -> Syntax {
+        Syntax {
+            dash_comment_needs_space: true,
+            hash_comments: true,
+            double_quoted_strings: true,
+            backtick_identifiers: true,
+            backslash_escapes: true,
+            ..Syntax::default()
+        }
+    }
+
     fn schemes(&self) -> &'static [&'static str] {
         &["mysql", "mariadb"]
     }

@@ -1,12 +1,22 @@
 //! PostgreSQL.
 
-use super::{Rules, first_word, names, quoted, words};
+use super::{Rules, Syntax, first_word, names, quoted, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// PostgreSQL's rules.
 pub(super) struct Postgres;
 
 impl Rules for Postgres {
+    fn syntax(&self) -> Syntax {
+        Syntax {
+            cr_ends_line_comment: true,
+            nested_block_comments: true,
+            escape_strings: true,
+            dollar_quotes: true,
+            ..Syntax::default()
+        }
+    }
+
     fn schemes(&self) -> &'static [&'static str] {
         &["postgres", "postgresql"]
     }

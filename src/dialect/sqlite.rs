@@ -1,12 +1,21 @@
 //! SQLite.
 
-use super::{Rules, quoted};
+use super::{Rules, Syntax, quoted};
 use crate::plan::StatementKind;
 
 /// SQLite's rules.
 pub(super) struct Sqlite;
 
 impl Rules for Sqlite {
+    fn syntax(&self) -> Syntax {
+        Syntax {
+            backtick_identifiers: true,
+            bracket_identifiers: true,
+            prefixed_parameters: true,
+            ..Syntax::default()
+        }
+    }
+
     fn schemes(&self) -> &'static [&'static str] {
         &["sqlite"]
     }
