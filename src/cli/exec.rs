@@ -71,124 +71,6 @@ pub fn argv_password_warning(name: &str) -> String {
     )
 }
 
-/// Before anything runs: each connection must reach the database the
-/// runbook names (`:db-NAME-name:`), a production runbook needs the
-/// operator to type each database's name (or `--confirm-target NAME`), and
-/// each connection takes the runbook's run lock, so a second run of it on
-/// the same target refuses. `Err` is the exit code, after saying why.
-async fn guard_targets(
-    plan: &Plan,
-    connections: &mut HashMap<String, Box<dyn Database>>,
-    operator: &str,
-    confirmed: &[String],
-    interactive: bool,
-) -> Result<(), u8> {
-    let mut names = Vec::new();
-    for c in &plan.connections {
-        let Some(db) = connections.get_mut(&c.name) else {
-            continue;
-        };
-        let actual = db.database_name().await.map_err(|e| {
-            eprintln!(
-                "error: cannot tell which database `{}` reaches: {}; nothing ran",
-                c.name, e.message
-            );
-            3
-        })?;
-        let shown = if c.dialect == Dialect::Sqlite {
-            Path::new(&actual)
-                .file_name()
-                .map_or(actual.clone(), |n| n.to_string_lossy().to_string())
-        } else {
-            actual.clone()
-        };
-        if let Some(expected) = &c.database
-            && *expected != shown
-            && *expected != actual
-        {
-            eprintln!(
-                "error: connection `{}` reaches database `{shown}`, but the runbook runs on `{expected}`; nothing ran",
-                c.name
-            );
-            return Err(EXIT_USAGE);
-        }
-        names.push((c.name.clone(), shown));
-        let lexing = db.lexing();
-        if let Some(setting) = lexing.difference() {
-            let differs = plan.steps.iter().find_map(|step| match &step.body {
-                StepBody::Sql {
-                    connection,
-                    statements,
-                } if *connection == c.name => statements
-                    .iter()
-                    .find(|s| !runbook_compile::compile::lex::reads_the_same(&s.sql, lexing)),
-                _ => None,
-            });
-            if let Some(stmt) = differs {
-                eprintln!(
-                    "error: {}: under `{}`'s {setting} this statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere); run it on a session with the server's default, or write the literal without them; nothing ran",
-                    stmt.location, c.name
-                );
-                return Err(EXIT_USAGE);
-            }
-        }
-    }
-    if plan.is_production() {
-        for (conn, name) in names.iter().filter(|(_, n)| !n.is_empty()) {
-            if confirmed.iter().any(|c| c == name) {
-                continue;
-            }
-            if !interactive {
-                eprintln!(
-                    "error: this runbook runs in production: confirm `{conn}`'s database with --confirm-target {name}; nothing ran"
-                );
-                return Err(EXIT_USAGE);
-            }
-            let typed = Terminal { interactive }.ask(&format!(
-                "This runbook runs in PRODUCTION. Type the name of the database `{conn}` is connected to ({name}) to start: "
-            ));
-            if typed.as_deref() != Some(name.as_str()) {
-                eprintln!(
-                    "error: `{}` is not `{name}`; nothing ran",
-                    typed.unwrap_or_default()
-                );
-                return Err(4);
-            }
-        }
-    }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown host".into());
-    let holder = format!(
-        "{operator} running {} (pid {} on {host})",
-        plan.id,
-        std::process::id()
-    );
-    for c in &plan.connections {
-        let Some(db) = connections.get_mut(&c.name) else {
-            continue;
-        };
-        match db.try_lock(&plan.id, &holder).await {
-            Ok(None) => {}
-            Ok(Some(who)) => {
-                eprintln!(
-                    "error: runbook {} is already running on `{}`: held by {who}; nothing ran",
-                    plan.id, c.name
-                );
-                return Err(3);
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: cannot take the run lock on `{}`: {}; nothing ran",
-                    c.name, e.message
-                );
-                return Err(3);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What the operator (or a machine) sees while the runbook runs.
 struct Screen<'p> {
     plan: &'p Plan,
@@ -897,7 +779,12 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "unknown".to_string());
         let interactive = std::io::stdin().is_terminal();
-        if let Err(code) = guard_targets(&plan, &mut connections, &operator, confirm_target, interactive).await {
+        let terminal = Terminal { interactive };
+        let mut ask = |prompt: &str| terminal.ask(prompt);
+        let asker: Option<runbook_compile::exec::guard::Ask<'_>> = if interactive { Some(&mut ask) } else { None };
+        if let Err(refusal) = runbook_compile::exec::guard::guard_targets(&plan, &mut connections, &operator, confirm_target, asker).await {
+            eprintln!("error: {}; nothing ran", visible(&refusal.message));
+            let code = refusal.exit_code();
             return Ok(code);
         }
         if load_fixture {

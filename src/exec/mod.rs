@@ -3,6 +3,7 @@
 pub mod db;
 pub mod fake;
 pub mod fixture;
+pub mod guard;
 pub mod journal;
 pub mod params;
 pub mod run;

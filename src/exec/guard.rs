@@ -1,0 +1,173 @@
+//! What is checked before anything runs: each connection reaches the
+//! database the runbook names, reads the runbook's SQL as it was compiled,
+//! a production runbook has the operator name each database, and each
+//! connection takes the runbook's run lock, so a second run of it on the
+//! same target refuses.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::db::Database;
+use crate::plan::{Dialect, Plan, StepBody};
+
+/// Why a run does not start, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the operator is told.
+    pub message: String,
+    kind: RefusalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefusalKind {
+    /// The runbook or the command line does not fit the target (2).
+    Usage,
+    /// The database could not be asked, or the lock is held (3).
+    Database,
+    /// The operator did not confirm (4).
+    Declined,
+}
+
+impl Refusal {
+    fn new(kind: RefusalKind, message: String) -> Refusal {
+        Refusal { message, kind }
+    }
+
+    /// The process exit code (format section 10).
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            RefusalKind::Usage => 2,
+            RefusalKind::Database => 3,
+            RefusalKind::Declined => 4,
+        }
+    }
+}
+
+/// Puts a question to the person at the terminal; their answer.
+pub type Ask<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
+
+/// Checks every connection before anything runs, and takes the run locks.
+/// `operator` names who runs it (for the lock's holder); `confirmed` are
+/// the database names given with `--confirm-target`; `ask` puts a
+/// question to the person at the terminal (`None`: there is none).
+pub async fn guard_targets(
+    plan: &Plan,
+    connections: &mut HashMap<String, Box<dyn Database>>,
+    operator: &str,
+    confirmed: &[String],
+    mut ask: Option<Ask<'_>>,
+) -> Result<(), Refusal> {
+    use RefusalKind::{Database as Db, Declined, Usage};
+    let mut names = Vec::new();
+    for c in &plan.connections {
+        let Some(db) = connections.get_mut(&c.name) else {
+            continue;
+        };
+        let actual = db.database_name().await.map_err(|e| {
+            Refusal::new(
+                Db,
+                format!(
+                    "cannot tell which database `{}` reaches: {}",
+                    c.name, e.message
+                ),
+            )
+        })?;
+        let shown = if c.dialect == Dialect::Sqlite {
+            Path::new(&actual)
+                .file_name()
+                .map_or(actual.clone(), |n| n.to_string_lossy().to_string())
+        } else {
+            actual.clone()
+        };
+        if let Some(expected) = &c.database
+            && *expected != shown
+            && *expected != actual
+        {
+            return Err(Refusal::new(
+                Usage,
+                format!(
+                    "connection `{}` reaches database `{shown}`, but the runbook runs on `{expected}`",
+                    c.name
+                ),
+            ));
+        }
+        names.push((c.name.clone(), shown));
+        let lexing = db.lexing();
+        if let Some(setting) = lexing.difference() {
+            let differs = plan.steps.iter().find_map(|step| match &step.body {
+                StepBody::Sql {
+                    connection,
+                    statements,
+                } if *connection == c.name => statements
+                    .iter()
+                    .find(|s| !crate::compile::lex::reads_the_same(&s.sql, lexing)),
+                _ => None,
+            });
+            if let Some(stmt) = differs {
+                return Err(Refusal::new(
+                    Usage,
+                    format!(
+                        "{}: under `{}`'s {setting} this statement reads differently from the runbook (a backslash or double quote would end or start a literal elsewhere); run it on a session with the server's default, or write the literal without them",
+                        stmt.location, c.name
+                    ),
+                ));
+            }
+        }
+    }
+    if plan.is_production() {
+        for (conn, name) in names.iter().filter(|(_, n)| !n.is_empty()) {
+            if confirmed.iter().any(|c| c == name) {
+                continue;
+            }
+            let Some(ask) = ask.as_mut() else {
+                return Err(Refusal::new(
+                    Usage,
+                    format!(
+                        "this runbook runs in production: confirm `{conn}`'s database with --confirm-target {name}"
+                    ),
+                ));
+            };
+            let typed = ask(&format!(
+                "This runbook runs in PRODUCTION. Type the name of the database `{conn}` is connected to ({name}) to start: "
+            ));
+            if typed.as_deref() != Some(name.as_str()) {
+                return Err(Refusal::new(
+                    Declined,
+                    format!("`{}` is not `{name}`", typed.unwrap_or_default()),
+                ));
+            }
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".into());
+    let holder = format!(
+        "{operator} running {} (pid {} on {host})",
+        plan.id,
+        std::process::id()
+    );
+    for c in &plan.connections {
+        let Some(db) = connections.get_mut(&c.name) else {
+            continue;
+        };
+        match db.try_lock(&plan.id, &holder).await {
+            Ok(None) => {}
+            Ok(Some(who)) => {
+                return Err(Refusal::new(
+                    Db,
+                    format!(
+                        "runbook {} is already running on `{}`: held by {who}",
+                        plan.id, c.name
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(Refusal::new(
+                    Db,
+                    format!("cannot take the run lock on `{}`: {}", c.name, e.message),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
