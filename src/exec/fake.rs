@@ -52,6 +52,8 @@ pub struct FakeDatabase {
     dialect: Dialect,
     script: Vec<Answer>,
     sent: Arc<Mutex<Vec<String>>>,
+    name: String,
+    lock_holder: Option<String>,
 }
 
 impl FakeDatabase {
@@ -64,8 +66,22 @@ impl FakeDatabase {
             dialect,
             script,
             sent: Arc::clone(&sent),
+            name: String::new(),
+            lock_holder: None,
         };
         (fake, sent)
+    }
+
+    /// The same fake, reaching the database `name`.
+    pub fn named(mut self, name: &str) -> FakeDatabase {
+        self.name = name.to_string();
+        self
+    }
+
+    /// The same fake, whose run lock `who` holds.
+    pub fn locked_by(mut self, who: &str) -> FakeDatabase {
+        self.lock_holder = Some(who.to_string());
+        self
     }
 
     fn answer(&self, sql: &str) -> Result<Outcome, DbError> {
@@ -101,10 +117,18 @@ impl Database for FakeDatabase {
     async fn identity(&mut self) -> String {
         "fake".to_string()
     }
+
+    async fn database_name(&mut self) -> Result<String, DbError> {
+        Ok(self.name.clone())
+    }
+
+    async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<Option<String>, DbError> {
+        Ok(self.lock_holder.clone())
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::{BTreeMap, HashMap};
     use std::path::Path;
 
@@ -112,8 +136,13 @@ mod tests {
     use crate::exec::run::{Ending, Event, Options, Runner};
     use crate::plan::Plan;
 
-    fn plan(dialect: &str, body: &str) -> Plan {
-        let md = format!("---\nid: t\ndialect: {dialect}\n---\n# T\n\n{body}");
+    pub(crate) fn plan(dialect: &str, body: &str) -> Plan {
+        plan_with(&format!("dialect: {dialect}\n"), body)
+    }
+
+    /// A plan of a Markdown runbook with `header` front matter lines.
+    pub(crate) fn plan_with(header: &str, body: &str) -> Plan {
+        let md = format!("---\nid: t\n{header}---\n# T\n\n{body}");
         let doc =
             crate::source::parse_str(Path::new("t.md"), md, crate::document::Syntax::Markdown);
         let compiled = crate::compile::compile(&doc, Path::new("t.md"));

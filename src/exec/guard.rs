@@ -171,3 +171,76 @@ pub async fn guard_targets(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::fake::FakeDatabase;
+    use crate::exec::fake::tests::plan_with;
+
+    const BODY: &str = "```sql {#one db=live}\nSELECT 1;\n```\n";
+
+    async fn guard(
+        header: &str,
+        fake: FakeDatabase,
+        confirmed: &[&str],
+        answer: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let plan = plan_with(header, BODY);
+        let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
+        dbs.insert("live".into(), Box::new(fake));
+        let confirmed: Vec<String> = confirmed.iter().map(|c| c.to_string()).collect();
+        let mut ask = |_: &str| answer.map(str::to_string);
+        let asker: Option<Ask<'_>> = answer.is_some().then_some(&mut ask);
+        guard_targets(&plan, &mut dbs, "ana", &confirmed, asker).await
+    }
+
+    fn fake(name: &str) -> FakeDatabase {
+        FakeDatabase::new(Dialect::Mysql, Vec::new()).0.named(name)
+    }
+
+    #[tokio::test]
+    async fn a_run_starts_only_on_its_database_confirmed_and_unlocked() {
+        let target = "databases:\n  live: {dialect: mysql, name: wpca_prod}\n";
+        let prod = format!("{target}environment: production\n");
+        let wrong = guard(target, fake("wpca_staging"), &[], None)
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.exit_code(), 2);
+        assert!(
+            wrong.message.contains("reaches database `wpca_staging`"),
+            "{wrong:?}"
+        );
+        assert_eq!(guard(target, fake("wpca_prod"), &[], None).await, Ok(()));
+        let unasked = guard(&prod, fake("wpca_prod"), &[], None)
+            .await
+            .unwrap_err();
+        assert_eq!(unasked.exit_code(), 2);
+        assert!(
+            unasked.message.contains("--confirm-target wpca_prod"),
+            "{unasked:?}"
+        );
+        let mistyped = guard(&prod, fake("wpca_prod"), &[], Some("wpca"))
+            .await
+            .unwrap_err();
+        assert_eq!(mistyped.exit_code(), 4);
+        assert_eq!(
+            guard(&prod, fake("wpca_prod"), &[], Some("wpca_prod")).await,
+            Ok(())
+        );
+        assert_eq!(
+            guard(&prod, fake("wpca_prod"), &["wpca_prod"], None).await,
+            Ok(())
+        );
+        let held = guard(
+            target,
+            fake("wpca_prod").locked_by("bo on host-2"),
+            &[],
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(held.exit_code(), 3);
+        assert!(held.message.contains("held by bo on host-2"), "{held:?}");
+    }
+}
