@@ -12,7 +12,7 @@ use runbook_compile::exec::journal::{
 };
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
-use runbook_compile::exec::secret::{DbUrl, Mask};
+use runbook_compile::exec::secret::Mask;
 use runbook_compile::plan::{Dialect, OnFail, Plan, StatementKind, Step, StepBody, one_line};
 
 use crate::{EXIT_USAGE, compile_reported};
@@ -672,54 +672,19 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             );
         }
     }
-    let mut urls: BTreeMap<String, DbUrl> = BTreeMap::new();
-    let mut problems = Vec::new();
-    for (name, url) in dbs {
-        if plan.connection(name).is_none() {
-            problems.push(format!(
-                "--db {name}: the runbook declares no connection `{name}`"
-            ));
-        } else {
-            let url = DbUrl::new(url);
-            if url.has_password() {
-                eprintln!("{}", argv_password_warning(name));
+    let (urls, mut problems) = match runbook_compile::exec::guard::connection_urls(
+        &plan,
+        dbs,
+        |v| std::env::var(v).ok(),
+    ) {
+        Ok((urls, exposed)) => {
+            for name in exposed {
+                eprintln!("{}", argv_password_warning(&name));
             }
-            urls.insert(name.clone(), url);
+            (urls, Vec::new())
         }
-    }
-    for c in &plan.connections {
-        let var = format!("RUNBOOK_DB_{}", c.name.to_ascii_uppercase());
-        if !urls.contains_key(&c.name) {
-            match std::env::var(&var) {
-                Ok(url) => {
-                    urls.insert(c.name.clone(), DbUrl::new(&url));
-                }
-                Err(_) => problems.push(format!(
-                    "connection `{}` ({}) is not given: pass --db {}=URL or set {var}",
-                    c.name, c.dialect, c.name
-                )),
-            }
-        }
-    }
-    for c in &plan.connections {
-        if let Some(url) = urls.get(&c.name) {
-            let scheme = url
-                .expose()
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            let fits = c.dialect.rules().schemes().contains(&scheme.as_str());
-            if !fits {
-                problems.push(format!(
-                    "connection `{}` is {}, but its URL is {}",
-                    c.name,
-                    c.dialect,
-                    url.redacted()
-                ));
-            }
-        }
-    }
+        Err(problems) => (BTreeMap::new(), problems),
+    };
     if load_fixture {
         for c in &plan.connections {
             match (&c.fixture, c.dialect) {

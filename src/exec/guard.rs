@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use super::db::Database;
+use super::secret::DbUrl;
 use crate::plan::{Dialect, Plan, StepBody};
 
 /// Why a run does not start, and its exit code.
@@ -172,6 +175,72 @@ pub async fn guard_targets(
     Ok(())
 }
 
+/// Each connection's URL, by connection name.
+pub type Urls = BTreeMap<String, DbUrl>;
+
+/// Each connection's URL: from `--db NAME=URL` (`given`), else from the
+/// variable `RUNBOOK_DB_<NAME>` (read with `var`), its scheme fitting the
+/// connection's dialect. `Ok` holds the URLs and the names of those given
+/// with a password on the command line (every local user can read it
+/// there); `Err`, every problem found.
+pub fn connection_urls(
+    plan: &Plan,
+    given: &[(String, String)],
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(Urls, Vec<String>), Vec<String>> {
+    let mut urls = BTreeMap::new();
+    let mut exposed = Vec::new();
+    let mut problems = Vec::new();
+    for (name, url) in given {
+        if plan.connection(name).is_none() {
+            problems.push(format!(
+                "--db {name}: the runbook declares no connection `{name}`"
+            ));
+        } else {
+            let url = DbUrl::new(url);
+            if url.has_password() {
+                exposed.push(name.clone());
+            }
+            urls.insert(name.clone(), url);
+        }
+    }
+    for c in &plan.connections {
+        let name = format!("RUNBOOK_DB_{}", c.name.to_ascii_uppercase());
+        if !urls.contains_key(&c.name) {
+            match var(&name) {
+                Some(url) => {
+                    urls.insert(c.name.clone(), DbUrl::new(&url));
+                }
+                None => problems.push(format!(
+                    "connection `{}` ({}) is not given: pass --db {}=URL or set {name}",
+                    c.name, c.dialect, c.name
+                )),
+            }
+        }
+        if let Some(url) = urls.get(&c.name) {
+            let scheme = url
+                .expose()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !c.dialect.rules().schemes().contains(&scheme.as_str()) {
+                problems.push(format!(
+                    "connection `{}` is {}, but its URL is {}",
+                    c.name,
+                    c.dialect,
+                    url.redacted()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok((urls, exposed))
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +266,26 @@ mod tests {
 
     fn fake(name: &str) -> FakeDatabase {
         FakeDatabase::new(Dialect::Mysql, Vec::new()).0.named(name)
+    }
+
+    #[test]
+    fn each_connection_has_a_url_of_its_dialect() {
+        let plan = plan_with("databases:\n  live: mysql\n", BODY);
+        let env = |name: &str| (name == "RUNBOOK_DB_LIVE").then(|| "mysql://u@h/d".to_string());
+        let (urls, exposed) = connection_urls(&plan, &[], env).unwrap();
+        assert_eq!(urls["live"].expose(), "mysql://u@h/d");
+        assert!(exposed.is_empty());
+        let given = [("live".to_string(), "mysql://u:pw@h/d".to_string())];
+        let (_, exposed) = connection_urls(&plan, &given, |_| None).unwrap();
+        assert_eq!(exposed, ["live"]);
+        let wrong = [("live".to_string(), "postgres://h/d".to_string())];
+        let problems = connection_urls(&plan, &wrong, |_| None).unwrap_err();
+        assert!(
+            problems[0].contains("is mysql, but its URL is postgres://h/d"),
+            "{problems:?}"
+        );
+        let problems = connection_urls(&plan, &[], |_| None).unwrap_err();
+        assert!(problems[0].contains("set RUNBOOK_DB_LIVE"), "{problems:?}");
     }
 
     #[tokio::test]
