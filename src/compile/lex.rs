@@ -96,17 +96,7 @@ impl Lexing {
             templates: self.templates,
             ..Lexing::from(self.dialect)
         };
-        if *self == default {
-            None
-        } else if self.brackets && self.dialect == Dialect::Mysql {
-            Some("sql_mode MSSQL")
-        } else if self.ansi_quotes {
-            Some("sql_mode ANSI_QUOTES")
-        } else if self.dialect == Dialect::Mysql {
-            Some("sql_mode NO_BACKSLASH_ESCAPES")
-        } else {
-            Some("standard_conforming_strings = off")
-        }
+        (*self != default).then(|| self.dialect.rules().reading_setting(self))
     }
 }
 

@@ -81,6 +81,12 @@ pub trait Rules: Sync {
         None
     }
 
+    /// The session setting that makes `lexing` (which differs from this
+    /// dialect's default) read SQL differently, for messages.
+    fn reading_setting(&self, _lexing: &crate::compile::lex::Lexing) -> &'static str {
+        "a session setting"
+    }
+
     /// Whether the server commits implicitly around `sql` (MySQL's DDL and
     /// its kin): inside a runbook's transaction it would end it.
     fn commits_implicitly(&self, _sql: &str) -> bool {

@@ -83,4 +83,14 @@ impl Rules for Mysql {
         }
         Ok(format!("_utf8mb4 X'{}'", crate::exact::hex(s.as_bytes())))
     }
+
+    fn reading_setting(&self, lexing: &crate::compile::lex::Lexing) -> &'static str {
+        if lexing.brackets {
+            "sql_mode MSSQL"
+        } else if lexing.ansi_quotes {
+            "sql_mode ANSI_QUOTES"
+        } else {
+            "sql_mode NO_BACKSLASH_ESCAPES"
+        }
+    }
 }

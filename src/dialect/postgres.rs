@@ -104,4 +104,8 @@ impl Rules for Postgres {
     fn negative_zero(&self) -> Option<&'static str> {
         Some("'-0'::float8")
     }
+
+    fn reading_setting(&self, _lexing: &crate::compile::lex::Lexing) -> &'static str {
+        "standard_conforming_strings = off"
+    }
 }
