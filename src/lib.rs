@@ -19,4 +19,5 @@ pub mod par;
 pub mod plan;
 pub mod site;
 pub mod source;
+pub mod sql;
 pub mod template;

@@ -24,6 +24,9 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Every dialect.
+    pub const ALL: &[Dialect] = &[Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql];
+
     /// Parses a dialect name as written in a header (`postgresql` and `mariadb` are accepted too).
     pub fn parse(s: &str) -> Option<Dialect> {
         match s.trim().to_ascii_lowercase().as_str() {

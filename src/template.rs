@@ -141,7 +141,7 @@ pub fn render(
     values: &std::collections::BTreeMap<String, Value>,
     dialect: Dialect,
 ) -> Result<String, String> {
-    use crate::compile::lex::{Lexing, TokenKind, tokenize};
+    use crate::sql::lex::{Lexing, TokenKind, tokenize};
     // An exact decimal among the values: every number of the template is
     // compared exactly (`{% if bal > 0 %}`, `[a, b] | max`), as in
     // assertions, never by kind.
@@ -166,7 +166,7 @@ pub fn render(
         templates: false,
         ..Lexing::from(dialect)
     };
-    let split = crate::compile::split::split(&rendered, served);
+    let split = crate::sql::split::split(&rendered, served);
     let comments = |text: &str, lexing: Lexing| -> Vec<String> {
         tokenize(text, lexing)
             .0
@@ -368,7 +368,7 @@ fn signed(digits: &str, negative: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::lex::{TokenKind, tokenize};
+    use crate::sql::lex::{TokenKind, tokenize};
 
     const HOSTILE: &[&str] = &[
         "plain",

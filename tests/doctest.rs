@@ -218,7 +218,10 @@ fn mysql_url() -> Option<String> {
 /// Runs `sql` on the MySQL server; with `list`, returns column `x` of every
 /// row of the query.
 fn mysql(url: &str, sql: &str, list: bool) -> Vec<String> {
-    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::exec::{
+        db::{Database, Shape},
+        engine::sqlx::SqlxDatabase,
+    };
     use runbook_compile::plan::StatementKind;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -250,7 +253,10 @@ fn mysql(url: &str, sql: &str, list: bool) -> Vec<String> {
 /// doc test running meanwhile takes what appears on the server while it
 /// runs for its own, and what goes for its doing.
 fn locked(dialect: Dialect, url: &str, statements: &[&str]) {
-    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::exec::{
+        db::{Database, Shape},
+        engine::sqlx::SqlxDatabase,
+    };
     use runbook_compile::plan::StatementKind;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -270,7 +276,7 @@ fn locked(dialect: Dialect, url: &str, statements: &[&str]) {
         };
         db.run(turn, query).await.unwrap();
         for sql in statements {
-            let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+            let (kind, returns_rows) = runbook_compile::sql::classify(sql, dialect);
             db.run(sql, Shape { kind, returns_rows })
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -381,7 +387,10 @@ fn an_interrupted_doc_test_rolls_back_and_drops_its_databases() {
 
 #[test]
 fn roles_a_postgres_fixture_creates_are_dropped_and_existing_ones_kept() {
-    use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+    use runbook_compile::exec::{
+        db::{Database, Shape},
+        engine::sqlx::SqlxDatabase,
+    };
     use runbook_compile::plan::StatementKind;
     let Ok(url) = std::env::var("RUNBOOK_TEST_DB_POSTGRES") else {
         assert!(
@@ -495,7 +504,7 @@ fn a_mysql_doc_test_leaves_nothing_outside_its_schema() {
 
 /// The text of the first column of the first row of `sql` on PostgreSQL.
 fn postgres_text(url: &str, sql: &str) -> Option<String> {
-    use runbook_compile::exec::db::SqlxDatabase;
+    use runbook_compile::exec::engine::sqlx::SqlxDatabase;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,7 +6,10 @@
 mod common;
 
 use common::run;
-use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::exec::{
+    db::{Database, Shape},
+    engine::sqlx::SqlxDatabase,
+};
 use runbook_compile::plan::Dialect;
 use runbook_compile::template::environment;
 
@@ -196,7 +199,7 @@ async fn hostile_values_round_trip_and_never_change_the_statement() {
                 minijinja::context! { t => "store; DROP TABLE victim" },
             )
             .unwrap();
-        let (kind, returns_rows) = runbook_compile::compile::classify(&evil, dialect);
+        let (kind, returns_rows) = runbook_compile::sql::classify(&evil, dialect);
         assert!(
             db.run(&evil, Shape { kind, returns_rows }).await.is_err(),
             "{dialect}: a table named like an attack does not exist"
@@ -265,7 +268,7 @@ async fn a_lock_wait_timeout_rolls_back_and_stops_with_exit_3() {
 /// Every row of `table`, as text, to compare a database before and after.
 async fn rows(db: &mut SqlxDatabase, table: &str) -> Vec<String> {
     let sql = format!("SELECT id, v FROM {table} ORDER BY id");
-    let (kind, returns_rows) = runbook_compile::compile::classify(&sql, db.dialect());
+    let (kind, returns_rows) = runbook_compile::sql::classify(&sql, db.dialect());
     let mut out = Vec::new();
     let count = db
         .run(&sql, Shape { kind, returns_rows })
@@ -318,7 +321,7 @@ async fn a_dry_run_checks_everything_and_leaves_nothing_on_every_dialect() {
         let (code, shown) = exec(&runbook, &url, dir.path(), &["--dry-run"]);
         let after = rows(&mut db, &table).await;
         let exists = format!("SELECT 1 FROM {made}");
-        let (kind, returns_rows) = runbook_compile::compile::classify(&exists, dialect);
+        let (kind, returns_rows) = runbook_compile::sql::classify(&exists, dialect);
         let made_exists = db.run(&exists, Shape { kind, returns_rows }).await.is_ok();
         run(&mut db, &format!("DROP TABLE {table}")).await;
         if made_exists {
@@ -552,7 +555,7 @@ async fn a_statement_timeout_stops_the_run_without_waiting_for_the_statement() {
 
 /// The shape the compiler gives `sql` on `dialect`.
 fn shape(sql: &str, dialect: Dialect) -> Shape {
-    let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+    let (kind, returns_rows) = runbook_compile::sql::classify(sql, dialect);
     Shape { kind, returns_rows }
 }
 

@@ -6,8 +6,11 @@ use std::path::Path;
 
 use runbook_compile::compile::compile;
 use runbook_compile::document::Syntax;
-use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
+use runbook_compile::exec::{
+    db::{Database, Shape},
+    engine::sqlx::SqlxDatabase,
+};
 use runbook_compile::plan::{Dialect, Plan, StatementKind, Step};
 use runbook_compile::source::parse_str;
 

@@ -58,7 +58,7 @@ fn a_failed_assertion_names_its_values_and_the_stop_says_what_is_committed_and_w
             .build()
             .unwrap();
         let total = runtime.block_on(async {
-            let mut c = runbook_compile::exec::db::SqlxDatabase::connect(dialect, &url)
+            let mut c = runbook_compile::exec::engine::sqlx::SqlxDatabase::connect(dialect, &url)
                 .await
                 .unwrap();
             let v = common::value(&mut c, &format!("SELECT SUM(v) AS s FROM {t}")).await;
@@ -355,7 +355,7 @@ fn a_resume_goes_on_with_the_run_s_parameters_and_journals_a_change() {
         .unwrap();
     let sqlite = |sql: &str| {
         runtime.block_on(async {
-            let mut c = runbook_compile::exec::db::SqlxDatabase::connect(
+            let mut c = runbook_compile::exec::engine::sqlx::SqlxDatabase::connect(
                 runbook_compile::plan::Dialect::Sqlite,
                 &url,
             )

@@ -11,7 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers;
-use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::exec::{
+    db::{Database, Shape},
+    engine::sqlx::SqlxDatabase,
+};
 use runbook_compile::plan::{Dialect, StatementKind};
 
 /// The password `scripts/test-servers` gives the test role.
@@ -37,7 +40,7 @@ fn query(dialect: Dialect, url: &str, sql: &str) -> String {
         .unwrap();
     runtime.block_on(async {
         let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
-        let (kind, returns_rows) = runbook_compile::compile::classify(sql, dialect);
+        let (kind, returns_rows) = runbook_compile::sql::classify(sql, dialect);
         let out = db
             .run(sql, Shape { kind, returns_rows })
             .await

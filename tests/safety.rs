@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 
 use common::{exec, hex, hex_of, run, runbook, targets, value};
-use runbook_compile::exec::db::SqlxDatabase;
+use runbook_compile::exec::engine::sqlx::SqlxDatabase;
 use runbook_compile::plan::Dialect;
 
 /// Held by every test of this file while it uses MariaDB.
@@ -885,7 +885,7 @@ async fn the_split_matches_what_each_server_executes() {
         };
         let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
         for script in corpus(dialect) {
-            let split = runbook_compile::compile::split::split(&script, dialect);
+            let split = runbook_compile::sql::split::split(&script, dialect);
             assert!(split.unterminated.is_none(), "{dialect}: {script}");
             let mut ours = Vec::new();
             for s in &split.statements {

@@ -116,7 +116,7 @@ fn the_operator_s_screens_on_every_database() {
             .build()
             .unwrap();
         let values = runtime.block_on(async {
-            let mut db = runbook_compile::exec::db::SqlxDatabase::connect(dialect, &url)
+            let mut db = runbook_compile::exec::engine::sqlx::SqlxDatabase::connect(dialect, &url)
                 .await
                 .unwrap();
             let sql = match dialect {

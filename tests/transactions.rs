@@ -6,7 +6,7 @@
 mod common;
 
 use common::{exec, run, runbook, value};
-use runbook_compile::exec::db::SqlxDatabase;
+use runbook_compile::exec::engine::sqlx::SqlxDatabase;
 use runbook_compile::plan::Dialect;
 
 #[tokio::test]

@@ -19,11 +19,11 @@ use std::collections::HashSet;
 
 use sqlparser::dialect::Dialect as SqlDialect;
 
-use crate::compile::lex::{TokenKind, tokenize};
-use crate::compile::split::{code_words, split};
 use crate::diag::{Diagnostic, Severity, Span};
 use crate::document::{Block, CodeBlock, Document};
 use crate::plan::{Dialect, Plan, Statement, StatementKind, Step, StepBody};
+use crate::sql::lex::{TokenKind, tokenize};
+use crate::sql::split::{code_words, split};
 
 pub use schema::Schema;
 

@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::exec::db::{Database, Shape, SqlxDatabase};
 use crate::exec::fixture;
+use crate::exec::{
+    db::{Database, Shape},
+    engine::sqlx::SqlxDatabase,
+};
 use crate::plan::{Dialect, StatementKind};
 
 /// Primary-key columns by table name (lower case), both as `schema.table`
@@ -116,37 +119,15 @@ impl Schema {
 
     /// The primary keys of every table of the database `db` is connected to.
     pub async fn read(db: &mut dyn Database) -> Result<Schema, String> {
-        let sql = match db.dialect() {
-            Dialect::Sqlite => {
-                "SELECT group_concat(t || char(31) || c, char(30)) AS k FROM \
-                 (SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
-                  WHERE m.type = 'table' AND p.pk > 0 ORDER BY m.name, p.pk)"
-            }
-            Dialect::Postgres => {
-                "SELECT string_agg(k.table_schema || '.' || k.table_name || chr(31) || k.column_name, chr(30) \
-                 ORDER BY k.table_schema, k.table_name, k.ordinal_position) AS k \
-                 FROM information_schema.table_constraints c \
-                 JOIN information_schema.key_column_usage k \
-                   ON k.constraint_schema = c.constraint_schema AND k.constraint_name = c.constraint_name \
-                 WHERE c.constraint_type = 'PRIMARY KEY' \
-                   AND c.table_schema NOT IN ('pg_catalog', 'information_schema')"
-            }
-            Dialect::Mysql => {
-                "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, CHAR(31), COLUMN_NAME) \
-                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR X'1E') AS k \
-                 FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' \
-                   AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')"
-            }
-        };
-        if db.dialect() == Dialect::Mysql {
+        let rules = db.dialect().rules();
+        if let Some(long) = rules.long_lists() {
             let set = Shape {
                 kind: StatementKind::Other,
                 returns_rows: false,
             };
-            db.run("SET SESSION group_concat_max_len = 16777216", set)
-                .await
-                .map_err(|e| e.message)?;
+            db.run(long, set).await.map_err(|e| e.message)?;
         }
+        let sql = rules.primary_keys_query();
         let text = db
             .first_value(sql)
             .await
@@ -154,14 +135,9 @@ impl Schema {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let mut schema = Schema::from_pairs(&text);
-        if db.dialect() == Dialect::Mysql {
+        if let Some(query) = rules.non_transactional_tables_query() {
             let tables = db
-                .first_value(
-                    "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) SEPARATOR X'1E') AS t \
-                     FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
-                       AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') \
-                       AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')",
-                )
+                .first_value(query)
                 .await
                 .map_err(|e| e.message)?
                 .and_then(|v| v.as_str().map(str::to_string))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use runbook_compile::check::{self, Schema};
 use runbook_compile::compile::compile_file;
 use runbook_compile::diag::{self, Diagnostic, DiagnosticRecord, Severity};
-use runbook_compile::exec::db::SqlxDatabase;
+use runbook_compile::exec::engine::{self, Open};
 use runbook_compile::exec::secret::DbUrl;
 use runbook_compile::files;
 use runbook_compile::plan::{Connection, Dialect, Plan};
@@ -93,8 +93,18 @@ fn schema(
                 if shown.has_password() {
                     eprintln!("{}", super::exec::argv_password_warning(&c.name));
                 }
-                match runtime.block_on(SqlxDatabase::connect(c.dialect, url)) {
-                    Ok(mut db) => match runtime.block_on(Schema::read(&mut db)) {
+                let reaches = Dialect::of_url(url).map(|d| d.rules().runs_runbooks_of());
+                if reaches != Some(c.dialect.rules().runs_runbooks_of()) {
+                    notes.push(format!(
+                        "connection `{}` is {}, but its URL is {}",
+                        c.name,
+                        c.dialect,
+                        shown.redacted()
+                    ));
+                    continue;
+                }
+                match runtime.block_on(engine::connect(url, Open::Create)) {
+                    Ok(mut db) => match runtime.block_on(Schema::read(&mut *db)) {
                         Ok(s) => schema.extend(s),
                         Err(e) => notes.push(format!(
                             "cannot read the tables of `{}`: {}",

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::exec::db::{Database, Shape};
+use runbook_compile::exec::engine::{self, Open};
 use runbook_compile::exec::fixture;
 use runbook_compile::exec::journal::{
     Journal, JournalConnection, Record, end_record, json_line, record, resume_point, run_id,
@@ -713,17 +714,14 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             let url = &urls[&c.name];
             // A dry run creates no database file, unless it builds one
             // from the fixture it was asked to load.
-            let opened = if dry_run && !load_fixture {
-                SqlxDatabase::connect_existing(c.dialect, url.expose()).await
-            } else {
-                SqlxDatabase::connect(c.dialect, url.expose()).await
-            };
-            match opened {
+            let open = if dry_run && !load_fixture { Open::Existing } else { Open::Create };
+            match engine::connect(url.expose(), open).await {
                 Ok(db) => {
-                    connections.insert(c.name.clone(), Box::new(db));
+                    connections.insert(c.name.clone(), db);
                 }
                 Err(e) => {
-                    let hint = if dry_run && !load_fixture && c.dialect == Dialect::Sqlite {
+                    let file = Dialect::of_url(url.expose()).is_some_and(|d| d.rules().database_is_file());
+                    let hint = if open == Open::Existing && file {
                         " (a dry run creates no database file: does it exist?)"
                     } else {
                         ""

@@ -9,6 +9,7 @@ use runbook_compile::compile::compile_file;
 use runbook_compile::doctest::{CaseResult, Outcome, Servers, run_doctest};
 use runbook_compile::exec::secret::DbUrl;
 use runbook_compile::files;
+use runbook_compile::plan::Dialect;
 
 /// What `test` was asked to do.
 pub struct TestArgs<'a> {
@@ -58,24 +59,16 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|f| selected(f, filter))
         .collect();
-    let mut servers = Servers {
-        postgres: std::env::var("RUNBOOK_TEST_DB_POSTGRES").ok(),
-        mysql: std::env::var("RUNBOOK_TEST_DB_MYSQL").ok(),
-    };
+    let mut servers = Servers::from_env(|v| std::env::var(v).ok());
     for (name, url) in dbs {
-        match name.as_str() {
-            "postgres" => servers.postgres = Some(url.clone()),
-            "mysql" => servers.mysql = Some(url.clone()),
-            other => anyhow::bail!(
-                "--db {other}=URL: doc tests take a server per dialect, `postgres` or `mysql`"
-            ),
-        }
+        let Some(dialect) = Dialect::parse(name) else {
+            anyhow::bail!(
+                "--db {name}=URL: doc tests take a server per dialect of runbook, `sqlite` (a libSQL server), `postgres` or `mysql`"
+            );
+        };
+        servers.set(dialect, url.clone());
     }
-    let scrubbers: Vec<DbUrl> = [&servers.postgres, &servers.mysql]
-        .into_iter()
-        .flatten()
-        .map(|u| DbUrl::new(u))
-        .collect();
+    let scrubbers: Vec<DbUrl> = servers.urls().map(DbUrl::new).collect();
     let scrub = |m: &str| scrubbers.iter().fold(m.to_string(), |acc, u| u.scrub(&acc));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,9 +1,13 @@
 //! What each database is, in one place: one module per dialect holding
 //! its rules ([`Rules`]), reached through [`Dialect::rules`].
 //!
-//! A dialect's rules so far: the URL schemes its connections take, the
-//! sqlparser dialect `check` reads its SQL with, and the statements a dry
-//! run cannot rehearse there.
+//! A dialect's rules: how its SQL reads ([`Syntax`]), how values are
+//! written into it, the URL schemes its connections take, the sqlparser
+//! dialect `check` reads its SQL with, its implicit commits and what a dry
+//! run cannot rehearse there, and its catalog queries (which database a
+//! connection reaches, its primary keys, its session, its run lock, the
+//! throwaway databases and server objects of doc tests). The engines that
+//! run statements are in `exec::engine`.
 
 mod mysql;
 mod postgres;
@@ -12,7 +16,7 @@ mod sqlite;
 use crate::plan::{Dialect, StatementKind};
 
 /// The constructs of a dialect's SQL text that decide where a statement,
-/// a literal or a comment ends: what the lexer (`compile::lex`) reads.
+/// a literal or a comment ends: what the lexer (`sql::lex`) reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Syntax {
     /// `--` starts a comment only before white space or a control
@@ -83,7 +87,7 @@ pub trait Rules: Sync {
 
     /// The session setting that makes `lexing` (which differs from this
     /// dialect's default) read SQL differently, for messages.
-    fn reading_setting(&self, _lexing: &crate::compile::lex::Lexing) -> &'static str {
+    fn reading_setting(&self, _lexing: &crate::sql::lex::Lexing) -> &'static str {
         "a session setting"
     }
 
@@ -91,6 +95,135 @@ pub trait Rules: Sync {
     /// its kin): inside a runbook's transaction it would end it.
     fn commits_implicitly(&self, _sql: &str) -> bool {
         false
+    }
+
+    /// Whether a function or procedure could have changed how the session
+    /// reads `sql` (a backslash under `standard_conforming_strings`, a
+    /// double quote or bracket under `sql_mode`): the session is read again
+    /// before it is sent, so it goes alone, never in a batch.
+    fn reread_before(&self, _sql: &str) -> bool {
+        false
+    }
+
+    /// How a dry run holds what it does on this database.
+    fn dry_run(&self) -> DryRun {
+        DryRun::OneTransaction
+    }
+
+    /// Whether its sequences keep their draws whatever the transaction
+    /// (PostgreSQL), so that a dry run watches them.
+    fn sequences_outlive_rollback(&self) -> bool {
+        false
+    }
+
+    /// Whether `CREATE <kind>` (upper-cased) makes an object of the whole
+    /// server, outside the database a doc test drops (a MySQL schema, a
+    /// PostgreSQL role).
+    fn server_object(&self, _kind: &str) -> bool {
+        false
+    }
+
+    /// The name an identifier token (`word`, or a quoted `ident`) of its SQL
+    /// stands for: quotes taken off and doubled ones undone, unquoted names
+    /// folded as the server folds them.
+    fn name_of(&self, token: &str, quoted: bool) -> String {
+        if quoted && token.len() >= 2 {
+            let q = &token[..1];
+            token[1..token.len() - 1].replace(&format!("{q}{q}"), q)
+        } else {
+            token.to_string()
+        }
+    }
+
+    /// The URL of a database in memory, where a doc test runs without a
+    /// server.
+    fn in_memory(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Whether a connection reaches a file (its database name is a path).
+    fn database_is_file(&self) -> bool {
+        false
+    }
+
+    /// The dialect whose runbooks it runs (libSQL runs SQLite's).
+    fn runs_runbooks_of(&self) -> Dialect;
+
+    /// A query whose one value says which database this is, for the
+    /// journal: a server's identifier and database name, or a file's path.
+    fn identity_query(&self) -> &'static str;
+
+    /// A query whose one value (column `d`) is the database the connection
+    /// reaches: its name on a server, its file on SQLite.
+    fn database_name_query(&self) -> &'static str;
+
+    /// A query whose one value is the server's id of the session, which
+    /// [`Rules::terminate`] ends from another connection.
+    fn session_id_query(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The statement that ends session `id` from another connection.
+    fn terminate(&self, _id: i64) -> Option<String> {
+        None
+    }
+
+    /// The run lock held by the session, for a lock key hashed to
+    /// `digest` (32 bytes) with `holder` saying who holds it; `None` where
+    /// the engine holds it otherwise (a lock file, a lease).
+    fn run_lock(&self, _digest: &[u8], _holder: &str) -> Option<RunLock> {
+        None
+    }
+
+    /// A query whose one value lists every table's primary key columns as
+    /// records (`\x1e`) of table and column (`\x1f`), in key order.
+    fn primary_keys_query(&self) -> &'static str;
+
+    /// What makes its lists readable in one value (MySQL's
+    /// `group_concat_max_len`), sent before such a query.
+    fn long_lists(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A query whose one value lists the tables no rollback undoes, as
+    /// records (`\x1e`) of `schema.table`.
+    fn non_transactional_tables_query(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The statements that create and drop the throwaway database `ident`
+    /// (quoted) of a doc test; `None` where a doc test uses the database it
+    /// is given (SQLite in memory, a libSQL server's database).
+    fn throwaway(&self, _ident: &str) -> Option<(String, String)> {
+        None
+    }
+
+    /// Queries, tried in order until one runs, whose one value is a JSON
+    /// array of the server's objects a doc test may leave, each
+    /// `[kind, id, name, part]` (schema and name, or user and host).
+    fn server_objects_query(&self) -> &'static [&'static str];
+
+    /// Whether an object's id survives its rename (PostgreSQL's oids):
+    /// a renamed object is then given its name back; elsewhere the id is
+    /// the name, and an object that appears where another went is left.
+    fn ids_survive_renames(&self) -> bool {
+        false
+    }
+
+    /// The statement that drops a server object a doc test left (`kind`,
+    /// `name` and `part` as [`Rules::server_objects_query`] lists them).
+    fn drop_object(&self, kind: &str, name: &str, part: &str) -> Option<String> {
+        let id = |s: &str| self.identifier(s).ok();
+        match kind {
+            "table" | "view" | "sequence" | "procedure" | "function" | "trigger" | "event"
+            | "index" => Some(format!(
+                "DROP {} IF EXISTS {}.{}",
+                kind.to_uppercase(),
+                id(name)?,
+                id(part)?
+            )),
+            _ => None,
+        }
     }
 
     /// Whether the server runs `sql` only outside a transaction block
@@ -102,7 +235,40 @@ pub trait Rules: Sync {
     }
 }
 
+/// How a dry run holds what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// One transaction around the whole run, the runbook's own
+    /// transactions as savepoints inside it, rolled back at the end.
+    OneTransaction,
+    /// No outer transaction (MySQL, whose DDL would end it): each of the
+    /// runbook's transactions is rolled back in place of its COMMIT, and
+    /// each statement outside one runs in a transaction rolled back at once.
+    EachTransaction,
+}
+
+/// A run lock taken by SQL: sent in order, the last query's one value is
+/// `1` or `true` when the lock is taken; otherwise `who` says who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLock {
+    /// Statements that prepare the session (naming it for `who`).
+    pub setup: Vec<String>,
+    /// The query that tries to take the lock.
+    pub take: String,
+    /// The query whose one value names who holds it.
+    pub who: String,
+}
+
 impl Dialect {
+    /// The dialect whose connections take `url`'s scheme.
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        Dialect::ALL
+            .iter()
+            .copied()
+            .find(|d| d.rules().schemes().contains(&scheme.as_str()))
+    }
+
     /// This dialect's rules.
     pub fn rules(self) -> &'static dyn Rules {
         match self {
@@ -116,7 +282,7 @@ impl Dialect {
 /// The words and quoted names of `sql` as `dialect` reads them, upper-cased
 /// and unquoted (`"setval"`, `pg_catalog.setval`): what dry-run rules match.
 fn names(sql: &str, dialect: Dialect) -> Vec<String> {
-    use crate::compile::lex::{TokenKind, tokenize};
+    use crate::sql::lex::{TokenKind, tokenize};
     tokenize(sql, dialect)
         .0
         .into_iter()
@@ -132,7 +298,7 @@ fn names(sql: &str, dialect: Dialect) -> Vec<String> {
 /// The first two words of `sql`'s code, upper-cased ("" for none), and
 /// all of its words with their depth in parentheses.
 fn words(sql: &str, dialect: Dialect) -> (String, String, Vec<(String, u32)>) {
-    let words = crate::compile::split::code_words(sql, dialect);
+    let words = crate::sql::split::code_words(sql, dialect);
     let at = |i: usize| words.get(i).map(|(w, _)| w.clone()).unwrap_or_default();
     (at(0), at(1), words)
 }
@@ -144,7 +310,7 @@ fn quoted(s: &str) -> String {
 
 /// The first word of `sql`'s code, upper-cased ("" for none).
 fn first_word(sql: &str, dialect: Dialect) -> String {
-    crate::compile::split::code_words(sql, dialect)
+    crate::sql::split::code_words(sql, dialect)
         .into_iter()
         .next()
         .map(|(w, _)| w)

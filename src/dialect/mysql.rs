@@ -1,6 +1,6 @@
 //! MySQL and MariaDB.
 
-use super::{Rules, Syntax, first_word, names, quoted, words};
+use super::{DryRun, Rules, RunLock, Syntax, first_word, names, quoted, words};
 use crate::plan::{Dialect, StatementKind};
 
 /// MySQL's and MariaDB's rules.
@@ -84,7 +84,7 @@ impl Rules for Mysql {
         Ok(format!("_utf8mb4 X'{}'", crate::exact::hex(s.as_bytes())))
     }
 
-    fn reading_setting(&self, lexing: &crate::compile::lex::Lexing) -> &'static str {
+    fn reading_setting(&self, lexing: &crate::sql::lex::Lexing) -> &'static str {
         if lexing.brackets {
             "sql_mode MSSQL"
         } else if lexing.ansi_quotes {
@@ -93,4 +93,134 @@ impl Rules for Mysql {
             "sql_mode NO_BACKSLASH_ESCAPES"
         }
     }
+
+    fn reread_before(&self, sql: &str) -> bool {
+        sql.contains(['\\', '"', '['])
+    }
+
+    fn dry_run(&self) -> DryRun {
+        DryRun::EachTransaction
+    }
+
+    /// Schemas.
+    fn server_object(&self, kind: &str) -> bool {
+        matches!(kind, "DATABASE" | "SCHEMA")
+    }
+
+    fn runs_runbooks_of(&self) -> Dialect {
+        Dialect::Mysql
+    }
+
+    fn identity_query(&self) -> &'static str {
+        "SELECT CONCAT('host ', @@hostname, ':', @@port, ' server_id ', @@server_id, ' db ', IFNULL(DATABASE(), ''))"
+    }
+
+    fn database_name_query(&self) -> &'static str {
+        "SELECT IFNULL(DATABASE(), '') AS d"
+    }
+
+    fn session_id_query(&self) -> Option<&'static str> {
+        Some("SELECT CONNECTION_ID() AS id")
+    }
+
+    fn terminate(&self, id: i64) -> Option<String> {
+        Some(format!("KILL CONNECTION {id}"))
+    }
+
+    /// A named lock (`GET_LOCK`) on the key's first 16 bytes.
+    fn run_lock(&self, digest: &[u8], _holder: &str) -> Option<RunLock> {
+        let hex = crate::exact::hex(digest.get(..16)?);
+        let name = quoted(&format!("runbook-compile:{hex}"));
+        Some(RunLock {
+            setup: Vec::new(),
+            take: format!("SELECT CAST(GET_LOCK({name}, 0) AS CHAR) AS got"),
+            who: format!(
+                "SELECT CONCAT(p.USER, '@', p.HOST, ' (connection ', p.ID, ', for ', p.TIME, ' s)') AS who \
+                 FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK({name})"
+            ),
+        })
+    }
+
+    fn primary_keys_query(&self) -> &'static str {
+        "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, CHAR(31), COLUMN_NAME) \
+         ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR X'1E') AS k \
+         FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' \
+           AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')"
+    }
+
+    fn long_lists(&self) -> Option<&'static str> {
+        Some("SET SESSION group_concat_max_len = 16777216")
+    }
+
+    fn non_transactional_tables_query(&self) -> Option<&'static str> {
+        Some(
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) SEPARATOR X'1E') AS t \
+             FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+               AND ENGINE NOT IN ('InnoDB', 'XtraDB', 'RocksDB', 'TokuDB', 'ndbcluster', 'SEQUENCE') \
+               AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')",
+        )
+    }
+
+    fn throwaway(&self, ident: &str) -> Option<(String, String)> {
+        Some((
+            format!("CREATE DATABASE {ident}"),
+            format!("DROP DATABASE IF EXISTS {ident}"),
+        ))
+    }
+
+    /// Users and roles (MariaDB's `is_role`; the second query is for
+    /// servers without it), schemas, and tables, views, sequences,
+    /// routines, triggers and events, keyed by kind and a name that cannot
+    /// be mistaken for another (`schema.name` with the schema's length
+    /// first).
+    fn server_objects_query(&self) -> &'static [&'static str] {
+        &[OBJECTS_MARIADB, OBJECTS_MYSQL]
+    }
+
+    fn drop_object(&self, kind: &str, name: &str, part: &str) -> Option<String> {
+        let id = |s: &str| self.identifier(s).ok();
+        Some(match kind {
+            "user" => format!("DROP USER {}@{}", account(name), account(part)),
+            "role" => format!("DROP ROLE {}", account(name)),
+            "schema" => format!("DROP DATABASE IF EXISTS {}", id(name)?),
+            "table" | "view" | "sequence" | "procedure" | "function" | "trigger" | "event" => {
+                format!(
+                    "DROP {} IF EXISTS {}.{}",
+                    kind.to_uppercase(),
+                    id(name)?,
+                    id(part)?
+                )
+            }
+            _ => return None,
+        })
+    }
 }
+
+/// An account name part as a quoted string, for `DROP USER` and
+/// `DROP ROLE`, which take no expression.
+fn account(part: &str) -> String {
+    format!("'{}'", part.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+macro_rules! objects {
+    ($users:literal) => {
+        concat!(
+            "SELECT IFNULL(JSON_ARRAYAGG(x), '[]') AS o FROM (",
+            $users,
+            " UNION ALL SELECT JSON_ARRAY('schema', SCHEMA_NAME, SCHEMA_NAME, '') FROM information_schema.SCHEMATA \
+     UNION ALL SELECT JSON_ARRAY(CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, \
+         CONCAT(CHAR_LENGTH(TABLE_SCHEMA), ':', TABLE_SCHEMA, '.', TABLE_NAME), TABLE_SCHEMA, TABLE_NAME) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema') AND TABLE_TYPE <> 'SYSTEM VIEW' \
+     UNION ALL SELECT JSON_ARRAY(LOWER(ROUTINE_TYPE), CONCAT(CHAR_LENGTH(ROUTINE_SCHEMA), ':', ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_SCHEMA, ROUTINE_NAME) FROM information_schema.ROUTINES \
+     UNION ALL SELECT JSON_ARRAY('trigger', CONCAT(CHAR_LENGTH(TRIGGER_SCHEMA), ':', TRIGGER_SCHEMA, '.', TRIGGER_NAME), TRIGGER_SCHEMA, TRIGGER_NAME) FROM information_schema.TRIGGERS \
+     UNION ALL SELECT JSON_ARRAY('event', CONCAT(CHAR_LENGTH(EVENT_SCHEMA), ':', EVENT_SCHEMA, '.', EVENT_NAME), EVENT_SCHEMA, EVENT_NAME) FROM information_schema.EVENTS) AS s"
+        )
+    };
+}
+
+const OBJECTS_MARIADB: &str = objects!(
+    "SELECT JSON_ARRAY(IF(is_role = 'Y', 'role', 'user'), CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user"
+);
+const OBJECTS_MYSQL: &str = objects!(
+    "SELECT JSON_ARRAY('user', CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user"
+);

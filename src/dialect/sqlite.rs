@@ -1,7 +1,7 @@
 //! SQLite.
 
 use super::{Rules, Syntax, quoted};
-use crate::plan::StatementKind;
+use crate::plan::{Dialect, StatementKind};
 
 /// SQLite's rules.
 pub(super) struct Sqlite;
@@ -49,4 +49,44 @@ impl Rules for Sqlite {
     fn boolean(&self, b: bool) -> &'static str {
         if b { "1" } else { "0" }
     }
+
+    fn in_memory(&self) -> Option<&'static str> {
+        Some("sqlite::memory:")
+    }
+
+    fn database_is_file(&self) -> bool {
+        true
+    }
+
+    fn runs_runbooks_of(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn identity_query(&self) -> &'static str {
+        "SELECT file FROM pragma_database_list WHERE name = 'main'"
+    }
+
+    fn database_name_query(&self) -> &'static str {
+        "SELECT file AS d FROM pragma_database_list WHERE name = 'main'"
+    }
+
+    fn primary_keys_query(&self) -> &'static str {
+        PRIMARY_KEYS
+    }
+
+    fn server_objects_query(&self) -> &'static [&'static str] {
+        &[OBJECTS]
+    }
 }
+
+/// Every table's primary key columns (see [`Rules::primary_keys_query`]).
+pub(super) const PRIMARY_KEYS: &str = "SELECT group_concat(t || char(31) || c, char(30)) AS k FROM \
+     (SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+      WHERE m.type = 'table' AND p.pk > 0 ORDER BY m.name, p.pk)";
+
+/// The schema's objects (see [`Rules::server_objects_query`]), but for
+/// SQLite's own and the run lock's table (`runbook_compile_lock`), which
+/// its engine keeps.
+pub(super) const OBJECTS: &str = "SELECT json_group_array(json_array(type, 'main.' || name, 'main', name)) AS o \
+     FROM sqlite_master WHERE type IN ('table', 'view', 'index', 'trigger') \
+     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'runbook_compile_lock'";

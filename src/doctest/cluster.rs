@@ -10,50 +10,38 @@
 
 use std::collections::BTreeSet;
 
-use crate::exec::db::{Database, Shape, SqlxDatabase};
-use crate::plan::{Dialect, StatementKind};
-use crate::template::{identifier, literal};
+use crate::exec::db::{Database, Shape};
+use crate::exec::engine::{self, Open};
+use crate::plan::StatementKind;
 
 /// How long a doc test waits for its turn on a server.
 const WAIT_SECONDS: u32 = 600;
 
-/// The server's doc-test turn (`pg_advisory_lock`, `GET_LOCK`), held while
-/// this lives: doc tests on one server, in this process or another, run
-/// one at a time, so that what appears on the server during one is its own.
+/// The server's doc-test turn (the run lock of the key
+/// `runbook-test:server`), held while this lives: doc tests on one server,
+/// in this process or another, run one at a time, so that what appears on
+/// the server during one is its own.
 pub(super) struct Turn {
-    _connection: SqlxDatabase,
+    _connection: Box<dyn Database>,
 }
 
 impl Turn {
-    /// Waits for the turn on the `dialect` server at `admin`.
-    pub(super) async fn take(dialect: Dialect, admin: &str) -> Result<Turn, String> {
-        let mut db = SqlxDatabase::connect(dialect, admin)
+    /// Waits for the turn on the server at `admin`.
+    pub(super) async fn take(admin: &str) -> Result<Turn, String> {
+        let mut db = engine::connect(admin, Open::Create)
             .await
             .map_err(|e| e.message)?;
-        let sql = match dialect {
-            Dialect::Postgres => {
-                db.run(
-                    &format!("SET lock_timeout = '{WAIT_SECONDS}s'"),
-                    quiet(StatementKind::Other),
-                )
-                .await
-                .map_err(|e| e.message)?;
-                "SELECT 1 AS got FROM (SELECT pg_advisory_lock(hashtext('runbook-test:server'))) AS l"
-                    .to_string()
+        let holder = format!("doc test (pid {})", std::process::id());
+        for _ in 0..WAIT_SECONDS * 4 {
+            match db.try_lock("runbook-test:server", &holder).await {
+                Ok(None) => return Ok(Turn { _connection: db }),
+                Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                Err(e) => return Err(e.message),
             }
-            _ => format!("SELECT GET_LOCK('runbook-test:server', {WAIT_SECONDS}) AS got"),
-        };
-        let held = db
-            .first_value(&sql)
-            .await
-            .map_err(|e| e.message)?
-            .is_some_and(|v| v.as_i64() == Some(1));
-        if !held {
-            return Err(format!(
-                "another doc test kept the server for {WAIT_SECONDS} s"
-            ));
         }
-        Ok(Turn { _connection: db })
+        Err(format!(
+            "another doc test kept the server for {WAIT_SECONDS} s"
+        ))
     }
 }
 
@@ -80,48 +68,21 @@ impl Object {
 #[derive(Debug, Default)]
 pub(super) struct Objects(BTreeSet<Object>);
 
-const POSTGRES: &str = "SELECT coalesce(json_agg(x), '[]')::text AS o FROM (\
-     SELECT json_build_array('role', oid::text, rolname, '') AS x FROM pg_roles \
-     UNION ALL SELECT json_build_array('database', oid::text, datname, '') FROM pg_database \
-     UNION ALL SELECT json_build_array('tablespace', oid::text, spcname, '') FROM pg_tablespace \
-     UNION ALL SELECT json_build_array('slot', slot_name::text, slot_name::text, '') FROM pg_replication_slots) AS s";
-
-/// MySQL objects, keyed by kind and a name that cannot be mistaken for
-/// another (`schema.name` with the schema's length first). `USERS` reads
-/// MariaDB's roles apart from users; `USERS_MYSQL` is for servers without
-/// `is_role`.
-const MYSQL: &str = "SELECT IFNULL(JSON_ARRAYAGG(x), '[]') AS o FROM (\
-     USERS \
-     UNION ALL SELECT JSON_ARRAY('schema', SCHEMA_NAME, SCHEMA_NAME, '') FROM information_schema.SCHEMATA \
-     UNION ALL SELECT JSON_ARRAY(CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, \
-         CONCAT(CHAR_LENGTH(TABLE_SCHEMA), ':', TABLE_SCHEMA, '.', TABLE_NAME), TABLE_SCHEMA, TABLE_NAME) FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema') AND TABLE_TYPE <> 'SYSTEM VIEW' \
-     UNION ALL SELECT JSON_ARRAY(LOWER(ROUTINE_TYPE), CONCAT(CHAR_LENGTH(ROUTINE_SCHEMA), ':', ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_SCHEMA, ROUTINE_NAME) FROM information_schema.ROUTINES \
-     UNION ALL SELECT JSON_ARRAY('trigger', CONCAT(CHAR_LENGTH(TRIGGER_SCHEMA), ':', TRIGGER_SCHEMA, '.', TRIGGER_NAME), TRIGGER_SCHEMA, TRIGGER_NAME) FROM information_schema.TRIGGERS \
-     UNION ALL SELECT JSON_ARRAY('event', CONCAT(CHAR_LENGTH(EVENT_SCHEMA), ':', EVENT_SCHEMA, '.', EVENT_NAME), EVENT_SCHEMA, EVENT_NAME) FROM information_schema.EVENTS) AS s";
-const USERS: &str = "SELECT JSON_ARRAY(IF(is_role = 'Y', 'role', 'user'), CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user";
-const USERS_MYSQL: &str = "SELECT JSON_ARRAY('user', CONCAT(CHAR_LENGTH(User), ':', User, '@', Host), User, Host) AS x FROM mysql.user";
-
 impl Objects {
-    /// Reads the objects of the `dialect` server at `admin`.
-    pub(super) async fn read(dialect: Dialect, admin: &str) -> Result<Objects, String> {
-        let mut db = SqlxDatabase::connect(dialect, admin)
+    /// Reads the objects of the server at `admin`.
+    pub(super) async fn read(admin: &str) -> Result<Objects, String> {
+        let mut db = engine::connect(admin, Open::Create)
             .await
             .map_err(|e| e.message)?;
-        read_on(&mut db, dialect).await
+        read_on(&mut *db).await
     }
 
     /// Drops what appeared on the server at `admin` since `self` was read,
     /// except `throwaways` (dropped already), and gives a PostgreSQL role or
     /// database renamed meanwhile its name back. Returns what could not be
     /// undone: objects that went, and objects that could not be dropped.
-    pub(super) async fn restore(
-        &self,
-        dialect: Dialect,
-        admin: &str,
-        throwaways: &[String],
-    ) -> Vec<String> {
-        let mut db = match SqlxDatabase::connect(dialect, admin).await {
+    pub(super) async fn restore(&self, admin: &str, throwaways: &[String]) -> Vec<String> {
+        let mut db = match engine::connect(admin, Open::Create).await {
             Ok(db) => db,
             Err(e) => {
                 return vec![format!(
@@ -130,7 +91,8 @@ impl Objects {
                 )];
             }
         };
-        let now = match read_on(&mut db, dialect).await {
+        let rules = db.dialect().rules();
+        let now = match read_on(&mut *db).await {
             Ok(now) => now,
             Err(e) => return vec![format!("cannot read the server to clean up: {e}")],
         };
@@ -148,10 +110,10 @@ impl Objects {
                 continue;
             }
             match by_id(&now, old) {
-                Some(renamed) if dialect == Dialect::Postgres => {
+                Some(renamed) if rules.ids_survive_renames() => {
                     let what = old.kind().to_uppercase();
                     if let (Ok(from), Ok(to)) =
-                        (identifier(&renamed.2, dialect), identifier(&old.2, dialect))
+                        (rules.identifier(&renamed.2), rules.identifier(&old.2))
                     {
                         fixes.push((
                             format!("ALTER {what} {from} RENAME TO {to}"),
@@ -198,14 +160,14 @@ impl Objects {
             if o.kind() != "schema" && o.kind() != "user" && schemas.contains(&o.2.as_str()) {
                 continue;
             }
-            if dialect == Dialect::Mysql && matches!(o.kind(), "user" | "role") && users_went {
+            if !rules.ids_survive_renames() && matches!(o.kind(), "user" | "role") && users_went {
                 problems.push(format!(
                     "{} appeared while a user that was there went: it may be that one renamed, so it is left",
                     o.shown()
                 ));
                 continue;
             }
-            if dialect == Dialect::Mysql
+            if !rules.ids_survive_renames()
                 && !matches!(o.kind(), "user" | "role" | "schema")
                 && schemas_lost.contains(&o.2.as_str())
             {
@@ -216,7 +178,7 @@ impl Objects {
                 ));
                 continue;
             }
-            match drop_statement(o, dialect) {
+            match rules.drop_object(o.kind(), &o.2, &o.3) {
                 Some(sql) => fixes.push((sql, o.shown())),
                 None => problems.push(format!("{} is left: its name cannot be written", o.shown())),
             }
@@ -250,7 +212,7 @@ impl Objects {
             }
         }
         // What a drop that said nothing left (a MySQL role is no user).
-        match read_on(&mut db, dialect).await {
+        match read_on(&mut *db).await {
             Ok(after) => {
                 for o in after.0.iter().filter(|o| by_id(self, o).is_none()) {
                     let named = (matches!(o.kind(), "database" | "schema")
@@ -267,53 +229,22 @@ impl Objects {
     }
 }
 
-async fn read_on(db: &mut SqlxDatabase, dialect: Dialect) -> Result<Objects, String> {
-    let text = if dialect == Dialect::Postgres {
-        db.first_text(POSTGRES).await
-    } else {
-        match db.first_text(&MYSQL.replace("USERS", USERS)).await {
-            Ok(t) => Ok(t),
-            Err(_) => db.first_text(&MYSQL.replace("USERS", USERS_MYSQL)).await,
+/// The objects on the server `db` is connected to, by the first of its
+/// dialect's queries that runs.
+async fn read_on(db: &mut dyn Database) -> Result<Objects, String> {
+    let mut error = String::new();
+    for query in db.dialect().rules().server_objects_query() {
+        match db.first_value(query).await {
+            Ok(v) => {
+                let text = v.and_then(|v| v.as_str().map(str::to_string));
+                let all: Vec<Object> = serde_json::from_str(text.as_deref().unwrap_or("[]"))
+                    .map_err(|e| format!("cannot read the server's objects: {e}"))?;
+                return Ok(Objects(all.into_iter().collect()));
+            }
+            Err(e) => error = e.message,
         }
     }
-    .map_err(|e| format!("cannot read the server's objects: {}", e.message))?
-    .unwrap_or_default();
-    let all: Vec<Object> = serde_json::from_str(&text)
-        .map_err(|e| format!("cannot read the server's objects: {e}"))?;
-    Ok(Objects(all.into_iter().collect()))
-}
-
-/// The statement that drops `o`.
-fn drop_statement(o: &Object, dialect: Dialect) -> Option<String> {
-    let id = |s: &str| identifier(s, dialect).ok();
-    let qualified = || Some(format!("{}.{}", id(&o.2)?, id(&o.3)?));
-    Some(match (dialect, o.kind()) {
-        (Dialect::Postgres, "role") => format!("DROP ROLE IF EXISTS {}", id(&o.2)?),
-        (Dialect::Postgres, "database") => {
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", id(&o.2)?)
-        }
-        (Dialect::Postgres, "tablespace") => format!("DROP TABLESPACE IF EXISTS {}", id(&o.2)?),
-        (Dialect::Postgres, "slot") => format!(
-            "SELECT pg_drop_replication_slot({})",
-            literal(&o.2.as_str().into(), dialect).ok()?
-        ),
-        (_, "user") => format!("DROP USER {}@{}", account(&o.2), account(&o.3)),
-        (_, "role") => format!("DROP ROLE {}", account(&o.2)),
-        (_, "schema") => format!("DROP DATABASE IF EXISTS {}", id(&o.2)?),
-        (
-            _,
-            kind @ ("table" | "view" | "sequence" | "procedure" | "function" | "trigger" | "event"),
-        ) => {
-            format!("DROP {} IF EXISTS {}", kind.to_uppercase(), qualified()?)
-        }
-        _ => return None,
-    })
-}
-
-/// A MySQL account name part as a quoted string, for `DROP USER` and
-/// `DROP ROLE`, which take no expression.
-fn account(part: &str) -> String {
-    format!("'{}'", part.replace('\\', "\\\\").replace('\'', "''"))
+    Err(format!("cannot read the server's objects: {error}"))
 }
 
 fn quiet(kind: StatementKind) -> Shape {

@@ -2,9 +2,11 @@
 //! it, in test mode (`test-expect` in place of `expect`, `test-param`
 //! values, confirmations and sign-offs accepted when every check held).
 //!
-//! SQLite databases live in memory. PostgreSQL and MySQL databases are
-//! created on a configured server for the run and dropped afterwards,
-//! whether the run passed or not.
+//! SQLite databases live in memory, unless a libSQL server is given for
+//! them. PostgreSQL and MySQL databases are created on a configured server
+//! for the run and dropped afterwards, whether the run passed or not; on a
+//! server whose dialect has no throwaway databases (libSQL), the test uses
+//! the server's database and drops what it made there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -12,7 +14,8 @@ use std::path::Path;
 use tokio::sync::watch;
 
 use crate::compile::compile_file;
-use crate::exec::db::{Database, Shape, SqlxDatabase};
+use crate::exec::db::{Database, Shape};
+use crate::exec::engine::{self, Open};
 use crate::exec::fixture;
 use crate::exec::params;
 use crate::exec::run::{Ending, Event, Operator, Options, Runner, stopped};
@@ -20,13 +23,43 @@ use crate::plan::{Dialect, Plan, StatementKind, Step, StepBody};
 
 mod cluster;
 
-/// Where server databases are created: an administrative URL per dialect.
+/// Where doc tests run, per dialect of the runbook: a server URL whose
+/// user may create databases (`RUNBOOK_TEST_DB_POSTGRES`, `..._MYSQL`), or
+/// for SQLite runbooks a libSQL server (`RUNBOOK_TEST_DB_SQLITE`); SQLite
+/// runbooks run in memory without one.
 #[derive(Debug, Clone, Default)]
-pub struct Servers {
-    /// A PostgreSQL URL whose user may create databases.
-    pub postgres: Option<String>,
-    /// A MySQL/MariaDB URL whose user may create databases.
-    pub mysql: Option<String>,
+pub struct Servers(HashMap<Dialect, String>);
+
+impl Servers {
+    /// The variable that gives the server for `dialect`'s runbooks.
+    pub fn variable(dialect: Dialect) -> String {
+        format!("RUNBOOK_TEST_DB_{}", dialect.name().to_ascii_uppercase())
+    }
+
+    /// The servers the variables name (read with `var`).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Servers {
+        Servers(
+            Dialect::ALL
+                .iter()
+                .filter_map(|&d| var(&Self::variable(d)).map(|url| (d, url)))
+                .collect(),
+        )
+    }
+
+    /// Runs `dialect`'s runbooks on the server at `url`.
+    pub fn set(&mut self, dialect: Dialect, url: String) {
+        self.0.insert(dialect, url);
+    }
+
+    /// The server given for `dialect`'s runbooks.
+    pub fn get(&self, dialect: Dialect) -> Option<&str> {
+        self.0.get(&dialect).map(String::as_str)
+    }
+
+    /// Every URL given.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.0.values().map(String::as_str)
+    }
 }
 
 /// One checked statement (or shell step) of a doc test.
@@ -97,12 +130,14 @@ struct Throwaway {
 }
 
 impl Throwaway {
+    /// Creates it on the server at `admin`, whose dialect makes them; its
+    /// URL.
     async fn create(
         dialect: Dialect,
         admin: &str,
         name: String,
     ) -> Result<(Throwaway, String), String> {
-        let mut db = SqlxDatabase::connect(dialect, admin)
+        let mut db = engine::connect(admin, Open::Create)
             .await
             .map_err(|e| e.message)?;
         let quiet = Shape {
@@ -110,9 +145,10 @@ impl Throwaway {
             returns_rows: false,
         };
         let ident = crate::template::identifier(&name, dialect).map_err(|e| e.to_string())?;
-        db.run(&format!("CREATE DATABASE {ident}"), quiet)
-            .await
-            .map_err(|e| e.message)?;
+        let Some((create, _)) = dialect.rules().throwaway(&ident) else {
+            return Err(format!("{dialect} has no throwaway databases"));
+        };
+        db.run(&create, quiet).await.map_err(|e| e.message)?;
         let url = with_database(admin, &name);
         Ok((
             Throwaway {
@@ -126,7 +162,7 @@ impl Throwaway {
 
     /// Drops the database; says why it could not.
     async fn drop_now(self) -> Option<String> {
-        let mut db = match SqlxDatabase::connect(self.dialect, &self.admin).await {
+        let mut db = match engine::connect(&self.admin, Open::Create).await {
             Ok(db) => db,
             Err(e) => {
                 return Some(format!(
@@ -139,21 +175,14 @@ impl Throwaway {
             kind: StatementKind::Ddl,
             returns_rows: false,
         };
-        let force = if self.dialect == Dialect::Postgres {
-            " WITH (FORCE)"
-        } else {
-            ""
-        };
         let ident = crate::template::identifier(&self.name, self.dialect).ok()?;
-        db.run(&format!("DROP DATABASE IF EXISTS {ident}{force}"), quiet)
-            .await
-            .err()
-            .map(|e| {
-                format!(
-                    "the throwaway database {} is left: {}",
-                    self.name, e.message
-                )
-            })
+        let (_, drop) = self.dialect.rules().throwaway(&ident)?;
+        db.run(&drop, quiet).await.err().map(|e| {
+            format!(
+                "the throwaway database {} is left: {}",
+                self.name, e.message
+            )
+        })
     }
 }
 
@@ -192,20 +221,12 @@ pub async fn run_doctest(
         return Outcome::NoFixture;
     }
     for c in &plan.connections {
-        let configured = match c.dialect {
-            Dialect::Sqlite => true,
-            Dialect::Postgres => servers.postgres.is_some(),
-            Dialect::Mysql => servers.mysql.is_some(),
-        };
-        if !configured {
-            let var = if c.dialect == Dialect::Postgres {
-                "RUNBOOK_TEST_DB_POSTGRES"
-            } else {
-                "RUNBOOK_TEST_DB_MYSQL"
-            };
+        if servers.get(c.dialect).is_none() && c.dialect.rules().in_memory().is_none() {
             return Outcome::Skipped(format!(
-                "no {} server: set {var} or pass --db {}=URL",
-                c.dialect, c.dialect
+                "no {} server: set {} or pass --db {}=URL",
+                c.dialect,
+                Servers::variable(c.dialect),
+                c.dialect
             ));
         }
     }
@@ -226,21 +247,18 @@ pub async fn run_doctest(
             return Outcome::Broken(format!("test values: {}", text.join("; ")));
         }
     };
-    // The server's turn, MySQL's before PostgreSQL's (one order, so two
+    // The server's turn, in the order of `Dialect::ALL` (one order, so two
     // doc tests never wait for each other), and what is on it before.
-    let servers_used: Vec<(Dialect, &str)> = [
-        (Dialect::Mysql, servers.mysql.as_deref()),
-        (Dialect::Postgres, servers.postgres.as_deref()),
-    ]
-    .into_iter()
-    .filter(|(d, _)| plan.connections.iter().any(|c| c.dialect == *d))
-    .filter_map(|(d, admin)| admin.map(|a| (d, a)))
-    .collect();
+    let servers_used: Vec<&str> = Dialect::ALL
+        .iter()
+        .filter(|&&d| plan.connections.iter().any(|c| c.dialect == d))
+        .filter_map(|&d| servers.get(d))
+        .collect();
     let take = async {
         let mut taken = Vec::new();
-        for (dialect, admin) in &servers_used {
-            let turn = cluster::Turn::take(*dialect, admin).await?;
-            let before = cluster::Objects::read(*dialect, admin).await?;
+        for admin in &servers_used {
+            let turn = cluster::Turn::take(admin).await?;
+            let before = cluster::Objects::read(admin).await?;
             taken.push((turn, before));
         }
         Ok::<_, String>(taken)
@@ -261,8 +279,8 @@ pub async fn run_doctest(
     for t in throwaways {
         left.extend(t.drop_now().await);
     }
-    for ((dialect, admin), (_turn, before)) in servers_used.iter().zip(&turns) {
-        left.extend(before.restore(*dialect, admin, &names).await);
+    for (admin, (_turn, before)) in servers_used.iter().zip(&turns) {
+        left.extend(before.restore(admin, &names).await);
     }
     with_leftovers(result, &left)
 }
@@ -295,15 +313,17 @@ async fn build_and_run(
 ) -> Outcome {
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
     for (n, c) in plan.connections.iter().enumerate() {
-        let url = match c.dialect {
-            Dialect::Sqlite => "sqlite::memory:".to_string(),
-            d => {
-                let admin = if d == Dialect::Postgres {
-                    &servers.postgres
-                } else {
-                    &servers.mysql
-                };
-                let admin = admin.as_deref().unwrap_or_default();
+        let d = c.dialect;
+        let url = match servers.get(d) {
+            None => d.rules().in_memory().unwrap_or_default().to_string(),
+            // A server with no throwaway databases: its own, cleaned up
+            // like the rest of the server.
+            Some(admin)
+                if Dialect::of_url(admin).is_none_or(|s| s.rules().throwaway("t").is_none()) =>
+            {
+                admin.to_string()
+            }
+            Some(admin) => {
                 let run = THROWAWAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let name = format!(
                     "rbtest_{}_{}_{run}_{n}",
@@ -319,7 +339,7 @@ async fn build_and_run(
                 }
             }
         };
-        let mut db = match SqlxDatabase::connect(c.dialect, &url).await {
+        let mut db = match engine::connect(&url, Open::Create).await {
             Ok(db) => db,
             Err(e) => {
                 return Outcome::Broken(format!("cannot connect `{}`: {}", c.name, e.message));
@@ -328,14 +348,14 @@ async fn build_and_run(
         if let Some(f) = &c.fixture {
             let path = dir.join(f);
             let loaded = tokio::select! {
-                loaded = fixture::load(&mut db, &path) => loaded.map_err(|e| format!("fixture {e}")),
+                loaded = fixture::load(&mut *db, &path) => loaded.map_err(|e| format!("fixture {e}")),
                 () = stopped(interrupt.clone()) => Err("interrupted while loading the fixture".to_string()),
             };
             if let Err(e) = loaded {
                 return Outcome::Broken(e);
             }
         }
-        dbs.insert(c.name.clone(), Box::new(db));
+        dbs.insert(c.name.clone(), db);
     }
     let env = params::shell_env(values);
     let params = params::template_values(values);

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::db::{Database, Shape};
-use crate::compile::lex::{Token, TokenKind, tokenize};
-use crate::compile::{classify, split::split};
 use crate::diag::SourceFile;
 use crate::plan::Dialect;
+use crate::sql::lex::{Token, TokenKind, tokenize};
+use crate::sql::{classify, split::split};
 
 /// A fixture that could not be loaded, with where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,24 +82,15 @@ pub fn created_object(sql: &str, dialect: Dialect) -> Option<String> {
         return None;
     }
     let kind = word(tokens.next());
-    let server_level = match dialect {
-        Dialect::Mysql => matches!(kind.as_deref(), Some("DATABASE" | "SCHEMA")),
-        Dialect::Postgres => matches!(kind.as_deref(), Some("ROLE" | "USER" | "GROUP")),
-        Dialect::Sqlite => false,
-    };
+    let server_level = kind.is_some_and(|k| dialect.rules().server_object(&k));
     let name = tokens.next().filter(|_| server_level)?;
     let text = &sql[name.start..name.end];
     match name.kind {
         TokenKind::Word if text.eq_ignore_ascii_case("IF") => None,
         // `CREATE USER MAPPING FOR ...` makes no role.
         TokenKind::Word if text.eq_ignore_ascii_case("MAPPING") => None,
-        // PostgreSQL folds an unquoted name to lower case.
-        TokenKind::Word if dialect == Dialect::Postgres => Some(text.to_lowercase()),
-        TokenKind::Word => Some(text.to_string()),
-        TokenKind::Ident if dialect == Dialect::Postgres => {
-            Some(text[1..text.len() - 1].replace("\"\"", "\""))
-        }
-        TokenKind::Ident => Some(text[1..text.len() - 1].replace("``", "`")),
+        TokenKind::Word => Some(dialect.rules().name_of(text, false)),
+        TokenKind::Ident => Some(dialect.rules().name_of(text, true)),
         _ => None,
     }
 }
@@ -107,7 +98,7 @@ pub fn created_object(sql: &str, dialect: Dialect) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::db::SqlxDatabase;
+    use crate::exec::engine::sqlx::SqlxDatabase;
 
     #[tokio::test]
     async fn loads_and_names_the_failing_line() {

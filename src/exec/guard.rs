@@ -75,7 +75,7 @@ pub async fn guard_targets(
                 ),
             )
         })?;
-        let shown = if c.dialect == Dialect::Sqlite {
+        let shown = if db.dialect().rules().database_is_file() {
             Path::new(&actual)
                 .file_name()
                 .map_or(actual.clone(), |n| n.to_string_lossy().to_string())
@@ -103,7 +103,7 @@ pub async fn guard_targets(
                     statements,
                 } if *connection == c.name => statements
                     .iter()
-                    .find(|s| !crate::compile::lex::reads_the_same(&s.sql, lexing)),
+                    .find(|s| !crate::sql::lex::reads_the_same(&s.sql, lexing)),
                 _ => None,
             });
             if let Some(stmt) = differs {
@@ -218,13 +218,8 @@ pub fn connection_urls(
             }
         }
         if let Some(url) = urls.get(&c.name) {
-            let scheme = url
-                .expose()
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if !c.dialect.rules().schemes().contains(&scheme.as_str()) {
+            let reaches = Dialect::of_url(url.expose()).map(|d| d.rules().runs_runbooks_of());
+            if reaches != Some(c.dialect.rules().runs_runbooks_of()) {
                 problems.push(format!(
                     "connection `{}` is {}, but its URL is {}",
                     c.name,
@@ -244,8 +239,8 @@ pub fn connection_urls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::fake::FakeDatabase;
-    use crate::exec::fake::tests::plan_with;
+    use crate::exec::engine::fake::FakeDatabase;
+    use crate::exec::engine::fake::tests::plan_with;
 
     const BODY: &str = "```sql {#one db=live}\nSELECT 1;\n```\n";
 

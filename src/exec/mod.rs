@@ -1,7 +1,7 @@
 //! Executing a plan.
 
 pub mod db;
-pub mod fake;
+pub mod engine;
 pub mod fixture;
 pub mod guard;
 pub mod journal;

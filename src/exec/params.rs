@@ -248,8 +248,8 @@ fn nul_refused(plan: &Plan, value: &ParamValue) -> Option<&'static str> {
     }
     plan.connections
         .iter()
-        .any(|c| c.dialect == crate::plan::Dialect::Postgres)
-        .then_some("which PostgreSQL text cannot hold")
+        .any(|c| c.dialect.rules().text("\0").is_err())
+        .then_some("which the database's text cannot hold (PostgreSQL's)")
 }
 
 /// Checks `given` (`NAME=VALUE` pairs, `@FILE` relative to `base`) against

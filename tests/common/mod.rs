@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use runbook_compile::exec::db::{Database, Shape, SqlxDatabase};
+use runbook_compile::exec::{
+    db::{Database, Shape},
+    engine::sqlx::SqlxDatabase,
+};
 use runbook_compile::plan::Dialect;
 
 /// The servers to test on, when configured: PostgreSQL and MariaDB, whose
@@ -149,7 +152,7 @@ pub fn runbook(
 
 /// Runs `sql` (panics on an error).
 pub async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Outcome {
-    let (kind, returns_rows) = runbook_compile::compile::classify(sql, db.dialect());
+    let (kind, returns_rows) = runbook_compile::sql::classify(sql, db.dialect());
     db.run(sql, Shape { kind, returns_rows })
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))

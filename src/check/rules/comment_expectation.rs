@@ -17,10 +17,10 @@
 
 use super::super::{Context, Rule};
 use crate::compile::expect;
-use crate::compile::lex::{TokenKind, tokenize};
 use crate::diag::Diagnostic;
 use crate::document::Block;
 use crate::plan::StepBody;
+use crate::sql::lex::{TokenKind, tokenize};
 
 /// The rule.
 pub struct CommentExpectation;

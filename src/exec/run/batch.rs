@@ -37,11 +37,7 @@ impl Runner<'_> {
                     && !at.dialect.rules().commits_implicitly(&s.sql)
                     // How the session reads these is checked afresh before
                     // each (see `exec::db`): they go one at a time.
-                    && !match at.dialect {
-                        Dialect::Postgres => s.sql.contains('\\'),
-                        Dialect::Mysql => s.sql.contains(['\\', '"', '[']),
-                        Dialect::Sqlite => false,
-                    }
+                    && !at.dialect.rules().reread_before(&s.sql)
             })
             .count()
     }

@@ -3,6 +3,7 @@
 //! undo (PostgreSQL sequences).
 
 use super::*;
+use crate::dialect::DryRun;
 
 impl Runner<'_> {
     pub(super) async fn begin_dry_run(&mut self) -> Result<(), Stop> {
@@ -14,7 +15,7 @@ impl Runner<'_> {
             returns_rows: false,
         };
         for c in &self.plan.connections {
-            if c.dialect != Dialect::Mysql
+            if c.dialect.rules().dry_run() == DryRun::OneTransaction
                 && let Some(db) = self.dbs.get_mut(&c.name)
             {
                 db.run("BEGIN", shape).await.map_err(|e| {
@@ -39,7 +40,7 @@ impl Runner<'_> {
             returns_rows: false,
         };
         for c in &self.plan.connections {
-            if c.dialect != Dialect::Mysql
+            if c.dialect.rules().dry_run() == DryRun::OneTransaction
                 && let Some(db) = self.dbs.get_mut(&c.name)
             {
                 let _ = db.run("ROLLBACK", shape).await;
@@ -73,22 +74,22 @@ impl Runner<'_> {
         if dialect.rules().unrehearsable(kind, sql).is_some() {
             return None;
         }
-        match (dialect, kind) {
-            (Dialect::Mysql, StatementKind::Commit) => plain("ROLLBACK"),
-            (Dialect::Mysql, StatementKind::Begin | StatementKind::Rollback) => plain(sql),
+        match (dialect.rules().dry_run(), kind) {
+            (DryRun::EachTransaction, StatementKind::Commit) => plain("ROLLBACK"),
+            (DryRun::EachTransaction, StatementKind::Begin | StatementKind::Rollback) => plain(sql),
             // Outside a transaction, everything a dry run sends on MySQL
             // runs in one that is rolled back at once: a function called
             // by a query or a SET may write too (and a write no rollback
             // undoes is then reported).
             (
-                Dialect::Mysql,
+                DryRun::EachTransaction,
                 StatementKind::Write | StatementKind::Query | StatementKind::Other,
             ) if !self.open.contains_key(connection) => Some(Wire {
                 before: Some("START TRANSACTION"),
                 sql: sql.to_string(),
                 after: Some("ROLLBACK".into()),
             }),
-            (Dialect::Mysql, _) => plain(sql),
+            (DryRun::EachTransaction, _) => plain(sql),
             (_, StatementKind::Begin) => plain(&format!("SAVEPOINT {DRY_SAVEPOINT}")),
             (_, StatementKind::Commit) => plain(&format!("RELEASE SAVEPOINT {DRY_SAVEPOINT}")),
             (_, StatementKind::Rollback) => Some(Wire {

@@ -490,7 +490,7 @@ impl<'a> Runner<'a> {
                     break;
                 }
                 let set = stmt.transaction.is_none()
-                    && crate::compile::split::code_words(&stmt.sql, plan.dialect)
+                    && crate::sql::split::code_words(&stmt.sql, plan.dialect)
                         .first()
                         .is_some_and(|(w, _)| w == "SET");
                 if !set {
@@ -903,7 +903,7 @@ impl<'a> Runner<'a> {
                 .map_err(|e| Stop::Db(format!("{}: {}", stmt.location, e.message)))?,
             _ => None,
         };
-        let watch = dry && dialect == Dialect::Postgres;
+        let watch = dry && dialect.rules().sequences_outlive_rollback();
         if watch && !self.sequences.contains_key(connection) {
             let now = self.read_sequences(connection, stmt, &[]).await?;
             let unreadable: Vec<&str> = now

@@ -25,10 +25,11 @@ mod html;
 mod markdown_page;
 mod view;
 
-use crate::compile::{compile, split::split};
+use crate::compile::compile;
 use crate::diag::FileId;
 use crate::document::{Block, Document, Syntax};
 use crate::plan::{Expect, Plan, Statement, Step, StepBody, Tolerance};
+use crate::sql::split::split;
 use asciidoc_page::*;
 use html::*;
 use markdown_page::*;

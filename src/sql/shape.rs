@@ -309,7 +309,7 @@ fn instead(command: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::split::split;
+    use crate::sql::split::split;
 
     fn codes(text: &str, d: Dialect) -> Vec<(&'static str, &str)> {
         let mut p = template_problems(text, d);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::db::{Database, DbError, Outcome, Shape};
+use crate::exec::db::{Database, DbError, Outcome, Shape};
 use crate::plan::Dialect;
 
 /// What the fake answers to statements that start with a text.
