@@ -141,6 +141,16 @@ pub trait Rules: Sync {
         None
     }
 
+    /// The client program whose command `command` is, for messages.
+    fn client(&self, command: &str) -> &'static str;
+
+    /// Whether a statement that starts with the token `first` is a
+    /// command of the client (MySQL's `DELIMITER`, SQLite's `.read`), not
+    /// SQL; `\` commands are found in every dialect.
+    fn client_command(&self, _first: &str) -> bool {
+        false
+    }
+
     /// Whether a connection reaches a file (its database name is a path).
     fn database_is_file(&self) -> bool {
         false

@@ -107,6 +107,14 @@ impl Rules for Mysql {
         matches!(kind, "DATABASE" | "SCHEMA")
     }
 
+    fn client(&self, _command: &str) -> &'static str {
+        "mysql client"
+    }
+
+    fn client_command(&self, first: &str) -> bool {
+        first.eq_ignore_ascii_case("DELIMITER") || first.eq_ignore_ascii_case("SOURCE")
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Mysql
     }

@@ -131,6 +131,10 @@ impl Rules for Postgres {
         }
     }
 
+    fn client(&self, _command: &str) -> &'static str {
+        "psql client"
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Postgres
     }

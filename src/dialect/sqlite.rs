@@ -54,6 +54,18 @@ impl Rules for Sqlite {
         Some("sqlite::memory:")
     }
 
+    fn client(&self, command: &str) -> &'static str {
+        if command.starts_with('.') {
+            "sqlite3 shell"
+        } else {
+            "sqlite3 shell or another client"
+        }
+    }
+
+    fn client_command(&self, first: &str) -> bool {
+        first == "."
+    }
+
     fn database_is_file(&self) -> bool {
         true
     }

@@ -177,18 +177,15 @@ pub fn client_commands(text: &str, statements: &[RawStatement], dialect: Dialect
                 .map(|t| sql[t.start..t.end].to_string())
         };
         let first = word(tokens.first()).map(|w| w.to_ascii_uppercase());
-        let found = if dialect == Dialect::Mysql
-            && matches!(first.as_deref(), Some("DELIMITER" | "SOURCE"))
-        {
-            tokens
-                .first()
-                .map(|t| (t, first.clone().unwrap_or_default()))
-        } else if dialect == Dialect::Sqlite
-            && tokens.first().is_some_and(|t| &sql[t.start..t.end] == ".")
-        {
-            tokens
-                .first()
-                .map(|t| (t, format!(".{}", word(tokens.get(1)).unwrap_or_default())))
+        let leading = tokens
+            .first()
+            .filter(|t| dialect.rules().client_command(&sql[t.start..t.end]));
+        let found = if let Some(t) = leading {
+            // `.read`: the dot and the word after it.
+            Some(match first.clone() {
+                Some(word) => (t, word),
+                None => (t, format!(".{}", word(tokens.get(1)).unwrap_or_default())),
+            })
         } else {
             tokens.iter().enumerate().find_map(|(k, t)| {
                 (t.kind == TokenKind::Punct && &sql[t.start..t.end] == "\\").then(|| {
@@ -205,7 +202,7 @@ pub fn client_commands(text: &str, statements: &[RawStatement], dialect: Dialect
             code: "client-command",
             message: format!(
                 "`{command}` is a command of the {}, not SQL",
-                client(dialect, &command)
+                dialect.rules().client(&command)
             ),
             hint: instead(&command).to_string(),
             start: stmt.start + t.start,
@@ -266,15 +263,6 @@ pub fn charset_changes(text: &str, statements: &[RawStatement], dialect: Dialect
         }
     }
     problems
-}
-
-fn client(dialect: Dialect, command: &str) -> &'static str {
-    match dialect {
-        Dialect::Postgres => "psql client",
-        Dialect::Mysql => "mysql client",
-        Dialect::Sqlite if command.starts_with('.') => "sqlite3 shell",
-        Dialect::Sqlite => "sqlite3 shell or another client",
-    }
 }
 
 /// What to write instead of a client command.
