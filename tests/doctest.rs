@@ -257,24 +257,21 @@ fn locked(dialect: Dialect, url: &str, statements: &[&str]) {
         db::{Database, Shape},
         engine::sqlx::SqlxDatabase,
     };
-    use runbook_compile::plan::StatementKind;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
-        let turn = match dialect {
-            Dialect::Postgres => {
-                "SELECT pg_advisory_lock(hashtext('runbook-test:server'))::text AS t"
-            }
-            _ => "SELECT GET_LOCK('runbook-test:server', 600) AS t",
-        };
-        let query = Shape {
-            kind: StatementKind::Query,
-            returns_rows: true,
-        };
-        db.run(turn, query).await.unwrap();
+        // The turn doc tests take (`doctest::cluster::Turn`).
+        while db
+            .try_lock("runbook-test:server", "a test")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         for sql in statements {
             let (kind, returns_rows) = runbook_compile::sql::classify(sql, dialect);
             db.run(sql, Shape { kind, returns_rows })

@@ -339,10 +339,10 @@ fn the_readme_rehearsal_runs_end_to_end_at_a_terminal() {
         shown.contains("expected ~42018 ±10% (37816..46220) rows changed, actual 42016"),
         "{shown}"
     );
-    assert!(shown.contains("ok: 20 statements"), "{shown}");
+    assert!(shown.contains("ok: 21 statements"), "{shown}");
     let records = journal(&runs);
     let commits = records.iter().filter(|r| r["event"] == "commit").count();
-    assert_eq!(commits, 3);
+    assert_eq!(commits, 4);
     assert!(
         records
             .iter()

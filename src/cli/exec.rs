@@ -756,7 +756,10 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     continue;
                 };
                 let tables = Shape { kind: StatementKind::Query, returns_rows: true };
-                let existing = db.run("SELECT name FROM sqlite_master", tables).await.map(|o| o.count);
+                let existing = match db.dialect().rules().objects_query() {
+                    Some(query) => db.run(query, tables).await.map(|o| o.count),
+                    None => Ok(1),
+                };
                 if existing != Ok(0) {
                     eprintln!("error: --load-fixture builds a new database, and `{}` at {} is not empty; nothing ran", c.name, urls[&c.name].redacted());
                     return Ok(EXIT_USAGE);

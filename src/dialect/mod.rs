@@ -135,6 +135,14 @@ pub trait Rules: Sync {
         }
     }
 
+    /// A query with a row for each object of the database the runbook's
+    /// SQL made (none of the server's or the tool's own), where a fixture
+    /// may be loaded into a database (`exec --load-fixture`) only when it
+    /// has none.
+    fn objects_query(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The URL of a database in memory, where a doc test runs without a
     /// server.
     fn in_memory(&self) -> Option<&'static str> {

@@ -50,6 +50,10 @@ impl Rules for Sqlite {
         if b { "1" } else { "0" }
     }
 
+    fn objects_query(&self) -> Option<&'static str> {
+        Some(USER_OBJECTS)
+    }
+
     fn in_memory(&self) -> Option<&'static str> {
         Some("sqlite::memory:")
     }
@@ -90,6 +94,10 @@ impl Rules for Sqlite {
         &[OBJECTS]
     }
 }
+
+/// The objects the database's users made (see [`Rules::objects_query`]).
+pub(super) const USER_OBJECTS: &str = "SELECT name FROM sqlite_master \
+     WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'runbook_compile_lock'";
 
 /// Every table's primary key columns (see [`Rules::primary_keys_query`]).
 pub(super) const PRIMARY_KEYS: &str = "SELECT group_concat(t || char(31) || c, char(30)) AS k FROM \

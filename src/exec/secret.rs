@@ -35,7 +35,8 @@ fn percent_decode(s: &str) -> String {
 
 impl DbUrl {
     /// Wraps `url`, noting the password of its user info and of a
-    /// `password=` query parameter, raw and percent-decoded.
+    /// `password=`, `authToken=` (any `...token...`) or `...secret...`
+    /// query parameter, raw and percent-decoded.
     pub fn new(url: &str) -> DbUrl {
         let mut found = Vec::new();
         if let Some((_, rest)) = url.split_once("://") {
@@ -51,8 +52,14 @@ impl DbUrl {
         }
         if let Some((_, query)) = url.split_once('?') {
             for pair in query.split('&') {
-                if let Some(("password" | "pass" | "pwd", v)) = pair.split_once('=') {
-                    found.push(v.to_string());
+                if let Some((key, v)) = pair.split_once('=') {
+                    let key = key.to_ascii_lowercase();
+                    if matches!(key.as_str(), "password" | "pass" | "pwd" | "jwt")
+                        || key.contains("token")
+                        || key.contains("secret")
+                    {
+                        found.push(v.to_string());
+                    }
                 }
             }
         }
@@ -170,6 +177,9 @@ mod tests {
             q.redacted(),
             "mysql://root@127.0.0.1/x?password=***&ssl-mode=disabled"
         );
+        let token = DbUrl::new("libsql://db.turso.io?authToken=eyJ.abc.def");
+        assert_eq!(token.redacted(), "libsql://db.turso.io?authToken=***");
+        assert!(token.has_password());
         let none = DbUrl::new("sqlite://runbooks/x.db?mode=rwc");
         assert_eq!(none.redacted(), "sqlite://runbooks/x.db?mode=rwc");
         assert!(!format!("{u:?}").contains("s3cr"));
