@@ -21,11 +21,19 @@ pub enum Dialect {
     Postgres,
     /// MySQL and MariaDB.
     Mysql,
+    /// libSQL (Turso, `sqld`): SQLite's SQL on a remote server. A
+    /// connection's URL reaches it; runbooks declare `sqlite`.
+    Libsql,
 }
 
 impl Dialect {
     /// Every dialect.
-    pub const ALL: &[Dialect] = &[Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql];
+    pub const ALL: &[Dialect] = &[
+        Dialect::Sqlite,
+        Dialect::Postgres,
+        Dialect::Mysql,
+        Dialect::Libsql,
+    ];
 
     /// Parses a dialect name as written in a header (`postgresql` and `mariadb` are accepted too).
     pub fn parse(s: &str) -> Option<Dialect> {
@@ -43,6 +51,7 @@ impl Dialect {
             Dialect::Sqlite => "sqlite",
             Dialect::Postgres => "postgres",
             Dialect::Mysql => "mysql",
+            Dialect::Libsql => "libsql",
         }
     }
 }

@@ -93,7 +93,7 @@ async fn first_row_values_are_typed_on_every_dialect() {
     for (dialect, url) in targets() {
         let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
         let sql = match dialect {
-            Dialect::Sqlite => {
+            Dialect::Sqlite | Dialect::Libsql => {
                 "SELECT 42 AS i, 2.0 AS d, 0.25 AS f, NULL AS z, '2026-04-17' AS day"
             }
             Dialect::Postgres => {

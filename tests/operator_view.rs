@@ -472,7 +472,7 @@ fn a_server_s_message_about_a_statement_holding_a_secret_is_withheld() {
             runbook_compile::plan::Dialect::Mysql => {
                 "SELECT CAST({{ pw }} AS DECIMAL) + no_such AS n;"
             }
-            runbook_compile::plan::Dialect::Sqlite => "SELECT {{ pw }} + no_such AS n;",
+            _ => "SELECT {{ pw }} + no_such AS n;",
         };
         let rb = runbook(
             dir.path(),

@@ -410,7 +410,7 @@ async fn text_values_keep_every_byte_on_every_dialect() {
                     .await;
                 }
             }
-            Dialect::Sqlite => {}
+            Dialect::Sqlite | Dialect::Libsql => {}
         }
     }
 }
@@ -575,7 +575,7 @@ async fn captured_numbers_are_written_back_and_compared_exactly() {
         let t = table(&format!("acct_{dialect}"));
         let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
         let (id, unsigned) = match dialect {
-            Dialect::Sqlite => ("INTEGER", "INTEGER"),
+            Dialect::Sqlite | Dialect::Libsql => ("INTEGER", "INTEGER"),
             Dialect::Postgres => ("NUMERIC(30,0)", "NUMERIC(20,0)"),
             Dialect::Mysql => ("DECIMAL(30,0)", "BIGINT UNSIGNED"),
         };
@@ -592,7 +592,7 @@ async fn captured_numbers_are_written_back_and_compared_exactly() {
         .await;
         let (big, next, top, bal, near) = match dialect {
             // SQLite integers stop at 64 bits; its REALs must come back as the same float.
-            Dialect::Sqlite => (
+            Dialect::Sqlite | Dialect::Libsql => (
                 "9223372036854775807",
                 "9223372036854775806",
                 "9223372036854775807",
@@ -799,7 +799,7 @@ fn corpus(dialect: Dialect) -> Vec<String> {
             atoms.extend(["E'a\\';b'", "$$a;b$$", "$t$x;$t$", "'a\\'", "U&'d;'"]);
             seps.extend([" /* /* ; */ ; */", " /* a /* b */ ; */"]);
         }
-        Dialect::Sqlite => {
+        Dialect::Sqlite | Dialect::Libsql => {
             atoms.extend(["'a\\'", "'[a;b]'"]);
             seps.extend([" /* /* ; */"]);
         }
@@ -854,7 +854,7 @@ async fn server_values(dialect: Dialect, url: &str, script: &str) -> Vec<Option<
         out
     }
     match dialect {
-        Dialect::Sqlite => {
+        Dialect::Sqlite | Dialect::Libsql => {
             collect(
                 &mut sqlx::SqliteConnection::connect(url).await.unwrap(),
                 script,
@@ -917,7 +917,7 @@ async fn compound_bodies_are_one_statement_on_every_dialect() {
             Dialect::Postgres => format!(
                 "```sql {{#make}}\nCREATE OR REPLACE PROCEDURE {p}()\nLANGUAGE SQL\nBEGIN ATOMIC\n  INSERT INTO {t} VALUES (1, 10);\n  INSERT INTO {t} VALUES (2, CASE WHEN 1 = 1 THEN 20 END);\nEND;\nCALL {p}();\nDO $$ BEGIN INSERT INTO {t} VALUES (3, 30); END $$;\nDROP PROCEDURE {p};\n```\n"
             ),
-            Dialect::Sqlite => format!(
+            Dialect::Sqlite | Dialect::Libsql => format!(
                 "```sql {{#make}}\nCREATE TRIGGER {p} AFTER INSERT ON {t} WHEN NEW.id = 1\nBEGIN\n  INSERT INTO {t} VALUES (2, CASE WHEN NEW.v = 10 THEN 20 END);\n  INSERT INTO {t} VALUES (3, 30);\nEND;\nINSERT INTO {t} VALUES (1, 10);\nDROP TRIGGER {p};\n```\n"
             ),
         };
@@ -943,7 +943,7 @@ async fn compound_bodies_are_one_statement_on_every_dialect() {
             Dialect::Postgres => {
                 format!("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM {t}")
             }
-            Dialect::Sqlite => format!(
+            Dialect::Sqlite | Dialect::Libsql => format!(
                 "SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM {t} ORDER BY id)"
             ),
         };
@@ -1024,7 +1024,7 @@ async fn a_misspelled_filter_or_a_client_command_stops_the_run_before_anything_c
                 "DELIMITER",
                 "END;",
             ),
-            Dialect::Sqlite => (".read other.sql", ".read", "include::"),
+            Dialect::Sqlite | Dialect::Libsql => (".read other.sql", ".read", "include::"),
         };
         let cases = [
             (
@@ -1500,7 +1500,7 @@ async fn a_captured_blob_is_written_back_as_the_same_bytes() {
         let t = table(&format!("blob_{dialect}"));
         let mut db = SqlxDatabase::connect(dialect, &url).await.unwrap();
         let (column, bytes) = match dialect {
-            Dialect::Sqlite => ("BLOB", "X'00415CFF27'"),
+            Dialect::Sqlite | Dialect::Libsql => ("BLOB", "X'00415CFF27'"),
             Dialect::Mysql => ("VARBINARY(10)", "X'00415CFF27'"),
             Dialect::Postgres => ("BYTEA", "'\\x00415cff27'::bytea"),
         };

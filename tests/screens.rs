@@ -126,7 +126,7 @@ fn the_operator_s_screens_on_every_database() {
                 runbook_compile::plan::Dialect::Postgres => {
                     format!("SELECT string_agg(v::text, ',' ORDER BY id) FROM {TABLE}")
                 }
-                runbook_compile::plan::Dialect::Sqlite => {
+                runbook_compile::plan::Dialect::Sqlite | runbook_compile::plan::Dialect::Libsql => {
                     format!("SELECT group_concat(v, ',') FROM (SELECT v FROM {TABLE} ORDER BY id)")
                 }
             };

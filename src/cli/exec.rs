@@ -715,7 +715,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             // A dry run creates no database file, unless it builds one
             // from the fixture it was asked to load.
             let open = if dry_run && !load_fixture { Open::Existing } else { Open::Create };
-            match engine::connect(url.expose(), open).await {
+            match engine::connect_as(Some(&c.name), url.expose(), open).await {
                 Ok(db) => {
                     connections.insert(c.name.clone(), db);
                 }

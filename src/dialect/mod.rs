@@ -9,6 +9,7 @@
 //! throwaway databases and server objects of doc tests). The engines that
 //! run statements are in `exec::engine`.
 
+mod libsql;
 mod mysql;
 mod postgres;
 mod sqlite;
@@ -193,6 +194,12 @@ pub trait Rules: Sync {
         None
     }
 
+    /// The statements of a run lock held as a lease row in the database,
+    /// where no session outlives its client for sure (libSQL's streams).
+    fn lease(&self) -> Option<Lease> {
+        None
+    }
+
     /// A query whose one value lists every table's primary key columns as
     /// records (`\x1e`) of table and column (`\x1f`), in key order.
     fn primary_keys_query(&self) -> &'static str;
@@ -277,6 +284,26 @@ pub struct RunLock {
     pub who: String,
 }
 
+/// A run lock held as a row of the database that expires unless renewed:
+/// statements taking positional arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Creates the lock table.
+    pub create: &'static str,
+    /// Counts the lock table (0 or 1).
+    pub exists: &'static str,
+    /// Takes the lease `?1` for holder `?2` with token `?3` for `?4`
+    /// seconds, unless a live one is held: one row changed when taken.
+    pub take: &'static str,
+    /// Who holds the live lease `?1` other than token `?2`.
+    pub who: &'static str,
+    /// Renews lease `?1` of token `?2` for `?3` seconds: one row changed
+    /// while it is still this token's.
+    pub renew: &'static str,
+    /// Gives lease `?1` of token `?2` up.
+    pub release: &'static str,
+}
+
 impl Dialect {
     /// The dialect whose connections take `url`'s scheme.
     pub fn of_url(url: &str) -> Option<Dialect> {
@@ -293,6 +320,7 @@ impl Dialect {
             Dialect::Sqlite => &sqlite::Sqlite,
             Dialect::Postgres => &postgres::Postgres,
             Dialect::Mysql => &mysql::Mysql,
+            Dialect::Libsql => &libsql::Libsql,
         }
     }
 }

@@ -5,10 +5,7 @@
 
 use std::path::Path;
 
-use runbook_compile::exec::{
-    db::{Database, Shape},
-    engine::sqlx::SqlxDatabase,
-};
+use runbook_compile::exec::db::{Database, Shape};
 use runbook_compile::plan::Dialect;
 
 /// The servers to test on, when configured: PostgreSQL and MariaDB, whose
@@ -39,6 +36,66 @@ pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
     std::iter::once((Dialect::Sqlite, sqlite))
         .chain(servers())
         .collect()
+}
+
+/// A libSQL server (`sqld`) of one test's own, on a free port of
+/// loopback, stopped when dropped: the binary `RUNBOOK_TEST_SQLD` names
+/// (`scripts/test-servers` sets it).
+pub struct Sqld {
+    child: std::process::Child,
+    /// Its URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Its data folder.
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a [`Sqld`] with `args` added (`--auth-jwt-key-file ...`); `None`
+/// with a note when `RUNBOOK_TEST_SQLD` is not set (a failure under CI).
+pub fn sqld(args: &[&str]) -> Option<Sqld> {
+    let binary = match std::env::var("RUNBOOK_TEST_SQLD") {
+        Ok(b) => b,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("RUNBOOK_TEST_SQLD is not set: run `eval \"$(scripts/test-servers)\"`")
+        }
+        Err(_) => {
+            eprintln!("note: RUNBOOK_TEST_SQLD is not set; libSQL is not tested");
+            return None;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(binary)
+        .args(["--db-path", dir.path().join("data").to_str().unwrap()])
+        .args(["--http-listen-addr", &address, "--no-welcome"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("RUNBOOK_TEST_SQLD starts");
+    let server = Sqld {
+        child,
+        url: format!("http://{address}"),
+        dir,
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&address).is_ok() {
+            return Some(server);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sqld did not start on {address}");
 }
 
 /// The PostgreSQL server's URL, when configured.
@@ -151,7 +208,7 @@ pub fn runbook(
 }
 
 /// Runs `sql` (panics on an error).
-pub async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db::Outcome {
+pub async fn run(db: &mut dyn Database, sql: &str) -> runbook_compile::exec::db::Outcome {
     let (kind, returns_rows) = runbook_compile::sql::classify(sql, db.dialect());
     db.run(sql, Shape { kind, returns_rows })
         .await
@@ -160,7 +217,7 @@ pub async fn run(db: &mut SqlxDatabase, sql: &str) -> runbook_compile::exec::db:
 
 /// The first column of the first row of `sql`, as text (`None` for NULL or
 /// no row).
-pub async fn value(db: &mut SqlxDatabase, sql: &str) -> Option<String> {
+pub async fn value(db: &mut dyn Database, sql: &str) -> Option<String> {
     run(db, sql)
         .await
         .first_row

@@ -4,6 +4,7 @@
 //! [`fake`] is a scripted database for the runner's unit tests.
 
 pub mod fake;
+pub mod libsql;
 pub mod sqlx;
 
 use super::db::{Database, DbError};
@@ -21,6 +22,16 @@ pub enum Open {
 
 /// Connects to `url` with the engine of the dialect its scheme names.
 pub async fn connect(url: &str, open: Open) -> Result<Box<dyn Database>, DbError> {
+    connect_as(None, url, open).await
+}
+
+/// [`connect`] for the runbook's connection `name`, whose settings in the
+/// environment (a libSQL auth token) it takes.
+pub async fn connect_as(
+    name: Option<&str>,
+    url: &str,
+    open: Open,
+) -> Result<Box<dyn Database>, DbError> {
     let Some(dialect) = Dialect::of_url(url) else {
         return Err(DbError::new(
             "the URL's scheme names no database runbook-compile knows",
@@ -30,5 +41,6 @@ pub async fn connect(url: &str, open: Open) -> Result<Box<dyn Database>, DbError
         Dialect::Sqlite | Dialect::Postgres | Dialect::Mysql => {
             Box::new(sqlx::SqlxDatabase::open(dialect, url, open).await?)
         }
+        Dialect::Libsql => Box::new(libsql::LibsqlDatabase::connect(url, open, name).await?),
     })
 }

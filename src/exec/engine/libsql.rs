@@ -1,0 +1,643 @@
+//! The libSQL engine: a remote libSQL server (Turso, `sqld`) over Hrana
+//! over HTTP (the `/v2/pipeline` protocol libSQL's clients speak).
+//!
+//! Each statement is sent as the runbook's text, unchanged: the `libsql`
+//! crate re-renders statements from its own parser before sending them
+//! (`count(*)` becomes a column named `count (*)`, and a statement it
+//! cannot parse is refused), so this engine speaks the protocol itself.
+//!
+//! A connection is one Hrana stream, carried from request to request by
+//! its baton, like a server session: the transaction a runbook opens
+//! lives on it. The server ends a stream after 10 s without a request and
+//! rolls its transaction back, so a worker thread keeps the stream alive
+//! while the runner waits (a confirmation, a sign-off, a pause) and the
+//! run lock's lease renewed. The auth token comes from the environment
+//! (`RUNBOOK_DB_<NAME>_AUTH_TOKEN`, else `LIBSQL_AUTH_TOKEN`), never from
+//! the URL, and is sent only in the `Authorization` header.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use minijinja::Value;
+use serde_json::{Value as Json, json};
+
+use super::Open;
+use crate::exec::db::{Database, DbError, Outcome, Shape};
+use crate::plan::{Dialect, StatementKind};
+
+/// How often an idle stream is kept alive (the server ends it after 10 s).
+const KEEPALIVE: Duration = Duration::from_secs(3);
+/// How long a run lock's lease lasts unless renewed.
+const LEASE_SECONDS: i64 = 30;
+/// How often the lease is renewed.
+const RENEW: Duration = Duration::from_secs(5);
+/// The longest a request may take, a statement included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The largest answer read (a query's rows all arrive at once).
+const ANSWER_LIMIT: u64 = 1 << 30;
+
+/// A connection to a libSQL server.
+pub struct LibsqlDatabase {
+    jobs: mpsc::Sender<Job>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    /// The server's address (`host:port`), which names the database.
+    address: String,
+    keep: usize,
+    /// The lease's renewal, while a run lock is held.
+    lease: Option<Renewal>,
+    /// Set when the lease could not be renewed: the run stops.
+    lease_lost: Arc<AtomicBool>,
+    /// Whether it may create what it needs (the lock table).
+    creates: bool,
+    /// The base URL and token, for the lease's own requests.
+    server: (String, Option<String>),
+}
+
+/// One piece of work for the worker thread that owns the stream.
+enum Job {
+    /// Runs statements (with their positional arguments) on the stream,
+    /// one request each, stopping at the first error.
+    Run {
+        statements: Vec<(String, Vec<Json>)>,
+        reply: tokio::sync::oneshot::Sender<Vec<Result<Answer, DbError>>>,
+    },
+    /// Drops the stream: the server rolls its open transaction back.
+    Abandon,
+}
+
+/// What the server answered to one statement.
+#[derive(Debug, Default)]
+struct Answer {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    affected: u64,
+}
+
+/// The HTTP side: where the server is, its token, and the stream's baton.
+struct Hrana {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+    baton: Option<String>,
+}
+
+impl Hrana {
+    fn new(base: String, token: Option<String>) -> Hrana {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .new_agent();
+        Hrana {
+            agent,
+            base,
+            token,
+            baton: None,
+        }
+    }
+
+    /// Sends `requests` on the stream (a new one when there is no baton),
+    /// keeping it open unless `close`; the result of each request.
+    fn pipeline(&mut self, requests: Vec<Json>, close: bool) -> Result<Vec<Json>, DbError> {
+        let mut requests = requests;
+        if close {
+            requests.push(json!({"type": "close"}));
+        }
+        let body = json!({"baton": self.baton, "requests": requests}).to_string();
+        let mut request = self
+            .agent
+            .post(format!("{}/v2/pipeline", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).map_err(|e| {
+            self.baton = None;
+            DbError::new(format!("cannot reach the libSQL server: {e}"))
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
+            .read_to_string()
+            .map_err(|e| {
+                self.baton = None;
+                DbError::new(format!("cannot read the libSQL server's answer: {e}"))
+            })?;
+        let answer: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
+        if status != 200 {
+            self.baton = None;
+            let message = answer["message"]
+                .as_str()
+                .or(answer["error"].as_str())
+                .map_or_else(
+                    || format!("the libSQL server answered HTTP {status}"),
+                    str::to_string,
+                );
+            return Err(DbError::new(match answer["code"].as_str() {
+                Some("STREAM_EXPIRED") => "the libSQL server ended the session (its stream expired after 10 s without a request): a transaction open on it is rolled back".to_string(),
+                _ if status == 401 || status == 403 => format!("the libSQL server refused the auth token (HTTP {status}): {message}"),
+                _ => message,
+            }));
+        }
+        self.baton = answer["baton"].as_str().map(str::to_string);
+        if let Some(base) = answer["base_url"].as_str().filter(|b| !b.is_empty()) {
+            self.base = base.trim_end_matches('/').to_string();
+        }
+        match answer["results"].as_array() {
+            Some(results) => Ok(results.clone()),
+            None => Err(DbError::new("the libSQL server's answer holds no results")),
+        }
+    }
+
+    /// Runs `statements` one request at a time on the stream, keeping it
+    /// open, and stops at the first error.
+    fn run(&mut self, statements: Vec<(String, Vec<Json>)>) -> Vec<Result<Answer, DbError>> {
+        let mut out = Vec::with_capacity(statements.len());
+        for (sql, args) in statements {
+            let request =
+                json!({"type": "execute", "stmt": {"sql": sql, "args": args, "want_rows": true}});
+            let answer = self
+                .pipeline(vec![request], false)
+                .and_then(|mut results| match results.pop() {
+                    Some(result) => read_result(result),
+                    None => Err(DbError::new(
+                        "the libSQL server did not answer the statement",
+                    )),
+                });
+            let failed = answer.is_err();
+            out.push(answer);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Sends nothing on the stream, which keeps it alive.
+    fn keepalive(&mut self) {
+        if self.baton.is_some() {
+            let _ = self.pipeline(Vec::new(), false);
+        }
+    }
+
+    /// Closes the stream: the server rolls back a transaction open on it.
+    fn close(&mut self) {
+        if self.baton.is_some() {
+            let _ = self.pipeline(Vec::new(), true);
+        }
+        self.baton = None;
+    }
+
+    /// Runs `sql` with `args` on a stream of its own, closed at once (the
+    /// lease's statements, outside the run's transaction).
+    fn alone(&self, sql: &str, args: &[Json]) -> Result<Answer, DbError> {
+        let mut other = Hrana {
+            agent: self.agent.clone(),
+            base: self.base.clone(),
+            token: self.token.clone(),
+            baton: None,
+        };
+        let request =
+            json!({"type": "execute", "stmt": {"sql": sql, "args": args, "want_rows": true}});
+        let mut results = other.pipeline(vec![request], true)?;
+        results.truncate(1);
+        match results.pop() {
+            Some(result) => read_result(result),
+            None => Err(DbError::new("the libSQL server did not answer")),
+        }
+    }
+}
+
+/// One `StreamResult`: its rows, or the server's error.
+fn read_result(result: Json) -> Result<Answer, DbError> {
+    if result["type"] == "error" {
+        let message = result["error"]["message"]
+            .as_str()
+            .unwrap_or("the libSQL server refused the statement");
+        let mut error = DbError::new(message);
+        error.sqlstate = result["error"]["code"].as_str().map(str::to_string);
+        return Err(error);
+    }
+    let r = &result["response"]["result"];
+    let columns = r["cols"]
+        .as_array()
+        .map(|cols| {
+            cols.iter()
+                .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for row in r["rows"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let values = row.as_array().map(Vec::as_slice).unwrap_or_default();
+        rows.push(values.iter().map(value).collect::<Result<Vec<_>, _>>()?);
+    }
+    Ok(Answer {
+        columns,
+        rows,
+        affected: r["affected_row_count"].as_u64().unwrap_or(0),
+    })
+}
+
+/// A Hrana value, exactly: integers arrive as text, floats as JSON
+/// numbers read to the same float, blobs in base64.
+fn value(v: &Json) -> Result<Value, DbError> {
+    let bad = || {
+        DbError::new(format!(
+            "the libSQL server sent a value that cannot be read: {v}"
+        ))
+    };
+    Ok(match v["type"].as_str() {
+        Some("null") => Value::from(()),
+        Some("integer") => {
+            let text = v["value"].as_str().ok_or_else(bad)?;
+            Value::from(text.parse::<i64>().map_err(|_| bad())?)
+        }
+        Some("float") => Value::from(v["value"].as_f64().ok_or_else(bad)?),
+        Some("text") => Value::from(v["value"].as_str().ok_or_else(bad)?),
+        Some("blob") => Value::from_bytes(
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(v["base64"].as_str().ok_or_else(bad)?.trim_end_matches('='))
+                .map_err(|_| bad())?,
+        ),
+        _ => return Err(bad()),
+    })
+}
+
+/// The lease of a run lock, renewed by a thread of its own until dropped.
+struct Renewal {
+    stop: mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A text argument.
+fn text(s: &str) -> Json {
+    json!({"type": "text", "value": s})
+}
+
+/// An integer argument.
+fn int(n: i64) -> Json {
+    json!({"type": "integer", "value": n.to_string()})
+}
+
+/// Renews the lease `key` of `token` every few seconds until the returned
+/// [`Renewal`] is dropped, then gives it up. When no renewal went through
+/// for longer than the lease lasts, or the lease is another's, `lost` is
+/// set.
+fn renew(
+    hrana: Hrana,
+    lease: crate::dialect::Lease,
+    key: String,
+    token: String,
+    lost: Arc<AtomicBool>,
+) -> Renewal {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let flag = lost.clone();
+    let thread = std::thread::Builder::new()
+        .name("libsql-lease".into())
+        .spawn(move || {
+            let mut last = std::time::Instant::now();
+            let args = [text(&key), text(&token), int(LEASE_SECONDS)];
+            loop {
+                match stopped.recv_timeout(RENEW) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => match hrana.alone(lease.renew, &args) {
+                        Ok(a) if a.affected == 1 => last = std::time::Instant::now(),
+                        Ok(_) => flag.store(true, Ordering::SeqCst),
+                        Err(_) => {
+                            let lasts = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
+                            if last.elapsed() + RENEW >= lasts {
+                                flag.store(true, Ordering::SeqCst);
+                            }
+                        }
+                    },
+                    _ => {
+                        let _ = hrana.alone(lease.release, &args[..2]);
+                        return;
+                    }
+                }
+            }
+        })
+        .ok();
+    if thread.is_none() {
+        lost.store(true, Ordering::SeqCst);
+    }
+    Renewal { stop, thread }
+}
+
+/// The HTTP base URL of `url`, and the server's address: `libsql://` is
+/// HTTPS unless `?tls=0`; a token or any other parameter in the URL is
+/// refused.
+fn base_url(url: &str) -> Result<(String, String), DbError> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        DbError::new("a libSQL URL is libsql://HOST, http://HOST or https://HOST")
+    })?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut tls = !scheme.eq_ignore_ascii_case("http");
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair {
+            "tls=0" | "tls=false" if scheme.eq_ignore_ascii_case("libsql") => tls = false,
+            "tls=1" | "tls=true" => {}
+            _ if pair.to_ascii_lowercase().contains("token") => {
+                return Err(DbError::new(
+                    "the libSQL URL carries an auth token: give it in RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN instead, never in the URL",
+                ));
+            }
+            _ => {
+                return Err(DbError::new(
+                    "a libSQL URL takes no parameters but tls=0 (libsql:// over plain HTTP)",
+                ));
+            }
+        }
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(DbError::new(
+            "the libSQL URL carries credentials: give the auth token in RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN instead, never in the URL",
+        ));
+    }
+    if authority.is_empty() {
+        return Err(DbError::new("the libSQL URL names no server"));
+    }
+    let base = format!(
+        "{}://{}",
+        if tls { "https" } else { "http" },
+        rest.trim_end_matches('/')
+    );
+    Ok((base, authority.to_string()))
+}
+
+impl LibsqlDatabase {
+    /// Connects to the libSQL server at `url`, with the auth token of
+    /// connection `name` (`RUNBOOK_DB_<NAME>_AUTH_TOKEN`, else
+    /// `LIBSQL_AUTH_TOKEN`).
+    pub async fn connect(
+        url: &str,
+        open: Open,
+        name: Option<&str>,
+    ) -> Result<LibsqlDatabase, DbError> {
+        let (base, address) = base_url(url)?;
+        let token = name
+            .and_then(|n| {
+                std::env::var(format!("RUNBOOK_DB_{}_AUTH_TOKEN", n.to_ascii_uppercase())).ok()
+            })
+            .or_else(|| std::env::var("LIBSQL_AUTH_TOKEN").ok())
+            .filter(|t| !t.is_empty());
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let hrana = Hrana::new(base.clone(), token.clone());
+        let worker = std::thread::Builder::new()
+            .name("libsql".into())
+            .spawn(move || work(hrana, inbox))
+            .map_err(|e| DbError::new(format!("cannot start the libSQL connection: {e}")))?;
+        let mut db = LibsqlDatabase {
+            jobs,
+            worker: Some(worker),
+            address,
+            keep: 0,
+            lease: None,
+            lease_lost: Arc::new(AtomicBool::new(false)),
+            creates: open == Open::Create,
+            server: (base, token),
+        };
+        // Reach the server now, so that a wrong address or token is told
+        // before anything runs.
+        let mut answers = db.send(vec![("SELECT 1".to_string(), Vec::new())]).await;
+        match answers.pop() {
+            Some(Ok(_)) => Ok(db),
+            Some(Err(e)) => Err(e),
+            None => Err(DbError::new("the libSQL connection ended")),
+        }
+    }
+
+    /// Runs `statements` on the stream; the answer to each that ran.
+    async fn send(&mut self, statements: Vec<(String, Vec<Json>)>) -> Vec<Result<Answer, DbError>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::Run { statements, reply }).is_err() {
+            return vec![Err(DbError::new("the libSQL connection ended"))];
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| vec![Err(DbError::new("the libSQL connection ended"))])
+    }
+
+    /// `answer` as the count of format section 4 and the rows kept.
+    fn outcome(&self, answer: Answer, shape: Shape) -> Outcome {
+        let returned_rows = !answer.rows.is_empty();
+        let count = if returned_rows || shape.returns_rows {
+            answer.rows.len() as u64
+        } else if shape.kind == StatementKind::Write {
+            answer.affected
+        } else {
+            0
+        };
+        let named = |row: &Vec<Value>| {
+            answer
+                .columns
+                .iter()
+                .cloned()
+                .zip(row.iter().cloned())
+                .collect::<Vec<(String, Value)>>()
+        };
+        Outcome {
+            count,
+            returned_rows,
+            first_row: answer.rows.first().map(named),
+            rows: answer.rows.iter().take(self.keep).map(named).collect(),
+        }
+    }
+}
+
+/// The worker: runs jobs on the stream, and keeps it alive between them.
+fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
+    loop {
+        match inbox.recv_timeout(KEEPALIVE) {
+            Ok(Job::Run { statements, reply }) => {
+                let _ = reply.send(hrana.run(statements));
+            }
+            Ok(Job::Abandon) => hrana.close(),
+            Err(mpsc::RecvTimeoutError::Timeout) => hrana.keepalive(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                hrana.close();
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for LibsqlDatabase {
+    fn drop(&mut self) {
+        self.lease = None;
+        let (jobs, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.jobs, jobs));
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Database for LibsqlDatabase {
+    fn dialect(&self) -> Dialect {
+        Dialect::Libsql
+    }
+
+    async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
+        if self.lease_lost.load(Ordering::SeqCst) {
+            return Err(DbError::new(
+                "not sent: the run lock's lease on the libSQL server could not be renewed, so another run may hold it",
+            ));
+        }
+        let mut answers = self.send(vec![(sql.to_string(), Vec::new())]).await;
+        match answers.pop() {
+            Some(Ok(answer)) => Ok(self.outcome(answer, shape)),
+            Some(Err(e)) => Err(e),
+            None => Err(DbError::new("the libSQL connection ended")),
+        }
+    }
+
+    fn run_batch<'s>(
+        &'s mut self,
+        statements: &'s [(&'s str, Shape)],
+    ) -> BoxStream<'s, Result<Outcome, DbError>> {
+        futures_util::stream::once(async move {
+            let sent = statements
+                .iter()
+                .map(|(sql, _)| (sql.to_string(), Vec::new()))
+                .collect();
+            let answers = self.send(sent).await;
+            let outcomes: Vec<Result<Outcome, DbError>> = answers
+                .into_iter()
+                .zip(statements)
+                .map(|(a, (_, shape))| a.map(|a| self.outcome(a, *shape)))
+                .collect();
+            futures_util::stream::iter(outcomes)
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn identity(&mut self) -> String {
+        let query = self.dialect().rules().identity_query();
+        match self.first_value(query).await {
+            Ok(Some(v)) => format!("{} at {}", v, self.address),
+            Ok(None) => format!("libsql at {}", self.address),
+            Err(e) => format!("unknown ({})", e.message),
+        }
+    }
+
+    /// The server's address: a libSQL server holds one database (Turso
+    /// names it in the host).
+    async fn database_name(&mut self) -> Result<String, DbError> {
+        Ok(self.address.clone())
+    }
+
+    /// A lease row in the database (`runbook_compile_lock`), renewed every
+    /// few seconds while this connection lives and given up when it ends:
+    /// a run killed without giving it up frees it when the lease ends.
+    async fn try_lock(&mut self, key: &str, holder: &str) -> Result<Option<String>, DbError> {
+        use sha2::Digest;
+        let Some(lease) = self.dialect().rules().lease() else {
+            return Ok(None);
+        };
+        let digest = sha2::Sha256::digest(format!("runbook-compile:{key}").as_bytes());
+        let key = crate::exact::hex(&digest[..16]);
+        // This connection's own token: the pid, the time and the holder.
+        let seed = format!(
+            "{}:{:?}:{holder}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        );
+        let token = crate::exact::hex(&sha2::Sha256::digest(seed.as_bytes())[..16]);
+        let mut setup = Vec::new();
+        if self.creates {
+            setup.push((lease.create.to_string(), Vec::new()));
+        } else {
+            // A dry run writes nothing: it checks that no run holds the
+            // lock, and takes none.
+            let mut answers = self
+                .send(vec![(lease.exists.to_string(), Vec::new())])
+                .await;
+            let exists = match answers.pop() {
+                Some(Ok(a)) => {
+                    a.rows
+                        .first()
+                        .and_then(|r| r.first())
+                        .and_then(Value::as_i64)
+                        == Some(1)
+                }
+                Some(Err(e)) => return Err(e),
+                None => false,
+            };
+            if !exists {
+                return Ok(None);
+            }
+            let mut answers = self
+                .send(vec![(
+                    lease.who.to_string(),
+                    vec![text(&key), text(&token)],
+                )])
+                .await;
+            return match answers.pop() {
+                Some(Ok(a)) => Ok(a
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .map(|v| v.to_string())),
+                Some(Err(e)) => Err(e),
+                None => Ok(None),
+            };
+        }
+        setup.push((
+            lease.take.to_string(),
+            vec![text(&key), text(holder), text(&token), int(LEASE_SECONDS)],
+        ));
+        setup.push((lease.who.to_string(), vec![text(&key), text(&token)]));
+        let answers = self.send(setup).await;
+        let mut taken = false;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let answer = answer?;
+            if i == 1 {
+                taken = answer.affected == 1;
+            }
+            if i == 2 && !taken {
+                let who = answer
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .map(|v| v.to_string());
+                return Ok(Some(who.unwrap_or_else(|| "another run".into())));
+            }
+        }
+        if !taken {
+            return Ok(Some("another run".into()));
+        }
+        let hrana = Hrana::new(self.server.0.clone(), self.server.1.clone());
+        self.lease = Some(renew(hrana, lease, key, token, self.lease_lost.clone()));
+        Ok(None)
+    }
+
+    fn keep_rows(&mut self, n: usize) {
+        self.keep = n;
+    }
+
+    /// Drops the stream: the server rolls its transaction back when the
+    /// statement running on it ends (or when the stream expires).
+    async fn terminate(&mut self) {
+        let _ = self.jobs.send(Job::Abandon);
+    }
+}

@@ -1,0 +1,381 @@
+//! libSQL (format section 18): a `sqlite` runbook on a real `sqld`, each
+//! test on a server of its own (`common::sqld`, the binary that
+//! `scripts/test-servers` names in `RUNBOOK_TEST_SQLD`). Every test reads
+//! the database afterwards through a connection of its own.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Sqld, run, value};
+use runbook_compile::exec::db::{Database, Shape};
+use runbook_compile::exec::engine::{self, Open};
+use runbook_compile::plan::{Dialect, StatementKind};
+
+async fn connect(url: &str) -> Box<dyn Database> {
+    engine::connect(url, Open::Create).await.unwrap()
+}
+
+/// `SELECT count(*)` of `table` on the server at `url`.
+async fn count(url: &str, table: &str) -> Option<String> {
+    let mut db = connect(url).await;
+    value(&mut *db, &format!("SELECT count(*) FROM {table}")).await
+}
+
+/// The names in the server's `sqlite_master`, but for SQLite's own.
+async fn objects(url: &str) -> Vec<String> {
+    let mut db = connect(url).await;
+    let shape = Shape {
+        kind: StatementKind::Query,
+        returns_rows: true,
+    };
+    db.keep_rows(100);
+    db.run(
+        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
+        shape,
+    )
+    .await
+    .unwrap()
+    .rows
+    .into_iter()
+    .map(|r| r[0].1.to_string())
+    .collect()
+}
+
+fn server() -> Option<Sqld> {
+    common::sqld(&[])
+}
+
+#[tokio::test]
+async fn values_and_counts_are_exact_and_one_statement_is_one() {
+    let Some(s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    assert_eq!(db.dialect(), Dialect::Libsql);
+    run(&mut *db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").await;
+    let inserted = run(&mut *db, "INSERT INTO t (v) VALUES ('a'), ('b'), ('c')").await;
+    assert_eq!(inserted.count, 3);
+    assert_eq!(
+        run(&mut *db, "UPDATE t SET v = v WHERE id > 1").await.count,
+        2
+    );
+    assert_eq!(run(&mut *db, "SELECT * FROM t WHERE id > 9").await.count, 0);
+    assert_eq!(run(&mut *db, "SELECT * FROM t").await.count, 3);
+    // A query after a write counts its rows, not the write's.
+    assert_eq!(run(&mut *db, "CREATE TABLE u (x)").await.count, 0);
+    let row = run(
+        &mut *db,
+        "SELECT 9223372036854775807 AS big, -9223372036854775808 AS small, 0.1 AS f, -0.0 AS z, \
+         x'00ff' AS b, 'it''s \"q\" \\ ; --' AS t, NULL AS n, count(*) FROM t",
+    )
+    .await
+    .first_row
+    .unwrap();
+    let names: Vec<&str> = row.iter().map(|(n, _)| n.as_str()).collect();
+    // The column is named as the runbook wrote it (the libsql crate would
+    // have sent `count (*)`).
+    assert_eq!(names, ["big", "small", "f", "z", "b", "t", "n", "count(*)"]);
+    assert_eq!(row[0].1.as_i64(), Some(i64::MAX));
+    assert_eq!(row[1].1.as_i64(), Some(i64::MIN));
+    assert_eq!(f64::try_from(row[2].1.clone()).unwrap(), 0.1);
+    assert!(f64::try_from(row[3].1.clone()).unwrap().is_sign_negative());
+    assert_eq!(row[4].1.as_bytes(), Some(&[0u8, 255][..]));
+    assert_eq!(row[5].1.as_str(), Some("it's \"q\" \\ ; --"));
+    assert!(row[6].1.is_none());
+    // Two statements in one are refused by the server, not cut to one.
+    let shape = Shape {
+        kind: StatementKind::Write,
+        returns_rows: false,
+    };
+    let two = db.run("DELETE FROM t; DROP TABLE t", shape).await;
+    assert!(two.is_err(), "{two:?}");
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn a_transaction_outlives_a_pause_longer_than_the_server_keeps_an_idle_stream() {
+    let Some(s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    run(&mut *db, "CREATE TABLE t (x INTEGER)").await;
+    run(&mut *db, "BEGIN").await;
+    run(&mut *db, "INSERT INTO t VALUES (1)").await;
+    // The server ends a stream after 10 s without a request.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    run(&mut *db, "INSERT INTO t VALUES (2)").await;
+    run(&mut *db, "COMMIT").await;
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("2"));
+}
+
+const TABLE: &str = "```sql {#setup}\nBEGIN;\nCREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, balance INTEGER NOT NULL);\nINSERT INTO accounts VALUES (1, 'alice', 10), (9007199254740993, 'bob', 20);\n-- @expect 2\nCOMMIT;\n```\n\n";
+
+#[tokio::test]
+async fn a_runbook_runs_with_its_values_exact_and_a_failed_check_rolls_back() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{TABLE}```sql {{#pick capture=target}}\nSELECT id FROM accounts WHERE owner = 'bob';\n```\n\n\
+         ```sql {{#pay}}\nBEGIN;\nUPDATE accounts SET balance = balance + 1, owner = {{{{ who }}}} WHERE id = {{{{ target }}}};\n-- @expect 1\nCOMMIT;\n```\n\n\
+         ```sql {{#wrong}}\nBEGIN;\nDELETE FROM accounts;\n-- @expect 1\nCOMMIT;\n```\n"
+    );
+    let path = common::runbook(
+        dir.path(),
+        "pay",
+        Dialect::Sqlite,
+        "params:\n  who: text\n",
+        &body,
+    );
+    let hostile = "x'); DELETE FROM accounts; -- \u{202e}";
+    let who = format!("who={hostile}");
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--param", &who]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("wrong"), "{out}");
+    // The big id captured stayed exact: bob's row was paid, nobody else's,
+    // and the DELETE whose count was wrong was rolled back.
+    let mut db = connect(&s.url).await;
+    assert_eq!(
+        value(
+            &mut *db,
+            "SELECT group_concat(id || ':' || balance, ' ') FROM accounts"
+        )
+        .await
+        .as_deref(),
+        Some("1:10 9007199254740993:21")
+    );
+    assert_eq!(
+        value(&mut *db, "SELECT owner FROM accounts WHERE balance = 21")
+            .await
+            .as_deref(),
+        Some(hostile)
+    );
+    // The run lock was given up.
+    assert_eq!(
+        count(&s.url, "runbook_compile_lock").await.as_deref(),
+        Some("0")
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_leaves_nothing_not_even_a_lock_table() {
+    let Some(s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    run(&mut *db, "CREATE TABLE t (x INTEGER)").await;
+    run(&mut *db, "INSERT INTO t VALUES (1), (2)").await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = "```sql {#wipe}\nBEGIN;\nDELETE FROM t;\n-- @expect 2\nINSERT INTO t VALUES (7);\nCREATE TABLE made (y);\nCOMMIT;\n```\n\n```sql {#more expect=1}\nINSERT INTO t VALUES (8);\n```\n";
+    let path = common::runbook(dir.path(), "dry", Dialect::Sqlite, "", body);
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("nothing was committed"), "{out}");
+    assert_eq!(objects(&s.url).await, ["t"]);
+    assert_eq!(
+        value(&mut *db, "SELECT group_concat(x) FROM t")
+            .await
+            .as_deref(),
+        Some("1,2")
+    );
+}
+
+#[tokio::test]
+async fn the_run_lock_refuses_a_second_run_and_is_given_up_at_the_end() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = "```sql {#one expect=1}\nSELECT 1;\n```\n";
+    let path = common::runbook(dir.path(), "locked", Dialect::Sqlite, "", body);
+    let mut holder = connect(&s.url).await;
+    assert_eq!(
+        holder
+            .try_lock("locked", "alice running locked")
+            .await
+            .unwrap(),
+        None
+    );
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("already running") && out.contains("alice running locked"),
+        "{out}"
+    );
+    // Still held while the holder lives, past the time it renews.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    drop(holder);
+    assert_eq!(
+        count(&s.url, "runbook_compile_lock").await.as_deref(),
+        Some("0")
+    );
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[tokio::test]
+async fn the_auth_token_comes_from_the_environment_and_is_never_shown() {
+    let keys = tempfile::tempdir().unwrap();
+    let Some(token) = jwt(keys.path()) else {
+        return;
+    };
+    let public = keys.path().join("pub.pem");
+    let Some(s) = common::sqld(&["--auth-jwt-key-file", public.to_str().unwrap()]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let body = "```sql {#make}\nBEGIN;\nCREATE TABLE t (x);\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n";
+    let path = common::runbook(dir.path(), "auth", Dialect::Sqlite, "", body);
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("401") || out.contains("auth"), "{out}");
+    // In the URL: refused before anything is sent, and not shown.
+    let in_url = format!("{}?authToken={token}", s.url);
+    let (code, out) = common::exec(&path, &in_url, dir.path(), &[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("RUNBOOK_DB_<NAME>_AUTH_TOKEN"), "{out}");
+    assert!(!out.contains(&token[20..40]), "{out}");
+    for var in ["RUNBOOK_DB_DEFAULT_AUTH_TOKEN", "LIBSQL_AUTH_TOKEN"] {
+        let (code, out) = common::exec_with(&path, &s.url, dir.path(), &[], &[(var, &token)]);
+        if var.starts_with("RUNBOOK") {
+            assert_eq!(code, Some(0), "{out}");
+        } else {
+            // The table exists now: the first statement fails, on the
+            // server, which the token reached.
+            assert!(out.contains("already exists"), "{out}");
+        }
+        assert!(!out.contains(&token[20..40]), "{out}");
+    }
+    for entry in walk(dir.path()) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(!text.contains(&token[20..40]), "{}", entry.display());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// An Ed25519 key pair in `dir` (`pub.pem`) and a JWT it signs, as sqld
+/// checks them; `None` without openssl.
+fn jwt(dir: &Path) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "priv.pem"])?;
+    openssl(&["pkey", "-in", "priv.pem", "-pubout", "-out", "pub.pem"])?;
+    let signed = format!(
+        "{}.{}",
+        b64(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+        b64(br#"{"a":"rw"}"#)
+    );
+    std::fs::write(dir.join("msg"), &signed).unwrap();
+    let sig = openssl(&[
+        "pkeyutl", "-sign", "-inkey", "priv.pem", "-rawin", "-in", "msg",
+    ])?;
+    Some(format!("{signed}.{}", b64(&sig.stdout)))
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_statement_rolls_back_and_frees_the_database() {
+    let Some(s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    run(&mut *db, "CREATE TABLE t (x INTEGER)").await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = "```sql {#slow}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nWITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000000) SELECT count(*) AS n FROM c;\nCOMMIT;\n```\n";
+    let path = common::runbook(dir.path(), "slow", Dialect::Sqlite, "", body);
+    let db_arg = format!("default={}", s.url);
+    let journal = dir.path().join("runs");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
+        .args(["--journal", journal.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("0"));
+    // The server rolls the abandoned stream back: the database takes
+    // writes again.
+    let mut writer = connect(&s.url).await;
+    let mut wrote = false;
+    for _ in 0..60 {
+        let shape = Shape {
+            kind: StatementKind::Write,
+            returns_rows: false,
+        };
+        if writer.run("INSERT INTO t VALUES (2)", shape).await.is_ok() {
+            wrote = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(wrote, "the database stayed locked");
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_stopped_run_resumes_without_applying_a_step_twice() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ready");
+    let body = format!(
+        "{TABLE}```bash {{#gate}}\ntest -f '{}'\n```\n\n```sql {{#after}}\nBEGIN;\nUPDATE accounts SET balance = balance * 2;\n-- @expect 2\nCOMMIT;\n```\n",
+        flag.display()
+    );
+    let path = common::runbook(dir.path(), "resume", Dialect::Sqlite, "", &body);
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert_eq!(count(&s.url, "accounts").await.as_deref(), Some("2"));
+    std::fs::write(&flag, "").unwrap();
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--resume", "latest"]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut db = connect(&s.url).await;
+    assert_eq!(
+        value(&mut *db, "SELECT group_concat(balance, ' ') FROM accounts")
+            .await
+            .as_deref(),
+        Some("20 40")
+    );
+}
+
+#[tokio::test]
+async fn the_point_info_example_is_doc_tested_on_sqld_and_leaves_nothing() {
+    let Some(s) = server() else { return };
+    let db_arg = format!("sqlite={}", s.url);
+    let (code, out) = common::cli(&["test", "runbooks/point-info-recovery.md", "--db", &db_arg]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("12 passed"), "{out}");
+    // What the fixture and the runbook made is dropped; the lock table,
+    // the tool's own, stays, empty.
+    assert_eq!(objects(&s.url).await, ["runbook_compile_lock"]);
+    assert_eq!(
+        count(&s.url, "runbook_compile_lock").await.as_deref(),
+        Some("0")
+    );
+}
