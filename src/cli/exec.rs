@@ -9,7 +9,7 @@ use runbook_compile::exec::db::{Database, Shape};
 use runbook_compile::exec::engine::{self, Open};
 use runbook_compile::exec::fixture;
 use runbook_compile::exec::journal::{
-    Journal, JournalConnection, Record, end_record, json_line, record, resume_point, run_id,
+    Journal, JournalConnection, Record, end_record, json_line, record, run_id,
 };
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
@@ -546,27 +546,6 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// The journal of `runbook`'s newest run in `dir`.
-fn latest_run(dir: &Path, runbook: &str) -> Option<std::path::PathBuf> {
-    let mut runs: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .filter_map(|p| {
-            let first = std::fs::read_to_string(&p)
-                .ok()?
-                .lines()
-                .next()?
-                .to_string();
-            let start: serde_json::Value = serde_json::from_str(&first).ok()?;
-            (start["runbook"] == runbook)
-                .then(|| (start["at"].as_str().unwrap_or_default().to_string(), p))
-        })
-        .collect();
-    runs.sort();
-    runs.pop().map(|(_, p)| p)
-}
-
 /// Runs a runbook; returns the exit code.
 pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
     let ExecArgs {
@@ -606,29 +585,11 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
     let resume_point = match resume {
         None => None,
         Some(which) => {
-            let found = if which == "latest" {
-                latest_run(&journal_dir, &plan.id)
-            } else {
-                let path = journal_dir.join(format!("{which}.jsonl"));
-                path.is_file().then_some(path)
-            };
-            let Some(path) = found else {
-                eprintln!(
-                    "error: no run `{which}` of {} in {}; nothing ran",
-                    plan.id,
-                    journal_dir.display()
-                );
-                return Ok(EXIT_USAGE);
-            };
-            if dry_run {
-                eprintln!("error: --dry-run and --resume do not go together; nothing ran");
-                return Ok(EXIT_USAGE);
-            }
-            match resume_point(&plan, &path) {
-                Ok(point) => Some((path, point)),
-                Err(e) => {
-                    eprintln!("error: cannot resume: {e}; nothing ran");
-                    return Ok(EXIT_USAGE);
+            match runbook_compile::exec::resume::find(&plan, &journal_dir, which, dry_run) {
+                Ok(found) => Some(found),
+                Err(refusal) => {
+                    eprintln!("error: {}; nothing ran", refusal.message);
+                    return Ok(refusal.exit_code());
                 }
             }
         }
@@ -801,14 +762,11 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             })
             .collect();
         // A resume given values other than the run's: said, and journaled.
-        let changed: Vec<(String, serde_json::Value, serde_json::Value)> = journaled
-            .iter()
-            .filter_map(|(name, now)| {
-                let before = earlier.get(name)?;
-                (before != now).then(|| (name.clone(), before.clone(), now.clone()))
-            })
-            .filter(|_| resume_point.is_some())
-            .collect();
+        let changed = if resume_point.is_some() {
+            runbook_compile::exec::resume::changed_params(&earlier, &journaled)
+        } else {
+            Vec::new()
+        };
         for (name, before, now) in &changed {
             eprintln!("warning: parameter `{name}` is {now} now, and was {before} in the run being resumed: the rest of the run uses the new value (journaled)");
         }
@@ -935,75 +893,14 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 return Ok(3);
             }
         }
-        if let Some(u) = resume_point.as_ref().and_then(|(_, p)| p.uncertain.clone()) {
-            let at = &plan.steps[u.position.0].id;
-            info(json, format!("the last run stopped while committing step `{at}` on `{}`: whether the COMMIT happened is unknown", u.connection));
-            let told = match runner.resolve_commit(u.transaction, u.position).await {
-                Ok(Some(committed)) => Ok(committed),
-                Ok(None) => {
-                    let answer = Terminal { interactive }.ask(&format!(
-                        "The transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened.\nLook in the database, then type COMMITTED or NOT COMMITTED: "
-                    ));
-                    match answer.as_deref() {
-                        Some("COMMITTED") => runner.record_resolution(u.position, &u.connection, true, "operator").map(|()| true),
-                        Some("NOT COMMITTED") => runner.record_resolution(u.position, &u.connection, false, "operator").map(|()| false),
-                        _ => {
-                            eprintln!("error: whether the COMMIT of step `{at}` happened is unknown, and nobody said; nothing ran");
-                            return Ok(4);
-                        }
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match told {
-                Ok(true) => {
-                    info(json, format!("its gates hold: the COMMIT of step `{at}` happened; resuming after it"));
-                    runner.set_resume_after(Some(u.position));
-                }
-                Ok(false) => info(json, format!("the COMMIT of step `{at}` did not happen; its transaction runs again")),
-                Err(e) => {
-                    let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
-                    eprintln!("error: cannot tell whether the COMMIT of step `{at}` happened: {scrubbed}; nothing ran");
-                    return Ok(3);
-                }
-            }
-        }
-        if let Some(position) = resume_point.as_ref().and_then(|(_, p)| p.unanswered) {
-            let at = &plan.steps[position.0].id;
-            let which = format!("statement {} of step `{at}`", position.1 + 1);
-            info(json, format!("the last run stopped while {which} ran outside a transaction: whether it was applied is unknown"));
-            let connection = match &plan.steps[position.0].body {
-                runbook_compile::plan::StepBody::Sql { connection, .. } => connection.clone(),
-                _ => String::new(),
-            };
-            let told = match runner.resolve_statement(position).await {
-                Ok(Some(applied)) => Ok(applied),
-                Ok(None) => {
-                    let answer = Terminal { interactive }.ask(&format!(
-                        "No check follows {which} to tell whether it was applied.\nLook in the database, then type APPLIED or NOT APPLIED: "
-                    ));
-                    match answer.as_deref() {
-                        Some("APPLIED") => runner.record_resolution(position, &connection, true, "operator").map(|()| true),
-                        Some("NOT APPLIED") => runner.record_resolution(position, &connection, false, "operator").map(|()| false),
-                        _ => {
-                            eprintln!("error: whether {which} was applied is unknown, and nobody said; nothing ran");
-                            return Ok(4);
-                        }
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match told {
-                Ok(true) => {
-                    info(json, format!("{which} was applied; resuming after it"));
-                    runner.set_resume_after(Some(position));
-                }
-                Ok(false) => info(json, format!("{which} was not applied; it runs again")),
-                Err(e) => {
-                    let scrubbed = urls.values().fold(e, |acc, url| url.scrub(&acc));
-                    eprintln!("error: cannot tell whether {which} was applied: {scrubbed}; nothing ran");
-                    return Ok(3);
-                }
+        if let Some((_, point)) = &resume_point {
+            let mut say = |line: String| info(json, line);
+            let mut ask = |prompt: &str| Terminal { interactive }.ask(prompt);
+            let asker: Option<runbook_compile::exec::guard::Ask<'_>> = if interactive { Some(&mut ask) } else { None };
+            if let Err(refusal) = runbook_compile::exec::resume::settle(&mut runner, &plan, point, &mut say, asker).await {
+                let scrubbed = urls.values().fold(refusal.message.clone(), |acc, url| url.scrub(&acc));
+                eprintln!("error: {scrubbed}; nothing ran");
+                return Ok(refusal.exit_code());
             }
         }
         let ending = runner.run().await;

@@ -36,6 +36,21 @@ impl Refusal {
         Refusal { message, kind }
     }
 
+    /// The runbook or the command line does not fit (exit 2).
+    pub fn usage(message: String) -> Refusal {
+        Refusal::new(RefusalKind::Usage, message)
+    }
+
+    /// The database could not be asked (exit 3).
+    pub fn database(message: String) -> Refusal {
+        Refusal::new(RefusalKind::Database, message)
+    }
+
+    /// The operator did not say (exit 4).
+    pub fn declined(message: String) -> Refusal {
+        Refusal::new(RefusalKind::Declined, message)
+    }
+
     /// The process exit code (format section 10).
     pub fn exit_code(&self) -> u8 {
         match self.kind {

@@ -6,5 +6,6 @@ pub mod fixture;
 pub mod guard;
 pub mod journal;
 pub mod params;
+pub mod resume;
 pub mod run;
 pub mod secret;

@@ -1,0 +1,318 @@
+//! Resuming a run: finding its journal, telling which parameters changed
+//! since, and settling what the last run left unknown (a COMMIT, or a
+//! statement outside a transaction, sent and never answered) by the checks
+//! that follow it, asking the operator only when none can tell, and never
+//! running it again on a guess.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::guard::{Ask, Refusal};
+use super::journal::{ResumePoint, resume_point};
+use super::run::Runner;
+use crate::plan::{Plan, StepBody};
+
+/// The journal of `plan`'s run `which` (a run id, or `latest`) in
+/// `journal_dir`, and where that run stopped. A dry run is never resumed.
+pub fn find(
+    plan: &Plan,
+    journal_dir: &Path,
+    which: &str,
+    dry_run: bool,
+) -> Result<(PathBuf, ResumePoint), Refusal> {
+    let found = if which == "latest" {
+        latest_run(journal_dir, &plan.id)
+    } else {
+        let path = journal_dir.join(format!("{which}.jsonl"));
+        path.is_file().then_some(path)
+    };
+    let Some(path) = found else {
+        return Err(Refusal::usage(format!(
+            "no run `{which}` of {} in {}",
+            plan.id,
+            journal_dir.display()
+        )));
+    };
+    if dry_run {
+        return Err(Refusal::usage(
+            "--dry-run and --resume do not go together".into(),
+        ));
+    }
+    match resume_point(plan, &path) {
+        Ok(point) => Ok((path, point)),
+        Err(e) => Err(Refusal::usage(format!("cannot resume: {e}"))),
+    }
+}
+
+/// The journal of `runbook`'s newest run in `dir`.
+fn latest_run(dir: &Path, runbook: &str) -> Option<PathBuf> {
+    let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter_map(|p| {
+            let first = std::fs::read_to_string(&p)
+                .ok()?
+                .lines()
+                .next()?
+                .to_string();
+            let start: serde_json::Value = serde_json::from_str(&first).ok()?;
+            (start["runbook"] == runbook)
+                .then(|| (start["at"].as_str().unwrap_or_default().to_string(), p))
+        })
+        .collect();
+    runs.sort();
+    runs.pop().map(|(_, p)| p)
+}
+
+/// The parameters whose journaled value `now` differs from the resumed
+/// run's (`earlier`): name, before, now.
+pub fn changed_params(
+    earlier: &BTreeMap<String, serde_json::Value>,
+    now: &BTreeMap<String, serde_json::Value>,
+) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    now.iter()
+        .filter_map(|(name, now)| {
+            let before = earlier.get(name)?;
+            (before != now).then(|| (name.clone(), before.clone(), now.clone()))
+        })
+        .collect()
+}
+
+/// Settles what the run at `point` left unknown, on `runner` (connected,
+/// session settings made again): an unconfirmed COMMIT by its
+/// transaction's gates, a statement sent but never answered by the checks
+/// of its step; where none can tell, the operator is asked (`ask`; without
+/// a terminal the resume stops, exit 4). Tells what it found through
+/// `say`, and moves the runner's resume point past what happened.
+pub async fn settle(
+    runner: &mut Runner<'_>,
+    plan: &Plan,
+    point: &ResumePoint,
+    say: &mut dyn FnMut(String),
+    mut ask: Option<Ask<'_>>,
+) -> Result<(), Refusal> {
+    if let Some(u) = &point.uncertain {
+        let at = &plan.steps[u.position.0].id;
+        say(format!(
+            "the last run stopped while committing step `{at}` on `{}`: whether the COMMIT happened is unknown",
+            u.connection
+        ));
+        let told = match runner.resolve_commit(u.transaction, u.position).await {
+            Ok(Some(committed)) => committed,
+            Ok(None) => {
+                let question = format!(
+                    "The transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened.\nLook in the database, then type COMMITTED or NOT COMMITTED: "
+                );
+                let committed = match ask.as_mut().and_then(|ask| ask(&question)).as_deref() {
+                    Some("COMMITTED") => true,
+                    Some("NOT COMMITTED") => false,
+                    _ => {
+                        return Err(Refusal::declined(format!(
+                            "the transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened, and nobody said (at a terminal, --resume asks: look in the database, then type COMMITTED or NOT COMMITTED)"
+                        )));
+                    }
+                };
+                runner
+                    .record_resolution(u.position, &u.connection, committed, "operator")
+                    .map_err(|e| Refusal::database(e.to_string()))?;
+                committed
+            }
+            Err(e) => {
+                return Err(Refusal::database(format!(
+                    "cannot tell whether the COMMIT of step `{at}` happened: {e}"
+                )));
+            }
+        };
+        if told {
+            say(format!(
+                "its gates hold: the COMMIT of step `{at}` happened; resuming after it"
+            ));
+            runner.set_resume_after(Some(u.position));
+        } else {
+            say(format!(
+                "the COMMIT of step `{at}` did not happen; its transaction runs again"
+            ));
+        }
+    }
+    if let Some(position) = point.unanswered {
+        let at = &plan.steps[position.0].id;
+        let which = format!("statement {} of step `{at}`", position.1 + 1);
+        say(format!(
+            "the last run stopped while {which} ran outside a transaction: whether it was applied is unknown"
+        ));
+        let connection = match &plan.steps[position.0].body {
+            StepBody::Sql { connection, .. } => connection.clone(),
+            _ => String::new(),
+        };
+        let applied = match runner.resolve_statement(position).await {
+            Ok(Some(applied)) => applied,
+            Ok(None) => {
+                let question = format!(
+                    "No check follows {which} to tell whether it was applied.\nLook in the database, then type APPLIED or NOT APPLIED: "
+                );
+                let applied = match ask.as_mut().and_then(|ask| ask(&question)).as_deref() {
+                    Some("APPLIED") => true,
+                    Some("NOT APPLIED") => false,
+                    _ => {
+                        return Err(Refusal::declined(format!(
+                            "no check follows {which} to tell whether it was applied, and nobody said (at a terminal, --resume asks: look in the database, then type APPLIED or NOT APPLIED)"
+                        )));
+                    }
+                };
+                runner
+                    .record_resolution(position, &connection, applied, "operator")
+                    .map_err(|e| Refusal::database(e.to_string()))?;
+                applied
+            }
+            Err(e) => {
+                return Err(Refusal::database(format!(
+                    "cannot tell whether {which} was applied: {e}"
+                )));
+            }
+        };
+        if applied {
+            say(format!("{which} was applied; resuming after it"));
+            runner.set_resume_after(Some(position));
+        } else {
+            say(format!("{which} was not applied; it runs again"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+    use crate::exec::db::Database;
+    use crate::exec::engine::fake::tests::plan;
+    use crate::exec::engine::fake::{Answer, FakeDatabase};
+    use crate::exec::journal::UncertainCommit;
+    use crate::exec::run::{Event, Options};
+
+    const BODY: &str = "```sql {#fix}\nBEGIN;\nUPDATE t SET v = 1;\nCOMMIT;\n```\n\n```sql {#gated}\nBEGIN;\nUPDATE t SET v = 2;\nSELECT count(*) AS n FROM t WHERE v = 2;\n-- @assert n == 3\nCOMMIT;\n```\n";
+
+    fn point(position: (usize, usize), transaction: usize) -> ResumePoint {
+        ResumePoint {
+            run_id: "t-1".into(),
+            after: None,
+            captures: Vec::new(),
+            uncertain: Some(UncertainCommit {
+                position,
+                connection: "default".into(),
+                transaction,
+            }),
+            unanswered: None,
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// Settles `point` of `plan` on a fake answering from `script`, with
+    /// `answer` typed at the terminal (`None`: there is none); what was
+    /// said and sent, and the refusal.
+    async fn settled(
+        plan: &Plan,
+        point: &ResumePoint,
+        script: Vec<Answer>,
+        answer: Option<&str>,
+    ) -> (Vec<String>, Vec<String>, Result<(), Refusal>) {
+        let (fake, sent) = FakeDatabase::new(plan.dialect, script);
+        let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
+        dbs.insert("default".into(), Box::new(fake));
+        let mut observer = |_: &Event| Ok(());
+        let mut operator = crate::doctest::Unattended;
+        let mut runner = Runner::new(
+            plan,
+            dbs,
+            BTreeMap::new(),
+            &mut operator,
+            &mut observer,
+            Options::default(),
+        );
+        let mut said = Vec::new();
+        let mut say = |line: String| said.push(line);
+        let mut ask = |_: &str| answer.map(str::to_string);
+        let asker: Option<Ask<'_>> = answer.is_some().then_some(&mut ask);
+        let result = settle(&mut runner, plan, point, &mut say, asker).await;
+        drop(runner);
+        let sent = sent.lock().unwrap().clone();
+        (said, sent, result)
+    }
+
+    #[tokio::test]
+    async fn a_commit_without_gates_is_asked_and_never_guessed() {
+        let plan = plan("sqlite", BODY);
+        let at = point((0, 2), 0);
+        let (_, sent, result) = settled(&plan, &at, Vec::new(), None).await;
+        let refusal = result.unwrap_err();
+        assert_eq!(refusal.exit_code(), 4, "{}", refusal.message);
+        assert!(
+            refusal.message.contains("nobody said"),
+            "{}",
+            refusal.message
+        );
+        assert!(sent.is_empty(), "{sent:?}");
+        let (said, _, result) = settled(&plan, &at, Vec::new(), Some("COMMITTED")).await;
+        assert!(result.is_ok());
+        assert!(
+            said.last().unwrap().contains("happened; resuming after it"),
+            "{said:?}"
+        );
+        let (_, _, result) = settled(&plan, &at, Vec::new(), Some("yes")).await;
+        assert_eq!(result.unwrap_err().exit_code(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_commit_with_gates_is_settled_by_them() {
+        let plan = plan("sqlite", BODY);
+        let at = point((1, 4), 1);
+        let held = vec![Answer::count(
+            "SELECT count(*)",
+            1,
+            Some(vec![("n", 3.into())]),
+        )];
+        let (said, sent, result) = settled(&plan, &at, held, None).await;
+        assert!(result.is_ok());
+        assert!(said.last().unwrap().contains("its gates hold"), "{said:?}");
+        assert_eq!(sent, ["SELECT count(*) AS n FROM t WHERE v = 2"]);
+        let failed = vec![Answer::count(
+            "SELECT count(*)",
+            1,
+            Some(vec![("n", 0.into())]),
+        )];
+        let (said, _, result) = settled(&plan, &at, failed, None).await;
+        assert!(result.is_ok());
+        assert!(said.last().unwrap().contains("runs again"), "{said:?}");
+    }
+
+    #[test]
+    fn a_dry_run_or_an_unknown_run_is_not_resumed_and_changes_are_named() {
+        let plan = plan("sqlite", BODY);
+        let dir = tempfile::tempdir().unwrap();
+        let missing = find(&plan, dir.path(), "latest", false).unwrap_err();
+        assert_eq!(missing.exit_code(), 2);
+        assert!(
+            missing.message.contains("no run `latest`"),
+            "{}",
+            missing.message
+        );
+        std::fs::write(
+            dir.path().join("t-1.jsonl"),
+            "{\"event\":\"start\",\"runbook\":\"t\",\"at\":\"x\"}\n",
+        )
+        .unwrap();
+        let dry = find(&plan, dir.path(), "t-1", true).unwrap_err();
+        assert!(dry.message.contains("--dry-run"), "{}", dry.message);
+        let before = BTreeMap::from([("n".to_string(), serde_json::json!(1))]);
+        let now = BTreeMap::from([
+            ("n".to_string(), serde_json::json!(2)),
+            ("m".to_string(), serde_json::json!(3)),
+        ]);
+        assert_eq!(
+            changed_params(&before, &now),
+            [("n".to_string(), serde_json::json!(1), serde_json::json!(2))]
+        );
+    }
+}
