@@ -101,21 +101,13 @@ pub async fn settle(
         let told = match runner.resolve_commit(u.transaction, u.position).await {
             Ok(Some(committed)) => committed,
             Ok(None) => {
-                let question = format!(
-                    "The transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened.\nLook in the database, then type COMMITTED or NOT COMMITTED: "
+                let why = format!(
+                    "the transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened"
                 );
-                let committed = match ask.as_mut().and_then(|ask| ask(&question)).as_deref() {
-                    Some("COMMITTED") => true,
-                    Some("NOT COMMITTED") => false,
-                    _ => {
-                        return Err(Refusal::declined(format!(
-                            "the transaction ending in step `{at}` has no gate query to tell whether its COMMIT happened, and nobody said (at a terminal, --resume asks: look in the database, then type COMMITTED or NOT COMMITTED)"
-                        )));
-                    }
-                };
+                let committed = operator_says(&mut ask, &why, "COMMITTED")?;
                 runner
                     .record_resolution(u.position, &u.connection, committed, "operator")
-                    .map_err(|e| Refusal::database(e.to_string()))?;
+                    .map_err(Refusal::database)?;
                 committed
             }
             Err(e) => {
@@ -148,21 +140,11 @@ pub async fn settle(
         let applied = match runner.resolve_statement(position).await {
             Ok(Some(applied)) => applied,
             Ok(None) => {
-                let question = format!(
-                    "No check follows {which} to tell whether it was applied.\nLook in the database, then type APPLIED or NOT APPLIED: "
-                );
-                let applied = match ask.as_mut().and_then(|ask| ask(&question)).as_deref() {
-                    Some("APPLIED") => true,
-                    Some("NOT APPLIED") => false,
-                    _ => {
-                        return Err(Refusal::declined(format!(
-                            "no check follows {which} to tell whether it was applied, and nobody said (at a terminal, --resume asks: look in the database, then type APPLIED or NOT APPLIED)"
-                        )));
-                    }
-                };
+                let why = format!("no check follows {which} to tell whether it was applied");
+                let applied = operator_says(&mut ask, &why, "APPLIED")?;
                 runner
                     .record_resolution(position, &connection, applied, "operator")
-                    .map_err(|e| Refusal::database(e.to_string()))?;
+                    .map_err(Refusal::database)?;
                 applied
             }
             Err(e) => {
@@ -179,6 +161,21 @@ pub async fn settle(
         }
     }
     Ok(())
+}
+
+/// The operator's answer, at the terminal, to what no check can tell
+/// (`why`): `WORD` (true) or `NOT WORD` (false); anything else, or no
+/// terminal, stops the resume (exit 4).
+fn operator_says(ask: &mut Option<Ask<'_>>, why: &str, word: &str) -> Result<bool, Refusal> {
+    let mut question = format!("{why}.\nLook in the database, then type {word} or NOT {word}: ");
+    question[..1].make_ascii_uppercase();
+    match ask.as_mut().and_then(|ask| ask(&question)) {
+        Some(answer) if answer == word => Ok(true),
+        Some(answer) if answer.strip_prefix("NOT ") == Some(word) => Ok(false),
+        _ => Err(Refusal::declined(format!(
+            "{why}, and nobody said (at a terminal, --resume asks: look in the database, then type {word} or NOT {word})"
+        ))),
+    }
 }
 
 #[cfg(test)]
