@@ -379,3 +379,98 @@ async fn the_point_info_example_is_doc_tested_on_sqld_and_leaves_nothing() {
         Some("0")
     );
 }
+
+#[tokio::test]
+async fn a_session_lost_inside_a_transaction_runs_nothing_more_in_autocommit() {
+    let Some(mut s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    run(&mut *db, "CREATE TABLE t (x INTEGER)").await;
+    run(&mut *db, "BEGIN").await;
+    run(&mut *db, "INSERT INTO t VALUES (1)").await;
+    // The server goes away with the stream, and the transaction with it.
+    s.restart();
+    let write = Shape {
+        kind: StatementKind::Write,
+        returns_rows: false,
+    };
+    let lost = db.run("INSERT INTO t VALUES (2)", write).await.unwrap_err();
+    assert!(lost.message.contains("server"), "{lost}");
+    let after = db.run("INSERT INTO t VALUES (3)", write).await.unwrap_err();
+    assert!(after.message.contains("not sent"), "{after}");
+    let rollback = Shape {
+        kind: StatementKind::Rollback,
+        returns_rows: false,
+    };
+    db.run("ROLLBACK", rollback).await.unwrap();
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("0"));
+    // After the runner's ROLLBACK, the connection works again.
+    run(&mut *db, "INSERT INTO t VALUES (4)").await;
+    assert_eq!(count(&s.url, "t").await.as_deref(), Some("1"));
+}
+
+/// A server on loopback answering every request with `body` (HTTP 200),
+/// for as long as the test lives; its URL.
+fn fake_server(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen);
+                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if rest.len() >= length {
+                        break;
+                    }
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_server_that_answers_wrong_is_never_believed() {
+    let one = r#"{"type":"ok","response":{"type":"execute","result":{"cols":[{"name":"n"}],"rows":[[{"type":"integer","value":"1"}]],"affected_row_count":0}}}"#;
+    let autocommit = r#"{"type":"ok","response":{"type":"get_autocommit","is_autocommit":true}}"#;
+    let elsewhere = format!(
+        r#"{{"baton":"b","base_url":"http://198.51.100.7:8080","results":[{one},{autocommit}]}}"#
+    );
+    let short = format!(r#"{{"baton":"b","base_url":null,"results":[{one}]}}"#);
+    let bad_integer = format!(
+        r#"{{"baton":"b","results":[{},{autocommit}]}}"#,
+        one.replace(r#""1""#, r#""12x""#)
+    );
+    let cases = [
+        (elsewhere, "not followed"),
+        (short, "one result for each"),
+        (bad_integer, "cannot be read"),
+        ("<html>not json</html>".to_string(), "one result for each"),
+    ];
+    for (body, said) in cases {
+        let url = fake_server(body.clone());
+        let refused = engine::connect(&url, Open::Create).await.err();
+        let message = refused.map(|e| e.message).unwrap_or_default();
+        assert!(message.contains(said), "{body}: {message}");
+    }
+}

@@ -43,6 +43,7 @@ pub fn targets(dir: &Path, name: &str) -> Vec<(Dialect, String)> {
 /// (`scripts/test-servers` sets it).
 pub struct Sqld {
     child: std::process::Child,
+    args: Vec<String>,
     /// Its URL (`http://127.0.0.1:PORT`).
     pub url: String,
     /// Its data folder.
@@ -76,26 +77,53 @@ pub fn sqld(args: &[&str]) -> Option<Sqld> {
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let child = std::process::Command::new(binary)
-        .args(["--db-path", dir.path().join("data").to_str().unwrap()])
-        .args(["--http-listen-addr", &address, "--no-welcome"])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("RUNBOOK_TEST_SQLD starts");
-    let server = Sqld {
-        child,
+    let mut all: Vec<String> = vec![
+        binary,
+        "--db-path".into(),
+        dir.path().join("data").to_str().unwrap().into(),
+        "--http-listen-addr".into(),
+        address.clone(),
+        "--no-welcome".into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let mut server = Sqld {
+        child: start_sqld(&all),
+        args: all,
         url: format!("http://{address}"),
         dir,
     };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&address).is_ok() {
-            return Some(server);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    server.wait();
+    Some(server)
+}
+
+fn start_sqld(args: &[String]) -> std::process::Child {
+    std::process::Command::new(&args[0])
+        .args(&args[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("RUNBOOK_TEST_SQLD starts")
+}
+
+impl Sqld {
+    /// Kills the server and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = start_sqld(&self.args);
+        self.wait();
     }
-    panic!("sqld did not start on {address}");
+
+    fn wait(&mut self) {
+        let address = self.url.trim_start_matches("http://").to_string();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("sqld did not start on {address}");
+    }
 }
 
 /// The PostgreSQL server's URL, when configured.

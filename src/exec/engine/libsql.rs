@@ -38,13 +38,20 @@ const LEASE_SECONDS: i64 = 30;
 const RENEW: Duration = Duration::from_secs(5);
 /// The longest a request may take, a statement included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest a lease's request may take.
+const LEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long closing a connection waits for its stream to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The largest answer read (a query's rows all arrive at once).
 const ANSWER_LIMIT: u64 = 1 << 30;
 
 /// A connection to a libSQL server.
 pub struct LibsqlDatabase {
     jobs: mpsc::Sender<Job>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    /// Says the worker has closed the stream and ended.
+    done: Option<mpsc::Receiver<()>>,
+    /// Whether a statement was abandoned on it ([`Database::terminate`]).
+    abandoned: bool,
     /// The server's address (`host:port`), which names the database.
     address: String,
     keep: usize,
@@ -82,22 +89,48 @@ struct Answer {
 struct Hrana {
     agent: ureq::Agent,
     base: String,
+    /// `scheme://host:port` of the URL given: a `base_url` the server
+    /// names elsewhere is never followed (the token would go there).
+    origin: String,
     token: Option<String>,
     baton: Option<String>,
+    /// Whether the stream holds an open transaction, as the server said
+    /// after the last statement (`get_autocommit`).
+    in_transaction: bool,
+    /// Whether the stream ended while it held a transaction (expired,
+    /// dropped, unreachable): the server rolled the transaction back, and
+    /// no statement but the runner's ROLLBACK is sent until it has
+    /// heard so, lest the rest of the transaction run in autocommit.
+    lost: bool,
 }
 
 impl Hrana {
-    fn new(base: String, token: Option<String>) -> Hrana {
+    /// A client of the server at `base`, whose requests take at most
+    /// `timeout`.
+    fn new(base: String, token: Option<String>, timeout: Duration) -> Hrana {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
+            .timeout_global(Some(timeout))
             .build()
             .new_agent();
+        let origin = origin(&base);
         Hrana {
             agent,
             base,
+            origin,
             token,
             baton: None,
+            in_transaction: false,
+            lost: false,
+        }
+    }
+
+    /// Forgets the stream; one that held a transaction is lost.
+    fn forget(&mut self) {
+        self.baton = None;
+        if self.in_transaction {
+            self.lost = true;
+            self.in_transaction = false;
         }
     }
 
@@ -108,31 +141,40 @@ impl Hrana {
         if close {
             requests.push(json!({"type": "close"}));
         }
+        let sent = requests.len();
         let body = json!({"baton": self.baton, "requests": requests}).to_string();
         let mut request = self
             .agent
-            .post(format!("{}/v2/pipeline", self.base))
+            .post(format!("{}/v3/pipeline", self.base))
             .header("Content-Type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request.send(body).map_err(|e| {
-            self.baton = None;
-            DbError::new(format!("cannot reach the libSQL server: {e}"))
-        })?;
+        let mut response = match request.send(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget();
+                return Err(DbError::new(format!("cannot reach the libSQL server: {e}")));
+            }
+        };
         let status = response.status().as_u16();
-        let text = response
+        let text = match response
             .body_mut()
             .with_config()
             .limit(ANSWER_LIMIT)
             .read_to_string()
-            .map_err(|e| {
-                self.baton = None;
-                DbError::new(format!("cannot read the libSQL server's answer: {e}"))
-            })?;
+        {
+            Ok(text) => text,
+            Err(e) => {
+                self.forget();
+                return Err(DbError::new(format!(
+                    "cannot read the libSQL server's answer: {e}"
+                )));
+            }
+        };
         let answer: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
         if status != 200 {
-            self.baton = None;
+            self.forget();
             let message = answer["message"]
                 .as_str()
                 .or(answer["error"].as_str())
@@ -146,14 +188,23 @@ impl Hrana {
                 _ => message,
             }));
         }
-        self.baton = answer["baton"].as_str().map(str::to_string);
+        let Some(results) = answer["results"].as_array().filter(|r| r.len() == sent) else {
+            self.forget();
+            return Err(DbError::new(format!(
+                "the libSQL server's answer does not hold one result for each of the {sent} requests sent"
+            )));
+        };
         if let Some(base) = answer["base_url"].as_str().filter(|b| !b.is_empty()) {
+            if origin(base) != self.origin {
+                self.forget();
+                return Err(DbError::new(
+                    "the libSQL server sent the session to another server; not followed (the auth token would go there)",
+                ));
+            }
             self.base = base.trim_end_matches('/').to_string();
         }
-        match answer["results"].as_array() {
-            Some(results) => Ok(results.clone()),
-            None => Err(DbError::new("the libSQL server's answer holds no results")),
-        }
+        self.baton = answer["baton"].as_str().map(str::to_string);
+        Ok(results.clone())
     }
 
     /// Runs `statements` one request at a time on the stream, keeping it
@@ -161,16 +212,7 @@ impl Hrana {
     fn run(&mut self, statements: Vec<(String, Vec<Json>)>) -> Vec<Result<Answer, DbError>> {
         let mut out = Vec::with_capacity(statements.len());
         for (sql, args) in statements {
-            let request =
-                json!({"type": "execute", "stmt": {"sql": sql, "args": args, "want_rows": true}});
-            let answer = self
-                .pipeline(vec![request], false)
-                .and_then(|mut results| match results.pop() {
-                    Some(result) => read_result(result),
-                    None => Err(DbError::new(
-                        "the libSQL server did not answer the statement",
-                    )),
-                });
+            let answer = self.execute(&sql, args);
             let failed = answer.is_err();
             out.push(answer);
             if failed {
@@ -178,6 +220,33 @@ impl Hrana {
             }
         }
         out
+    }
+
+    /// Runs one statement on the stream, and asks whether a transaction
+    /// is open after it.
+    fn execute(&mut self, sql: &str, args: Vec<Json>) -> Result<Answer, DbError> {
+        if self.lost {
+            // The server rolled the transaction back with the stream: the
+            // runner's ROLLBACK is what it already did.
+            if crate::sql::classify(sql, Dialect::Libsql).0 == StatementKind::Rollback {
+                self.lost = false;
+                return Ok(Answer::default());
+            }
+            return Err(DbError::new(
+                "not sent: the libSQL server ended the session while a transaction was open on it, and rolled that transaction back",
+            ));
+        }
+        let request =
+            json!({"type": "execute", "stmt": {"sql": sql, "args": args, "want_rows": true}});
+        let mut results = self.pipeline(vec![request, json!({"type": "get_autocommit"})], false)?;
+        let autocommit = results.pop().unwrap_or_default();
+        if let Some(open) = autocommit["response"]["is_autocommit"]
+            .as_bool()
+            .map(|a| !a)
+        {
+            self.in_transaction = open;
+        }
+        read_result(results.pop().unwrap_or_default())
     }
 
     /// Sends nothing on the stream, which keeps it alive.
@@ -192,18 +261,13 @@ impl Hrana {
         if self.baton.is_some() {
             let _ = self.pipeline(Vec::new(), true);
         }
-        self.baton = None;
+        self.forget();
     }
 
     /// Runs `sql` with `args` on a stream of its own, closed at once (the
     /// lease's statements, outside the run's transaction).
     fn alone(&self, sql: &str, args: &[Json]) -> Result<Answer, DbError> {
-        let mut other = Hrana {
-            agent: self.agent.clone(),
-            base: self.base.clone(),
-            token: self.token.clone(),
-            baton: None,
-        };
+        let mut other = Hrana::new(self.base.clone(), self.token.clone(), LEASE_TIMEOUT);
         let request =
             json!({"type": "execute", "stmt": {"sql": sql, "args": args, "want_rows": true}});
         let mut results = other.pipeline(vec![request], true)?;
@@ -284,6 +348,13 @@ impl Drop for Renewal {
             let _ = t.join();
         }
     }
+}
+
+/// `scheme://authority` of a URL, lower-cased.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
 /// A text argument.
@@ -399,14 +470,19 @@ impl LibsqlDatabase {
             .or_else(|| std::env::var("LIBSQL_AUTH_TOKEN").ok())
             .filter(|t| !t.is_empty());
         let (jobs, inbox) = mpsc::channel::<Job>();
-        let hrana = Hrana::new(base.clone(), token.clone());
-        let worker = std::thread::Builder::new()
+        let (ended, done) = mpsc::channel::<()>();
+        let hrana = Hrana::new(base.clone(), token.clone(), REQUEST_TIMEOUT);
+        std::thread::Builder::new()
             .name("libsql".into())
-            .spawn(move || work(hrana, inbox))
+            .spawn(move || {
+                work(hrana, inbox);
+                let _ = ended.send(());
+            })
             .map_err(|e| DbError::new(format!("cannot start the libSQL connection: {e}")))?;
         let mut db = LibsqlDatabase {
             jobs,
-            worker: Some(worker),
+            done: Some(done),
+            abandoned: false,
             address,
             keep: 0,
             lease: None,
@@ -479,13 +555,16 @@ fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
     }
 }
 
+/// Closes the stream and gives the lease up; waits a little for the
+/// stream's close, never for a statement still running on the server
+/// (an abandoned one: the server rolls its transaction back when it ends).
 impl Drop for LibsqlDatabase {
     fn drop(&mut self) {
         self.lease = None;
         let (jobs, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.jobs, jobs));
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        if let Some(done) = self.done.take().filter(|_| !self.abandoned) {
+            let _ = done.recv_timeout(CLOSE_WAIT);
         }
     }
 }
@@ -626,7 +705,7 @@ impl Database for LibsqlDatabase {
         if !taken {
             return Ok(Some("another run".into()));
         }
-        let hrana = Hrana::new(self.server.0.clone(), self.server.1.clone());
+        let hrana = Hrana::new(self.server.0.clone(), self.server.1.clone(), LEASE_TIMEOUT);
         self.lease = Some(renew(hrana, lease, key, token, self.lease_lost.clone()));
         Ok(None)
     }
@@ -638,6 +717,7 @@ impl Database for LibsqlDatabase {
     /// Drops the stream: the server rolls its transaction back when the
     /// statement running on it ends (or when the stream expires).
     async fn terminate(&mut self) {
+        self.abandoned = true;
         let _ = self.jobs.send(Job::Abandon);
     }
 }
