@@ -42,6 +42,13 @@ pub struct Syntax {
     pub bracket_identifiers: bool,
     /// `\` escapes in `'...'` by default.
     pub backslash_escapes: bool,
+    /// Compound statements stand alone outside a routine (`IF`, `WHILE`,
+    /// `LOOP`, `REPEAT`, `FOR`, `label: BEGIN`, `BEGIN NOT ATOMIC`): MySQL's.
+    pub compound_statements: bool,
+    /// A trigger's `BEGIN` may follow a value (`WHEN x BEGIN`): SQLite's.
+    pub begin_after_value: bool,
+    /// `/*! ... */` comments are run as SQL: MySQL's.
+    pub executable_comments: bool,
     /// `$a`, `@a`, `:a`, `#a` are parameters (`$a(...)` runs to the next
     /// space or `)`).
     pub prefixed_parameters: bool,

@@ -14,6 +14,8 @@ impl Rules for Mysql {
             double_quoted_strings: true,
             backtick_identifiers: true,
             backslash_escapes: true,
+            compound_statements: true,
+            executable_comments: true,
             ..Syntax::default()
         }
     }

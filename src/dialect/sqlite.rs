@@ -12,6 +12,7 @@ impl Rules for Sqlite {
             backtick_identifiers: true,
             bracket_identifiers: true,
             prefixed_parameters: true,
+            begin_after_value: true,
             ..Syntax::default()
         }
     }

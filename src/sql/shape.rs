@@ -50,7 +50,7 @@ pub fn template_problems(text: &str, dialect: Dialect) -> Vec<Problem> {
                 "a name from a value is written `{{ name | ident }}`, which quotes it whole",
             ),
             TokenKind::BlockComment
-                if dialect == Dialect::Mysql
+                if dialect.rules().syntax().executable_comments
                     && (text[t.start..].starts_with("/*!")
                         || text[t.start..].starts_with("/*M!")) =>
             {

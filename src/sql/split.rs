@@ -146,7 +146,7 @@ fn compound(text: &str, tokens: &[Token], dialect: Dialect) -> bool {
             )
         });
     }
-    if dialect != Dialect::Mysql {
+    if !dialect.rules().syntax().compound_statements {
         return false;
     }
     let second = words.get(1).map(String::as_str).unwrap_or("");
@@ -243,7 +243,8 @@ impl Body {
             Some("BEGIN")
                 if self.open.last() == Some(&true)
                     || after_value(tokens, i)
-                        && !(dialect == Dialect::Sqlite && self.open.is_empty()) =>
+                        && !(dialect.rules().syntax().begin_after_value
+                            && self.open.is_empty()) =>
             {
                 ""
             }
@@ -257,7 +258,7 @@ impl Body {
                 "BEGIN" => self.open.push(false),
                 "CASE" => self.open.push(!at_statement),
                 "IF" | "WHILE" | "LOOP" | "REPEAT" | "FOR"
-                    if dialect == Dialect::Mysql && at_statement =>
+                    if dialect.rules().syntax().compound_statements && at_statement =>
                 {
                     self.open.push(false)
                 }
