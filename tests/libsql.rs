@@ -312,7 +312,14 @@ async fn ctrl_c_during_a_statement_rolls_back_and_frees_the_database() {
         .args(["-INT", &pid])
         .status()
         .unwrap();
+    let signalled = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
+    // At once: not when the statement ends on the server (about 20 s).
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        signalled.elapsed()
+    );
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -408,9 +415,9 @@ async fn a_session_lost_inside_a_transaction_runs_nothing_more_in_autocommit() {
     assert_eq!(count(&s.url, "t").await.as_deref(), Some("1"));
 }
 
-/// A server on loopback answering every request with `body` (HTTP 200),
-/// for as long as the test lives; its URL.
-fn fake_server(body: String) -> String {
+/// A server on loopback answering each request (its body) with what
+/// `answer` says (status, body), for as long as the test lives; its URL.
+fn serve(answer: impl Fn(&str) -> (u16, String) + Send + 'static) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -419,6 +426,7 @@ fn fake_server(body: String) -> String {
             let mut stream = stream;
             let mut seen = Vec::new();
             let mut buf = [0u8; 4096];
+            let mut body = String::new();
             while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
                     break;
@@ -435,18 +443,96 @@ fn fake_server(body: String) -> String {
                         })
                         .unwrap_or(0);
                     if rest.len() >= length {
+                        body = rest.to_string();
                         break;
                     }
                 }
             }
+            let (status, text) = answer(&body);
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
             );
         }
     });
     url
+}
+
+/// A server on loopback answering every request with `body` (HTTP 200).
+fn fake_server(body: String) -> String {
+    serve(move |_| (200, body.clone()))
+}
+
+/// A proxy to the libSQL server at `upstream` that forwards everything and
+/// answers the second COMMIT, once the server has run it, with a proxy's
+/// 502.
+fn losing_commit_answers(upstream: String) -> String {
+    let commits = std::sync::atomic::AtomicUsize::new(0);
+    serve(move |body| {
+        let mut response = ureq::post(format!("{upstream}/v3/pipeline"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        if body.contains("\"COMMIT")
+            && commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        {
+            (502, "bad gateway".to_string())
+        } else {
+            (200, text)
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_is_unknown_and_the_resume_never_applies_it_twice() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{TABLE}```sql {{#pay}}\nBEGIN;\nUPDATE accounts SET balance = balance + 100 WHERE id = 1;\n-- @expect 1\nSELECT balance AS b FROM accounts WHERE id = 1;\n-- @assert b == 110\nCOMMIT;\n```\n\n```sql {{#after expect=1}}\nSELECT 1;\n```\n"
+    );
+    let path = common::runbook(dir.path(), "lost", Dialect::Sqlite, "", &body);
+    let proxy = losing_commit_answers(s.url.clone());
+    let (code, out) = common::exec(&path, &proxy, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("whether it happened is unknown"), "{out}");
+    assert!(
+        out.contains("perhaps the transaction of step `pay`"),
+        "{out}"
+    );
+    assert!(out.contains("--resume"), "{out}");
+    let mut db = connect(&s.url).await;
+    let balance = "SELECT balance FROM accounts WHERE id = 1";
+    assert_eq!(value(&mut *db, balance).await.as_deref(), Some("110"));
+    // The resume asks the transaction's gate, which holds: the COMMIT
+    // happened, and it is not made again.
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--resume", "latest"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("its gates hold"), "{out}");
+    assert_eq!(value(&mut *db, balance).await.as_deref(), Some("110"));
+}
+
+#[tokio::test]
+async fn a_doc_test_refuses_a_libsql_server_that_holds_tables_and_leaves_them() {
+    let Some(s) = server() else { return };
+    let mut db = connect(&s.url).await;
+    run(&mut *db, "CREATE TABLE point_info (kept TEXT)").await;
+    run(&mut *db, "INSERT INTO point_info VALUES ('mine')").await;
+    let db_arg = format!("sqlite={}", s.url);
+    let (code, out) = common::cli(&["test", "runbooks/point-info-recovery.md", "--db", &db_arg]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("needs an empty one"), "{out}");
+    assert_eq!(
+        value(&mut *db, "SELECT group_concat(kept) FROM point_info")
+            .await
+            .as_deref(),
+        Some("mine")
+    );
+    assert_eq!(
+        objects(&s.url).await,
+        ["point_info", "runbook_compile_lock"]
+    );
 }
 
 #[tokio::test]
@@ -473,4 +559,29 @@ async fn a_server_that_answers_wrong_is_never_believed() {
         let message = refused.map(|e| e.message).unwrap_or_default();
         assert!(message.contains(said), "{body}: {message}");
     }
+}
+
+#[tokio::test]
+async fn a_transaction_held_open_by_a_long_step_commits_while_the_run_lock_is_renewed() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Longer than the server keeps an idle stream, and than a write
+    // transaction may wait on another writer (the lease's renewals).
+    let body = format!(
+        "{TABLE}```sql {{#open}}\nBEGIN;\nUPDATE accounts SET balance = balance + 1 WHERE id = 1;\n-- @expect 1\n```\n\n```bash {{#wait}}\nsleep 14\n```\n\n```sql {{#close}}\nUPDATE accounts SET balance = balance + 1 WHERE id = 1;\n-- @expect 1\nCOMMIT;\n```\n"
+    );
+    let path = common::runbook(dir.path(), "long", Dialect::Sqlite, "", &body);
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut db = connect(&s.url).await;
+    assert_eq!(
+        value(&mut *db, "SELECT balance FROM accounts WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("12")
+    );
+    assert_eq!(
+        count(&s.url, "runbook_compile_lock").await.as_deref(),
+        Some("0")
+    );
 }

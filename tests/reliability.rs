@@ -770,3 +770,38 @@ fn in_production_the_operator_types_the_database_name_at_the_terminal() {
         assert!(shown.contains("This runbook runs in PRODUCTION"), "{shown}");
     }
 }
+
+#[test]
+fn a_resume_redoes_a_transaction_from_its_begin_even_past_a_shell_step_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let runbook = write(
+        dir.path(),
+        "inside.md",
+        "---\nid: inside\nparams:\n  who: int\n---\n# Inside\n\n```sql {#setup}\nCREATE TABLE acct (id INT PRIMARY KEY, bal INT);\nINSERT INTO acct VALUES (1, 10), (2, 20);\n```\n\n```sql {#pay}\nBEGIN;\nUPDATE acct SET bal = bal + 1 WHERE id = 1;\n-- @expect 1\n```\n\n```bash {#wait}\ntrue\n```\n\n```sql {#pay2}\nUPDATE acct SET bal = bal + 100 WHERE id = {{ who }};\n-- @expect 1\nCOMMIT;\n```\n",
+    );
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--param", "who=7"],
+    ));
+    assert_eq!(code, Some(1), "{out}");
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest", "--param", "who=2"],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    // The whole transaction ran again, once: alice's +1 with bob's +100.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bal = rt.block_on(async {
+        let mut db = SqlxDatabase::connect(Dialect::Sqlite, &url).await.unwrap();
+        common::value(&mut db, "SELECT group_concat(bal, ' ') FROM acct").await
+    });
+    assert_eq!(bal.as_deref(), Some("11 120"), "{out}");
+}

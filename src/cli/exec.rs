@@ -416,8 +416,26 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
         ));
     }
     let mut rolled_back = Vec::new();
+    // COMMITs sent with no answer yet: (step, connection).
+    let mut unconfirmed: Vec<(usize, String)> = Vec::new();
     for e in events {
         match e {
+            Event::Committing {
+                step, connection, ..
+            } if !dry_run => unconfirmed.push((*step, connection.clone())),
+            Event::Committed { connection, .. } | Event::RolledBack { connection, .. }
+                if unconfirmed.iter().any(|(_, c)| c == connection) =>
+            {
+                unconfirmed.retain(|(_, c)| c != connection);
+                if let Event::RolledBack { reason, .. } = e {
+                    rolled_back.push(format!("the open transaction on `{connection}` ({reason})"));
+                } else if let Event::Committed { step, .. } = e {
+                    committed.push(format!(
+                        "the transaction of step `{}` on `{connection}`",
+                        plan.steps[*step].id
+                    ));
+                }
+            }
             Event::Committed {
                 step, connection, ..
             }
@@ -458,6 +476,12 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
             }
             _ => {}
         }
+    }
+    for (step, connection) in unconfirmed {
+        committed.push(format!(
+            "perhaps the transaction of step `{}` on `{connection}` (its COMMIT was sent and no answer came back; the resume below settles it)",
+            plan.steps[step].id
+        ));
     }
     let list = |items: &[String], none: &str| {
         if items.is_empty() {

@@ -314,6 +314,9 @@ async fn build_and_run(
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
     for (n, c) in plan.connections.iter().enumerate() {
         let d = c.dialect;
+        let shared = servers.get(d).is_some_and(|admin| {
+            Dialect::of_url(admin).is_none_or(|s| s.rules().throwaway("t").is_none())
+        });
         let url = match servers.get(d) {
             None => d.rules().in_memory().unwrap_or_default().to_string(),
             // A server with no throwaway databases: its own, cleaned up
@@ -345,6 +348,27 @@ async fn build_and_run(
                 return Outcome::Broken(format!("cannot connect `{}`: {}", c.name, e.message));
             }
         };
+        // The server's own database holds nothing a doc test could take
+        // for its own, change or drop.
+        if shared && let Some(query) = db.dialect().rules().objects_query() {
+            let tables = Shape {
+                kind: StatementKind::Query,
+                returns_rows: true,
+            };
+            match db.run(query, tables).await {
+                Ok(o) if o.count == 0 => {}
+                Ok(o) => {
+                    return Outcome::Broken(format!(
+                        "the {} server's database holds {} tables, views, indexes or triggers: a doc test there needs an empty one, and leaves it empty",
+                        db.dialect(),
+                        o.count
+                    ));
+                }
+                Err(e) => {
+                    return Outcome::Broken(format!("cannot read `{}`: {}", c.name, e.message));
+                }
+            }
+        }
         if let Some(f) = &c.fixture {
             let path = dir.join(f);
             let loaded = tokio::select! {

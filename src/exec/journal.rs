@@ -697,7 +697,17 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let mut pending: Option<((usize, usize), String)> = None;
     // A statement outside a transaction that was sent and never answered.
     let mut unanswered: Option<(usize, usize)> = None;
+    // The connections whose transaction is open at this record: a shell
+    // step or a sign-off inside one is no checkpoint (a resume redoes the
+    // whole transaction, from its BEGIN).
+    let mut open: std::collections::HashSet<String> = std::collections::HashSet::new();
     for r in &records {
+        if matches!(
+            r["event"].as_str(),
+            Some("commit" | "rollback" | "commit_resolved")
+        ) {
+            open.remove(r["connection"].as_str().unwrap_or_default());
+        }
         if r["event"] == "rollback"
             && pending
                 .as_ref()
@@ -717,6 +727,17 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
             }),
             _ => false,
         };
+        if r["event"] == "statement"
+            && let StepBody::Sql {
+                statements,
+                connection,
+            } = &step.body
+            && statements
+                .get(i)
+                .is_some_and(|st| st.kind == crate::plan::StatementKind::Begin)
+        {
+            open.insert(connection.clone());
+        }
         match r["event"].as_str() {
             Some("running") if autocommit(i) => unanswered = Some((s, i)),
             Some("statement" | "refused" | "commit_resolved") if unanswered == Some((s, i)) => {
@@ -746,8 +767,10 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
                 })
             }
             (Some("commit"), _) => true,
-            (Some("shell"), _) => r["passed"] == true,
-            (Some("sign_off"), StepBody::SignOff { items }) if r["confirmed"] == true => {
+            (Some("shell"), _) => r["passed"] == true && open.is_empty(),
+            (Some("sign_off"), StepBody::SignOff { items })
+                if r["confirmed"] == true && open.is_empty() =>
+            {
                 let n = signed.entry(s).or_default();
                 *n += 1;
                 *n == items.len()

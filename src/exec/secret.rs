@@ -44,14 +44,23 @@ impl DbUrl {
             // user info may end at any `@`: each candidate is a secret (the
             // longest is replaced first, so the URL is redacted up to its
             // last `@`, and a driver's message quoting a piece of it is too).
+            // Over HTTP (libSQL) the user info itself would be the token.
+            let scheme = url
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let http = matches!(scheme.as_str(), "libsql" | "http" | "https");
             for (at, _) in rest.match_indices('@') {
-                if let Some((_, password)) = rest[..at].split_once(':') {
-                    found.push(password.to_string());
+                match rest[..at].split_once(':') {
+                    Some((_, password)) => found.push(password.to_string()),
+                    None if http => found.push(rest[..at].to_string()),
+                    None => {}
                 }
             }
         }
-        if let Some((_, query)) = url.split_once('?') {
-            for pair in query.split('&') {
+        if let Some((_, query)) = url.split_once(['?', '#']) {
+            for pair in query.split(['&', '#', '?']) {
                 if let Some((key, v)) = pair.split_once('=') {
                     let key = key.to_ascii_lowercase();
                     if matches!(key.as_str(), "password" | "pass" | "pwd" | "jwt")
@@ -180,6 +189,14 @@ mod tests {
         let token = DbUrl::new("libsql://db.turso.io?authToken=eyJ.abc.def");
         assert_eq!(token.redacted(), "libsql://db.turso.io?authToken=***");
         assert!(token.has_password());
+        for url in [
+            "http://eyJ.abc.def@127.0.0.1:8080",
+            "http://127.0.0.1:8080#authToken=eyJ.abc.def",
+        ] {
+            assert!(!DbUrl::new(url).redacted().contains("eyJ.abc"), "{url}");
+        }
+        let user = DbUrl::new("postgres://ops@db/x");
+        assert_eq!(user.redacted(), "postgres://ops@db/x");
         let none = DbUrl::new("sqlite://runbooks/x.db?mode=rwc");
         assert_eq!(none.redacted(), "sqlite://runbooks/x.db?mode=rwc");
         assert!(!format!("{u:?}").contains("s3cr"));

@@ -55,14 +55,10 @@ pub struct LibsqlDatabase {
     /// The server's address (`host:port`), which names the database.
     address: String,
     keep: usize,
-    /// The lease's renewal, while a run lock is held.
-    lease: Option<Renewal>,
     /// Set when the lease could not be renewed: the run stops.
     lease_lost: Arc<AtomicBool>,
     /// Whether it may create what it needs (the lock table).
     creates: bool,
-    /// The base URL and token, for the lease's own requests.
-    server: (String, Option<String>),
 }
 
 /// One piece of work for the worker thread that owns the stream.
@@ -75,6 +71,30 @@ enum Job {
     },
     /// Drops the stream: the server rolls its open transaction back.
     Abandon,
+    /// Holds the run lock's lease: renews it on the stream between
+    /// statements, and gives it up when the connection closes.
+    Hold(Held),
+}
+
+/// A lease held: its statements, key and token.
+struct Held {
+    lease: crate::dialect::Lease,
+    key: String,
+    token: String,
+    /// When it was last renewed.
+    renewed: std::time::Instant,
+    /// Set when it could not be renewed in time, or another run took it.
+    lost: Arc<AtomicBool>,
+}
+
+impl Held {
+    fn args(&self, seconds: bool) -> Vec<Json> {
+        let mut args = vec![text(&self.key), text(&self.token)];
+        if seconds {
+            args.push(int(LEASE_SECONDS));
+        }
+        args
+    }
 }
 
 /// What the server answered to one statement.
@@ -125,6 +145,15 @@ impl Hrana {
         }
     }
 
+    /// `text` with the auth token blanked out: a server or a proxy may echo
+    /// the request's headers in its message.
+    fn scrub(&self, text: String) -> String {
+        match &self.token {
+            Some(token) if !token.is_empty() => text.replace(token.as_str(), "***"),
+            _ => text,
+        }
+    }
+
     /// Forgets the stream; one that held a transaction is lost.
     fn forget(&mut self) {
         self.baton = None;
@@ -154,7 +183,9 @@ impl Hrana {
             Ok(r) => r,
             Err(e) => {
                 self.forget();
-                return Err(DbError::new(format!("cannot reach the libSQL server: {e}")));
+                return Err(DbError::new(
+                    self.scrub(format!("cannot reach the libSQL server: {e}")),
+                ));
             }
         };
         let status = response.status().as_u16();
@@ -182,11 +213,19 @@ impl Hrana {
                     || format!("the libSQL server answered HTTP {status}"),
                     str::to_string,
                 );
-            return Err(DbError::new(match answer["code"].as_str() {
+            let code = answer["code"].as_str();
+            let mut error = DbError::new(self.scrub(match code {
                 Some("STREAM_EXPIRED") => "the libSQL server ended the session (its stream expired after 10 s without a request): a transaction open on it is rolled back".to_string(),
                 _ if status == 401 || status == 403 => format!("the libSQL server refused the auth token (HTTP {status}): {message}"),
                 _ => message,
             }));
+            // The server's own refusal: nothing ran. Anything else (a
+            // proxy's 502, a server error) leaves it unknown.
+            if (400..500).contains(&status) {
+                error.sqlstate =
+                    Some(code.map_or_else(|| format!("HTTP {status}"), str::to_string));
+            }
+            return Err(error);
         }
         let Some(results) = answer["results"].as_array().filter(|r| r.len() == sent) else {
             self.forget();
@@ -246,7 +285,10 @@ impl Hrana {
         {
             self.in_transaction = open;
         }
-        read_result(results.pop().unwrap_or_default())
+        read_result(results.pop().unwrap_or_default()).map_err(|mut e| {
+            e.message = self.scrub(e.message);
+            e
+        })
     }
 
     /// Sends nothing on the stream, which keeps it alive.
@@ -303,10 +345,16 @@ fn read_result(result: Json) -> Result<Answer, DbError> {
         let values = row.as_array().map(Vec::as_slice).unwrap_or_default();
         rows.push(values.iter().map(value).collect::<Result<Vec<_>, _>>()?);
     }
+    let Some(affected) = r["affected_row_count"].as_u64() else {
+        return Err(DbError::new(format!(
+            "the libSQL server sent a count that cannot be read: {}",
+            r["affected_row_count"]
+        )));
+    };
     Ok(Answer {
         columns,
         rows,
-        affected: r["affected_row_count"].as_u64().unwrap_or(0),
+        affected,
     })
 }
 
@@ -335,19 +383,11 @@ fn value(v: &Json) -> Result<Value, DbError> {
     })
 }
 
-/// The lease of a run lock, renewed by a thread of its own until dropped.
-struct Renewal {
-    stop: mpsc::Sender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        let _ = self.stop.send(());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Why nothing more is sent once the lease is lost.
+fn lease_lost() -> DbError {
+    DbError::new(
+        "not sent: the run lock's lease on the libSQL server could not be renewed, so another run may hold it",
+    )
 }
 
 /// `scheme://authority` of a URL, lower-cased.
@@ -367,50 +407,6 @@ fn int(n: i64) -> Json {
     json!({"type": "integer", "value": n.to_string()})
 }
 
-/// Renews the lease `key` of `token` every few seconds until the returned
-/// [`Renewal`] is dropped, then gives it up. When no renewal went through
-/// for longer than the lease lasts, or the lease is another's, `lost` is
-/// set.
-fn renew(
-    hrana: Hrana,
-    lease: crate::dialect::Lease,
-    key: String,
-    token: String,
-    lost: Arc<AtomicBool>,
-) -> Renewal {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let flag = lost.clone();
-    let thread = std::thread::Builder::new()
-        .name("libsql-lease".into())
-        .spawn(move || {
-            let mut last = std::time::Instant::now();
-            let args = [text(&key), text(&token), int(LEASE_SECONDS)];
-            loop {
-                match stopped.recv_timeout(RENEW) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => match hrana.alone(lease.renew, &args) {
-                        Ok(a) if a.affected == 1 => last = std::time::Instant::now(),
-                        Ok(_) => flag.store(true, Ordering::SeqCst),
-                        Err(_) => {
-                            let lasts = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
-                            if last.elapsed() + RENEW >= lasts {
-                                flag.store(true, Ordering::SeqCst);
-                            }
-                        }
-                    },
-                    _ => {
-                        let _ = hrana.alone(lease.release, &args[..2]);
-                        return;
-                    }
-                }
-            }
-        })
-        .ok();
-    if thread.is_none() {
-        lost.store(true, Ordering::SeqCst);
-    }
-    Renewal { stop, thread }
-}
-
 /// The HTTP base URL of `url`, and the server's address: `libsql://` is
 /// HTTPS unless `?tls=0`; a token or any other parameter in the URL is
 /// refused.
@@ -418,6 +414,11 @@ fn base_url(url: &str) -> Result<(String, String), DbError> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         DbError::new("a libSQL URL is libsql://HOST, http://HOST or https://HOST")
     })?;
+    if rest.contains('#') {
+        return Err(DbError::new(
+            "a libSQL URL takes no fragment (`#...`): give the auth token in RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN",
+        ));
+    }
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut tls = !scheme.eq_ignore_ascii_case("http");
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -471,7 +472,7 @@ impl LibsqlDatabase {
             .filter(|t| !t.is_empty());
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ended, done) = mpsc::channel::<()>();
-        let hrana = Hrana::new(base.clone(), token.clone(), REQUEST_TIMEOUT);
+        let hrana = Hrana::new(base, token, REQUEST_TIMEOUT);
         std::thread::Builder::new()
             .name("libsql".into())
             .spawn(move || {
@@ -485,10 +486,8 @@ impl LibsqlDatabase {
             abandoned: false,
             address,
             keep: 0,
-            lease: None,
             lease_lost: Arc::new(AtomicBool::new(false)),
             creates: open == Open::Create,
-            server: (base, token),
         };
         // Reach the server now, so that a wrong address or token is told
         // before anything runs.
@@ -538,18 +537,47 @@ impl LibsqlDatabase {
     }
 }
 
-/// The worker: runs jobs on the stream, and keeps it alive between them.
+/// The worker: runs jobs on the stream, keeps it alive between them, and
+/// renews the lease it holds. The lease is renewed on the run's own stream,
+/// inside the runbook's transaction when one is open: a second writer
+/// would make the server end that transaction (libSQL lets a write
+/// transaction wait for no one), and a renewal a rollback undoes is done
+/// again at once by the next one, before the lease runs out.
 fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
+    let mut held: Option<Held> = None;
     loop {
-        match inbox.recv_timeout(KEEPALIVE) {
+        let wait = held.as_ref().map_or(KEEPALIVE, |h| {
+            RENEW.saturating_sub(h.renewed.elapsed()).min(KEEPALIVE)
+        });
+        match inbox.recv_timeout(wait) {
             Ok(Job::Run { statements, reply }) => {
                 let _ = reply.send(hrana.run(statements));
             }
             Ok(Job::Abandon) => hrana.close(),
-            Err(mpsc::RecvTimeoutError::Timeout) => hrana.keepalive(),
+            Ok(Job::Hold(h)) => held = Some(h),
+            Err(mpsc::RecvTimeoutError::Timeout) if held.is_none() => hrana.keepalive(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 hrana.close();
+                if let Some(h) = &held {
+                    let _ = hrana.alone(h.lease.release, &h.args(false));
+                }
                 return;
+            }
+        }
+        if let Some(h) = held.as_mut().filter(|h| h.renewed.elapsed() >= RENEW) {
+            if hrana.lost {
+                continue;
+            }
+            match hrana.execute(h.lease.renew, h.args(true)) {
+                Ok(a) if a.affected == 1 => h.renewed = std::time::Instant::now(),
+                Ok(_) => h.lost.store(true, Ordering::SeqCst),
+                Err(_) => {
+                    let lasts = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
+                    if h.renewed.elapsed() + RENEW >= lasts {
+                        h.lost.store(true, Ordering::SeqCst);
+                    }
+                }
             }
         }
     }
@@ -560,7 +588,6 @@ fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
 /// (an abandoned one: the server rolls its transaction back when it ends).
 impl Drop for LibsqlDatabase {
     fn drop(&mut self) {
-        self.lease = None;
         let (jobs, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.jobs, jobs));
         if let Some(done) = self.done.take().filter(|_| !self.abandoned) {
@@ -577,9 +604,7 @@ impl Database for LibsqlDatabase {
 
     async fn run(&mut self, sql: &str, shape: Shape) -> Result<Outcome, DbError> {
         if self.lease_lost.load(Ordering::SeqCst) {
-            return Err(DbError::new(
-                "not sent: the run lock's lease on the libSQL server could not be renewed, so another run may hold it",
-            ));
+            return Err(lease_lost());
         }
         let mut answers = self.send(vec![(sql.to_string(), Vec::new())]).await;
         match answers.pop() {
@@ -594,6 +619,9 @@ impl Database for LibsqlDatabase {
         statements: &'s [(&'s str, Shape)],
     ) -> BoxStream<'s, Result<Outcome, DbError>> {
         futures_util::stream::once(async move {
+            if self.lease_lost.load(Ordering::SeqCst) {
+                return futures_util::stream::iter(vec![Err(lease_lost())]);
+            }
             let sent = statements
                 .iter()
                 .map(|(sql, _)| (sql.to_string(), Vec::new()))
@@ -705,8 +733,16 @@ impl Database for LibsqlDatabase {
         if !taken {
             return Ok(Some("another run".into()));
         }
-        let hrana = Hrana::new(self.server.0.clone(), self.server.1.clone(), LEASE_TIMEOUT);
-        self.lease = Some(renew(hrana, lease, key, token, self.lease_lost.clone()));
+        let held = Held {
+            lease,
+            key,
+            token,
+            renewed: std::time::Instant::now(),
+            lost: self.lease_lost.clone(),
+        };
+        if self.jobs.send(Job::Hold(held)).is_err() {
+            return Err(DbError::new("the libSQL connection ended"));
+        }
         Ok(None)
     }
 

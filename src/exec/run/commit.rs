@@ -219,6 +219,16 @@ impl Runner<'_> {
             failpoint(&format!("before-commit:{}", step.id));
         }
         if let Err(e) = self.send(connection, &wire, shape, None).await {
+            // No answer of the server's own (the connection dropped, a
+            // proxy failed, a timeout): the COMMIT may have happened. The
+            // journal keeps it unconfirmed, and a resume settles it.
+            if !self.options.dry_run && e.sqlstate.is_none() && e.mysql_number.is_none() {
+                self.open.remove(connection);
+                return Err(Stop::Db(format!(
+                    "{}: the COMMIT was sent and no answer came back ({}): whether it happened is unknown; a resume settles it by the transaction's gates, or asks",
+                    stmt.location, e.message
+                )));
+            }
             return Err(Stop::Db(format!(
                 "{}: COMMIT failed: {}",
                 stmt.location, e.message
