@@ -104,7 +104,8 @@ enum Command {
         /// Where the run journal goes (default: `.runbook/runs/` beside the runbook).
         #[arg(long, value_name = "DIR")]
         journal: Option<PathBuf>,
-        /// Who runs it, for the journal (default: `$USER`).
+        /// Who runs it, for the journal and the registry (default:
+        /// `RUNBOOK_OPERATOR`, else the login name).
         #[arg(long, value_name = "NAME")]
         operator: Option<String>,
         /// Rehearse: build each SQLite connection's new, empty database from
@@ -127,6 +128,25 @@ enum Command {
         /// Show each statement's whole text as it runs, not one cut line.
         #[arg(long)]
         show_sql: bool,
+        /// Run a plan the registry says already completed on a database;
+        /// the reason is recorded.
+        #[arg(long, value_name = "REASON")]
+        again: Option<String>,
+    },
+    /// The runs recorded in a database's registry (format section 19).
+    History {
+        /// The database, `NAME=URL`.
+        #[arg(long = "db", value_name = "NAME=URL", value_parser = name_value)]
+        db: (String, String),
+        /// Only this runbook's runs.
+        #[arg(long, value_name = "ID")]
+        runbook: Option<String>,
+        /// The registry's table name prefix (the runbook's `registry`).
+        #[arg(long, value_name = "PREFIX", default_value = "runbook_registry")]
+        registry: String,
+        /// Output format: a table, or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Publish the doc site with mdBook from DIR/book.toml.
     Book {
@@ -207,6 +227,7 @@ fn main() -> ExitCode {
             format,
             confirm_target,
             show_sql,
+            again,
         } => cli::exec::exec(cli::exec::ExecArgs {
             file: &file,
             dbs: &dbs,
@@ -221,6 +242,18 @@ fn main() -> ExitCode {
             json: format == Format::Json,
             confirm_target: &confirm_target,
             show_sql,
+            again: again.as_deref(),
+        }),
+        Command::History {
+            db,
+            runbook,
+            registry,
+            format,
+        } => cli::history::history(cli::history::HistoryArgs {
+            db: &db,
+            runbook: runbook.as_deref(),
+            registry: &registry,
+            json: format == Format::Json,
         }),
         Command::Book { dir, test_results } => book(&dir, test_results.as_deref()),
         Command::MdbookPreprocessor { args } => mdbook_preprocessor(&args),

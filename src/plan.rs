@@ -428,6 +428,11 @@ pub struct Transaction {
     pub confirm: bool,
 }
 
+/// Whether `n` is 0 (left out of the plan's JSON).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// The compiled runbook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -454,6 +459,15 @@ pub struct Plan {
     /// production the operator types the database name to start.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub environment: Option<String>,
+    /// The registry's table name prefix (`registry: runbook_registry`,
+    /// schema-qualified where the dialect has schemas): `exec` keeps its
+    /// record in each target database (format section 19).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub registry: Option<String>,
+    /// How many approvals by other operators the plan hash needs before a
+    /// real run (`approvals: N`); 0 for none.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub approvals: u32,
     /// SHA-256 (hex) of what runs.
     pub hash: String,
 }

@@ -325,6 +325,8 @@ pub struct ExecArgs<'a> {
     pub confirm_target: &'a [String],
     /// `--show-sql`: each statement's whole text as it runs.
     pub show_sql: bool,
+    /// `--again REASON`: run a plan hash the registry says completed.
+    pub again: Option<&'a str>,
 }
 
 /// `text` safe to print to the operator's terminal: control characters
@@ -586,6 +588,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         json,
         confirm_target,
         show_sql,
+        again,
     } = args;
     let (journal_flag, given_params) = (journal, given);
     let Some(plan) = compile_reported(file)? else {
@@ -722,10 +725,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 }
             }
         }
-        let operator = operator
-            .map(str::to_string)
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "unknown".to_string());
+        let operator = runbook_compile::exec::guard::operator_name(operator, |v| std::env::var(v).ok());
         let interactive = std::io::stdin().is_terminal();
         let terminal = Terminal { interactive };
         let mut ask = |prompt: &str| terminal.ask(prompt);
@@ -794,6 +794,31 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         for (name, before, now) in &changed {
             eprintln!("warning: parameter `{name}` is {now} now, and was {before} in the run being resumed: the rest of the run uses the new value (journaled)");
         }
+        // The registry's record of the run, before anything runs.
+        let recorder = if dry_run {
+            None
+        } else {
+            let run = runbook_compile::exec::registry::RunRow {
+                run_id: resume_point.as_ref().map_or(new_run_id.clone(), |(_, p)| p.run_id.clone()),
+                runbook: plan.id.clone(),
+                plan_hash: plan.hash.clone(),
+                operator: operator.clone(),
+                host: runbook_compile::exec::guard::host_name(),
+                params: serde_json::to_string(&journaled).unwrap_or_default(),
+                started_at: runbook_compile::exec::registry::now(),
+                ended_at: None,
+                outcome: "running".into(),
+                again: again.map(str::to_string),
+            };
+            match runbook_compile::exec::registry::open_run(&plan, &mut connections, &run, resume_point.is_some()).await {
+                Ok(recorder) => recorder,
+                Err(refusal) => {
+                    let scrubbed = urls.values().fold(refusal.message.clone(), |acc, url| url.scrub(&acc));
+                    eprintln!("error: {}; nothing ran", visible(&scrubbed));
+                    return Ok(refusal.exit_code());
+                }
+            }
+        };
         let first = match &resume_point {
             Some((_, point)) => Record::Resume {
                 operator: &operator,
@@ -890,6 +915,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 .size_checked()
                 .map_or(0, |(_, columns)| usize::from(columns)),
             mask: mask.clone(),
+            recorder,
         };
         info(
             json,

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod exec;
+pub mod history;
 pub mod test;
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT), SIGTERM

@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::{Assertion, Dialect, Expect, OnFail, ParamType, Plan, StepBody};
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[derive(Serialize)]
 struct Canonical<'a> {
     format_version: u32,
@@ -21,6 +25,10 @@ struct Canonical<'a> {
     targets: Vec<(&'a str, &'a str)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     environment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    approvals: u32,
     params: Vec<(&'a str, ParamType)>,
     steps: Vec<CanonicalStep<'a>>,
 }
@@ -82,6 +90,8 @@ pub fn plan_hash(plan: &Plan) -> String {
             .filter_map(|c| c.database.as_deref().map(|d| (c.name.as_str(), d)))
             .collect(),
         environment: plan.environment.as_deref(),
+        registry: plan.registry.as_deref(),
+        approvals: plan.approvals,
         params: plan
             .params
             .iter()

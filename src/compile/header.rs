@@ -55,6 +55,35 @@ impl Compiler<'_> {
                 }
             } else if key == "environment" {
                 self.environment = Some(attr.value.clone());
+            } else if key == "registry" {
+                if valid_registry(&attr.value) {
+                    self.registry = Some(attr.value.clone());
+                } else {
+                    let d = self.error(
+                        "bad-header",
+                        format!("registry `{}` is not a table name prefix", attr.value),
+                        attr.span,
+                    );
+                    Self::hint(
+                        d,
+                        "a prefix is letters, digits and `_` (at most 40), starting with a letter or `_`, with a schema before a `.` where the dialect has schemas: `ops.runbook_registry`",
+                    );
+                }
+            } else if key == "approvals" {
+                match attr.value.trim().parse::<u32>() {
+                    Ok(n) if n <= 10 => self.approvals = n,
+                    _ => {
+                        let d = self.error(
+                            "bad-header",
+                            format!("approvals `{}` is not a number from 0 to 10", attr.value),
+                            attr.span,
+                        );
+                        Self::hint(
+                            d,
+                            "the number of operators, other than the one running it, who approve the plan hash with `runbook-compile approve`",
+                        );
+                    }
+                }
             } else if key == "fixture" {
                 fixtures.push((None, attr));
             } else if let Some(conn) = key.strip_prefix("fixture-") {
@@ -249,4 +278,19 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+/// Whether `s` is a registry prefix: a name, or `schema.name`, each of
+/// letters, digits and `_` starting with a letter or `_`, the name at
+/// most 40 long (a table name adds `_checkpoints`).
+fn valid_registry(s: &str) -> bool {
+    let name = |p: &str| {
+        let mut chars = p.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let (schema, table) = s.split_once('.').map_or((None, s), |(a, b)| (Some(a), b));
+    schema.is_none_or(|sc| name(sc) && sc.len() <= 63) && name(table) && table.len() <= 40
 }

@@ -70,6 +70,8 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
         steps: Vec::new(),
         confirm_marks: Vec::new(),
         environment: None,
+        registry: None,
+        approvals: 0,
     };
     let id = c.header();
     c.blocks();
@@ -88,6 +90,8 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
             steps: c.steps,
             transactions,
             environment: c.environment,
+            registry: c.registry,
+            approvals: c.approvals,
             hash: String::new(),
         };
         plan.hash = hash::plan_hash(&plan);
@@ -101,6 +105,8 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
 
 struct Compiler<'a> {
     environment: Option<String>,
+    registry: Option<String>,
+    approvals: u32,
     doc: &'a Document,
     path: &'a Path,
     diags: Vec<Diagnostic>,

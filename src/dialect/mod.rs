@@ -207,6 +207,16 @@ pub trait Rules: Sync {
         None
     }
 
+    /// The column types of the registry's tables (format section 19).
+    fn registry_types(&self) -> RegistryTypes {
+        RegistryTypes {
+            key: "TEXT",
+            text: "TEXT",
+            int: "BIGINT",
+            after: "",
+        }
+    }
+
     /// A query whose one value lists every table's primary key columns as
     /// records (`\x1e`) of table and column (`\x1f`), in key order.
     fn primary_keys_query(&self) -> &'static str;
@@ -277,6 +287,20 @@ pub enum DryRun {
     /// runbook's transactions is rolled back in place of its COMMIT, and
     /// each statement outside one runs in a transaction rolled back at once.
     EachTransaction,
+}
+
+/// The column types of the registry's tables in a dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryTypes {
+    /// Text that is a key or is compared (ids, names, times).
+    pub key: &'static str,
+    /// Long text (parameters as JSON, a reason).
+    pub text: &'static str,
+    /// An integer.
+    pub int: &'static str,
+    /// What follows a table's definition (MySQL's `ENGINE=InnoDB`, so
+    /// that a checkpoint commits with the writes it records).
+    pub after: &'static str,
 }
 
 /// A run lock taken by SQL: sent in order, the last query's one value is

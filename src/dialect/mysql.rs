@@ -151,6 +151,17 @@ impl Rules for Mysql {
         })
     }
 
+    /// Keys fit an index of utf8mb4 (191 characters); InnoDB, whatever the
+    /// server's default engine.
+    fn registry_types(&self) -> super::RegistryTypes {
+        super::RegistryTypes {
+            key: "VARCHAR(191)",
+            text: "LONGTEXT",
+            int: "BIGINT",
+            after: " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        }
+    }
+
     fn primary_keys_query(&self) -> &'static str {
         "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, CHAR(31), COLUMN_NAME) \
          ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION SEPARATOR X'1E') AS k \

@@ -61,6 +61,25 @@ impl Refusal {
     }
 }
 
+/// Who runs it: `--operator` (`given`), else `RUNBOOK_OPERATOR`, else the
+/// login name (`USER`, `LOGNAME`), read with `var`.
+pub fn operator_name(given: Option<&str>, var: impl Fn(&str) -> Option<String>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| var("RUNBOOK_OPERATOR"))
+        .or_else(|| var("USER"))
+        .or_else(|| var("LOGNAME"))
+        .filter(|o| !o.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// This machine's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".into())
+}
+
 /// Puts a question to the person at the terminal; their answer.
 pub type Ask<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
 
@@ -156,9 +175,7 @@ pub async fn guard_targets(
             }
         }
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown host".into());
+    let host = host_name();
     let holder = format!(
         "{operator} running {} (pid {} on {host})",
         plan.id,

@@ -6,6 +6,7 @@ pub mod fixture;
 pub mod guard;
 pub mod journal;
 pub mod params;
+pub mod registry;
 pub mod resume;
 pub mod run;
 pub mod secret;

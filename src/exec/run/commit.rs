@@ -211,6 +211,8 @@ impl Runner<'_> {
             returns_rows: false,
         };
         if !self.options.dry_run {
+            // Inside the transaction: it commits with the writes it records.
+            self.record(Some(connection), position, "commit").await?;
             self.emit(Event::Committing {
                 step: position.0,
                 index: position.1,
@@ -258,6 +260,46 @@ impl Runner<'_> {
             index: position.1,
             connection: connection.to_string(),
         })
+    }
+
+    /// Records checkpoint `position` of `kind` in the registry of
+    /// `connection`, or of every connection (`None`: a shell step or a
+    /// sign-off, recorded only outside any open transaction, which a
+    /// resume redoes whole). Nothing without a registry, or in a dry run.
+    pub(super) async fn record(
+        &mut self,
+        connection: Option<&str>,
+        position: (usize, usize),
+        kind: &str,
+    ) -> Result<(), Stop> {
+        let Some(recorder) = self.options.recorder.clone() else {
+            return Ok(());
+        };
+        if self.options.dry_run || (connection.is_none() && !self.open.is_empty()) {
+            return Ok(());
+        }
+        for (name, registry) in &recorder.registries {
+            if connection.is_some_and(|c| c != name) {
+                continue;
+            }
+            let Some(db) = self.dbs.get_mut(name) else {
+                continue;
+            };
+            let sql = registry
+                .checkpoint(db.as_ref(), &recorder.run_id, position, kind)
+                .map_err(|e| Stop::Db(e.message))?;
+            let shape = Shape {
+                kind: StatementKind::Write,
+                returns_rows: false,
+            };
+            db.run(&sql, shape).await.map_err(|e| {
+                Stop::Db(format!(
+                    "step `{}`: cannot record the checkpoint in the registry ({}) on `{name}`: {}",
+                    self.plan.steps[position.0].id, registry.prefix, e.message
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) async fn rollback(&mut self, connection: &str, reason: &str) {

@@ -274,6 +274,18 @@ pub struct Options {
     pub width: usize,
     /// The secret parameters' values, blanked out of every event.
     pub mask: crate::exec::secret::Mask,
+    /// Where checkpoints are recorded besides the journal: the registry
+    /// of each connection (format section 19); none in a dry run.
+    pub recorder: Option<Recorder>,
+}
+
+/// The run's record in the registry of each connection that keeps one.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// The run id.
+    pub run_id: String,
+    /// The registry, by connection name.
+    pub registries: std::collections::BTreeMap<String, crate::exec::registry::Registry>,
 }
 
 /// A statement's result, kept for the review before COMMIT.
@@ -552,7 +564,30 @@ impl<'a> Runner<'a> {
         }
         let ending = self.steps().await;
         let after = self.finish_dry_run().await;
-        with_dry_run_stop(ending, after)
+        let ending = with_dry_run_stop(ending, after);
+        self.record_end(&ending).await;
+        ending
+    }
+
+    /// Records how the run ended in each connection's registry: once its
+    /// checkpoints are there, a failure to say so changes nothing of them.
+    async fn record_end(&mut self, ending: &Ending) {
+        let Some(recorder) = self.options.recorder.clone() else {
+            return;
+        };
+        let outcome = match ending {
+            Ending::Success => "success",
+            Ending::CheckFailed(_) => "failed",
+            Ending::Error(_) => "error",
+            Ending::Declined(_) => "declined",
+        };
+        for (name, registry) in &recorder.registries {
+            if let Some(db) = self.dbs.get_mut(name) {
+                let _ = registry
+                    .finish(db.as_mut(), &recorder.run_id, outcome)
+                    .await;
+            }
+        }
     }
 
     /// A resume whose last checkpoint lies inside a transaction, which the
@@ -724,11 +759,19 @@ impl<'a> Runner<'a> {
                     } else {
                         *expect
                     };
-                    self.shell_step(si, step, script, expect, asserts, capture.as_deref())
+                    match self
+                        .shell_step(si, step, script, expect, asserts, capture.as_deref())
                         .await
+                    {
+                        Ok(()) => self.record(None, (si, usize::MAX), "shell").await,
+                        failed => failed,
+                    }
                 }
                 StepBody::SignOff { items } => {
-                    self.sign_off(si, items.iter().map(|i| i.text.as_str()))
+                    match self.sign_off(si, items.iter().map(|i| i.text.as_str())) {
+                        Ok(()) => self.record(None, (si, usize::MAX), "sign_off").await,
+                        failed => failed,
+                    }
                 }
             };
             if let Err(stop) = result {
@@ -994,6 +1037,19 @@ impl<'a> Runner<'a> {
         let settled = self.settle(at, ti, stmt, ran);
         if watch {
             self.sequences_moved(at, ti, stmt).await?;
+        }
+        // A write outside a transaction took effect when it ran, checked
+        // or not: the registry records it at once.
+        if stmt.transaction.is_none()
+            && !matches!(
+                stmt.kind,
+                StatementKind::Query
+                    | StatementKind::Begin
+                    | StatementKind::Commit
+                    | StatementKind::Rollback
+            )
+        {
+            self.record(Some(connection), (si, ti), "statement").await?;
         }
         settled
     }

@@ -1,0 +1,112 @@
+//! `history`: the runs a database's registry records (format section 19).
+
+use runbook_compile::exec::engine::{self, Open};
+use runbook_compile::exec::registry::{Registry, RunRow};
+use runbook_compile::exec::secret::DbUrl;
+
+/// What `history` was asked.
+pub struct HistoryArgs<'a> {
+    /// `--db NAME=URL`: the database whose registry is read.
+    pub db: &'a (String, String),
+    /// `--runbook ID`: only this runbook's runs.
+    pub runbook: Option<&'a str>,
+    /// `--registry PREFIX`: the registry's table name prefix.
+    pub registry: &'a str,
+    /// `--format json`.
+    pub json: bool,
+}
+
+/// Prints the runs recorded in the registry of one database, oldest
+/// first; exit 3 when the database or its registry cannot be read.
+pub fn history(args: HistoryArgs<'_>) -> anyhow::Result<u8> {
+    let (name, url) = args.db;
+    let shown = DbUrl::new(url);
+    if shown.has_password() {
+        eprintln!("{}", super::exec::argv_password_warning(name));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let read = runtime.block_on(async {
+        let mut db = engine::connect_as(Some(name), url, Open::Existing).await?;
+        let registry = Registry::new(args.registry, db.as_ref())?;
+        if !registry.check(db.as_mut()).await? {
+            return Ok(None);
+        }
+        registry.history(db.as_mut(), args.runbook).await.map(Some)
+    });
+    let runs = match read {
+        Ok(Some(runs)) => runs,
+        Ok(None) => {
+            eprintln!(
+                "error: `{name}` ({}) has no registry `{}`: no run recorded there",
+                shown.redacted(),
+                args.registry
+            );
+            return Ok(3);
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the registry of `{name}` ({}): {}",
+                shown.redacted(),
+                shown.scrub(&e.message)
+            );
+            return Ok(3);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else {
+        print!("{}", table(&runs));
+    }
+    Ok(0)
+}
+
+/// The runs as a plain table, one a line.
+fn table(runs: &[RunRow]) -> String {
+    if runs.is_empty() {
+        return "no runs recorded\n".to_string();
+    }
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                r.plan_hash.chars().take(12).collect(),
+                r.operator.clone(),
+                r.host.clone(),
+                r.started_at.clone(),
+                r.ended_at.clone().unwrap_or_else(|| "-".into()),
+                match &r.again {
+                    Some(why) => format!("{} (again: {why})", r.outcome),
+                    None => r.outcome.clone(),
+                },
+            ]
+        })
+        .collect();
+    let head = [
+        "run", "plan", "operator", "host", "started", "ended", "outcome",
+    ];
+    let mut widths = head.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut out = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    };
+    let mut out = line(&head.map(str::to_string));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    out
+}

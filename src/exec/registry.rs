@@ -1,0 +1,458 @@
+//! The registry (format section 19): the run record inside each target
+//! database, in three tables named from the runbook's `registry` prefix:
+//! `<prefix>_runs` (a row per run), `<prefix>_checkpoints` (a row per
+//! checkpoint, written in the transaction whose COMMIT it records, or
+//! right after a statement outside one) and `<prefix>_approvals`.
+//!
+//! Every value goes into its statement as a literal of the dialect's own
+//! quoting ([`crate::dialect::Rules::text`]); names are quoted identifiers.
+
+use super::db::{Database, DbError, Shape};
+use crate::plan::StatementKind;
+
+/// The columns each table must have, in order: checked before anything
+/// runs, so a table dropped or altered by hand is a clear error.
+const RUNS: &[&str] = &[
+    "run_id",
+    "runbook",
+    "plan_hash",
+    "operator",
+    "host",
+    "params",
+    "started_at",
+    "ended_at",
+    "outcome",
+    "again",
+];
+const CHECKPOINTS: &[&str] = &["run_id", "step", "statement", "kind", "at"];
+const APPROVALS: &[&str] = &["plan_hash", "runbook", "operator", "at"];
+
+/// The registry's tables on one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// The prefix as the runbook gives it.
+    pub prefix: String,
+    runs: String,
+    checkpoints: String,
+    approvals: String,
+}
+
+/// A run as the registry records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunRow {
+    /// The run id.
+    pub run_id: String,
+    /// The runbook id.
+    pub runbook: String,
+    /// The plan hash.
+    pub plan_hash: String,
+    /// Who ran it.
+    pub operator: String,
+    /// Where it ran from.
+    pub host: String,
+    /// Its parameters as JSON, secrets as their digest.
+    pub params: String,
+    /// When it started (UTC, RFC 3339).
+    pub started_at: String,
+    /// When it ended, if it did.
+    pub ended_at: Option<String>,
+    /// `running`, `success`, `failed`, `error`, `declined`.
+    pub outcome: String,
+    /// Why it ran again though its plan hash had completed (`--again`).
+    pub again: Option<String>,
+}
+
+fn quiet(kind: StatementKind) -> Shape {
+    Shape {
+        kind,
+        returns_rows: kind == StatementKind::Query,
+    }
+}
+
+/// Now, in UTC, RFC 3339 with microseconds: one width, so that the text
+/// sorts as the time does.
+pub fn now() -> String {
+    format!("{:.6}", jiff::Timestamp::now())
+}
+
+impl Registry {
+    /// The registry of prefix `prefix` on `db`'s dialect; `Err` when a
+    /// part of it cannot be a name there.
+    pub fn new(prefix: &str, db: &dyn Database) -> Result<Registry, DbError> {
+        let rules = db.dialect().rules();
+        let (schema, base) = prefix
+            .split_once('.')
+            .map_or((None, prefix), |(s, b)| (Some(s), b));
+        let name = |suffix: &str| -> Result<String, DbError> {
+            let table = rules
+                .identifier(&format!("{base}_{suffix}"))
+                .map_err(DbError::new)?;
+            Ok(match schema {
+                Some(s) => format!("{}.{table}", rules.identifier(s).map_err(DbError::new)?),
+                None => table,
+            })
+        };
+        Ok(Registry {
+            prefix: prefix.to_string(),
+            runs: name("runs")?,
+            checkpoints: name("checkpoints")?,
+            approvals: name("approvals")?,
+        })
+    }
+
+    /// `s` as a text literal of `db`'s dialect.
+    fn text(db: &dyn Database, s: &str) -> Result<String, DbError> {
+        db.dialect().rules().text(s).map_err(DbError::new)
+    }
+
+    /// Whether the tables are there, as they must be: `Ok(false)` when
+    /// none is; an error naming the table when one is missing or altered.
+    pub async fn check(&self, db: &mut dyn Database) -> Result<bool, DbError> {
+        let mut found = 0;
+        for (table, columns) in self.tables() {
+            let probe = format!("SELECT {} FROM {table} WHERE 1 = 0", columns.join(", "));
+            match db.run(&probe, quiet(StatementKind::Query)).await {
+                Ok(_) => found += 1,
+                Err(e) => {
+                    if found > 0 || self.any_present(db).await {
+                        return Err(DbError::new(format!(
+                            "the registry table {table} is missing or altered (it needs the columns {}): {}; nothing ran",
+                            columns.join(", "),
+                            e.message
+                        )));
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(found == 3)
+    }
+
+    /// Whether any of the three tables answers at all.
+    async fn any_present(&self, db: &mut dyn Database) -> bool {
+        for (table, _) in self.tables() {
+            let probe = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+            if db.run(&probe, quiet(StatementKind::Query)).await.is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn tables(&self) -> [(&str, &[&str]); 3] {
+        [
+            (self.runs.as_str(), RUNS),
+            (self.checkpoints.as_str(), CHECKPOINTS),
+            (self.approvals.as_str(), APPROVALS),
+        ]
+    }
+
+    /// Creates the tables that are missing, then checks them all.
+    pub async fn ensure(&self, db: &mut dyn Database) -> Result<(), DbError> {
+        if self.check(db).await? {
+            return Ok(());
+        }
+        let t = db.dialect().rules().registry_types();
+        let (key, text, int, after) = (t.key, t.text, t.int, t.after);
+        let ddl = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL PRIMARY KEY, runbook {key} NOT NULL, plan_hash {key} NOT NULL, operator {key} NOT NULL, host {key} NOT NULL, params {text} NOT NULL, started_at {key} NOT NULL, ended_at {key}, outcome {key} NOT NULL, again {text}){after}",
+                self.runs
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL, step {int} NOT NULL, statement {int} NOT NULL, kind {key} NOT NULL, at {key} NOT NULL, PRIMARY KEY (run_id, step, statement)){after}",
+                self.checkpoints
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (plan_hash {key} NOT NULL, runbook {key} NOT NULL, operator {key} NOT NULL, at {key} NOT NULL, PRIMARY KEY (plan_hash, operator)){after}",
+                self.approvals
+            ),
+        ];
+        for sql in ddl {
+            db.run(&sql, quiet(StatementKind::Ddl)).await.map_err(|e| {
+                DbError::new(format!(
+                    "cannot create the registry ({}): {}; nothing ran",
+                    self.prefix, e.message
+                ))
+            })?;
+        }
+        if self.check(db).await? {
+            Ok(())
+        } else {
+            Err(DbError::new(format!(
+                "the registry ({}) cannot be read after it was created; nothing ran",
+                self.prefix
+            )))
+        }
+    }
+
+    /// Reads the rows of `sql` (the [`RUNS`] columns) as runs.
+    async fn read_runs(&self, db: &mut dyn Database, sql: &str) -> Result<Vec<RunRow>, DbError> {
+        db.keep_rows(100_000);
+        let rows = db.run(sql, quiet(StatementKind::Query)).await;
+        db.keep_rows(0);
+        let text = |v: &minijinja::Value| (!v.is_none()).then(|| v.to_string());
+        Ok(rows?
+            .rows
+            .into_iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).and_then(|(_, v)| text(v));
+                RunRow {
+                    run_id: get(0).unwrap_or_default(),
+                    runbook: get(1).unwrap_or_default(),
+                    plan_hash: get(2).unwrap_or_default(),
+                    operator: get(3).unwrap_or_default(),
+                    host: get(4).unwrap_or_default(),
+                    params: get(5).unwrap_or_default(),
+                    started_at: get(6).unwrap_or_default(),
+                    ended_at: get(7),
+                    outcome: get(8).unwrap_or_default(),
+                    again: get(9),
+                }
+            })
+            .collect())
+    }
+
+    /// The runs recorded, oldest first; of runbook `runbook` only, when given.
+    pub async fn history(
+        &self,
+        db: &mut dyn Database,
+        runbook: Option<&str>,
+    ) -> Result<Vec<RunRow>, DbError> {
+        let filter = match runbook {
+            Some(r) => format!(" WHERE runbook = {}", Self::text(db, r)?),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT {} FROM {}{filter} ORDER BY started_at, run_id",
+            RUNS.join(", "),
+            self.runs
+        );
+        self.read_runs(db, &sql).await
+    }
+
+    /// The last run of `plan_hash` that completed here.
+    pub async fn completed(
+        &self,
+        db: &mut dyn Database,
+        plan_hash: &str,
+    ) -> Result<Option<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE plan_hash = {} AND outcome = 'success' ORDER BY ended_at DESC",
+            RUNS.join(", "),
+            self.runs,
+            Self::text(db, plan_hash)?
+        );
+        Ok(self.read_runs(db, &sql).await?.into_iter().next())
+    }
+
+    /// Records the start of `run` (outcome `running`).
+    pub async fn start(&self, db: &mut dyn Database, run: &RunRow) -> Result<(), DbError> {
+        let t = |s: &str| Self::text(db, s);
+        let again = match &run.again {
+            Some(a) => t(a)?,
+            None => "NULL".into(),
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}, {}, {}, {}, {}, {}, {}, NULL, 'running', {again})",
+            self.runs,
+            RUNS.join(", "),
+            t(&run.run_id)?,
+            t(&run.runbook)?,
+            t(&run.plan_hash)?,
+            t(&run.operator)?,
+            t(&run.host)?,
+            t(&run.params)?,
+            t(&run.started_at)?,
+        );
+        db.run(&sql, quiet(StatementKind::Write))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                DbError::new(format!(
+                    "cannot write to the registry ({}): {}; nothing ran",
+                    self.prefix, e.message
+                ))
+            })
+    }
+
+    /// The statement that records checkpoint (`step`, `statement`) of run
+    /// `run_id`, of `kind` (`commit`, `statement`, `shell`, `sign_off`).
+    pub fn checkpoint(
+        &self,
+        db: &dyn Database,
+        run_id: &str,
+        position: (usize, usize),
+        kind: &str,
+    ) -> Result<String, DbError> {
+        let statement = if position.1 == usize::MAX {
+            -1
+        } else {
+            i64::try_from(position.1).unwrap_or(i64::MAX)
+        };
+        Ok(format!(
+            "INSERT INTO {} (run_id, step, statement, kind, at) VALUES ({}, {}, {statement}, {}, {})",
+            self.checkpoints,
+            Self::text(db, run_id)?,
+            position.0,
+            Self::text(db, kind)?,
+            Self::text(db, &now())?
+        ))
+    }
+
+    /// Records how run `run_id` ended.
+    pub async fn finish(
+        &self,
+        db: &mut dyn Database,
+        run_id: &str,
+        outcome: &str,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET ended_at = {}, outcome = {} WHERE run_id = {}",
+            self.runs,
+            Self::text(db, &now())?,
+            Self::text(db, outcome)?,
+            Self::text(db, run_id)?
+        );
+        db.run(&sql, quiet(StatementKind::Write)).await.map(|_| ())
+    }
+
+    /// The checkpoints of run `run_id`, in order: (step, statement), the
+    /// statement `usize::MAX` for a whole step.
+    pub async fn checkpoints(
+        &self,
+        db: &mut dyn Database,
+        run_id: &str,
+    ) -> Result<Vec<(usize, usize)>, DbError> {
+        let sql = format!(
+            "SELECT step, statement FROM {} WHERE run_id = {} ORDER BY step, statement",
+            self.checkpoints,
+            Self::text(db, run_id)?
+        );
+        db.keep_rows(1_000_000);
+        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
+        db.keep_rows(0);
+        Ok(rows?
+            .rows
+            .into_iter()
+            .filter_map(|r| {
+                let step = usize::try_from(r.first()?.1.as_i64()?).ok()?;
+                let statement = r.get(1)?.1.as_i64()?;
+                Some((step, usize::try_from(statement).unwrap_or(usize::MAX)))
+            })
+            .collect())
+    }
+}
+
+/// Opens the run's record in the registry of every connection, before
+/// anything runs (a real run of a runbook that names a registry): creates
+/// the tables where they are missing, refuses a plan hash that already
+/// completed on a database unless `again` gives a reason (exit 2), and
+/// records the start of `run` (a resumed run's row is kept). `None` when
+/// the runbook names no registry.
+pub async fn open_run(
+    plan: &crate::plan::Plan,
+    connections: &mut std::collections::HashMap<String, Box<dyn Database>>,
+    run: &RunRow,
+    resuming: bool,
+) -> Result<Option<super::run::Recorder>, super::guard::Refusal> {
+    use super::guard::Refusal;
+    let Some(prefix) = &plan.registry else {
+        return Ok(None);
+    };
+    let mut registries = std::collections::BTreeMap::new();
+    for c in &plan.connections {
+        let Some(db) = connections.get_mut(&c.name) else {
+            continue;
+        };
+        let on = |e: DbError| Refusal::database(format!("`{}`: {}", c.name, e.message));
+        let registry = Registry::new(prefix, db.as_ref()).map_err(on)?;
+        registry.ensure(db.as_mut()).await.map_err(on)?;
+        if !resuming
+            && run.again.is_none()
+            && let Some(done) = registry
+                .completed(db.as_mut(), &plan.hash)
+                .await
+                .map_err(on)?
+        {
+            return Err(Refusal::usage(format!(
+                "runbook {} (plan {}) already completed on `{}` at {} by {} (run {}); to run it again, say why with --again REASON",
+                plan.id,
+                &plan.hash[..12.min(plan.hash.len())],
+                c.name,
+                done.ended_at.as_deref().unwrap_or("an unknown time"),
+                done.operator,
+                done.run_id
+            )));
+        }
+        let known = resuming
+            && registry
+                .history(db.as_mut(), Some(&plan.id))
+                .await
+                .map_err(on)?
+                .iter()
+                .any(|r| r.run_id == run.run_id);
+        if !known {
+            registry.start(db.as_mut(), run).await.map_err(on)?;
+        }
+        registries.insert(c.name.clone(), registry);
+    }
+    Ok(Some(super::run::Recorder {
+        run_id: run.run_id.clone(),
+        registries,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::engine::sqlx::SqlxDatabase;
+    use crate::plan::Dialect;
+
+    #[tokio::test]
+    async fn runs_and_checkpoints_round_trip_and_an_altered_table_is_named() {
+        let mut db = SqlxDatabase::connect(Dialect::Sqlite, "sqlite::memory:")
+            .await
+            .unwrap();
+        let r = Registry::new("rb", &db).unwrap();
+        assert!(!r.check(&mut db).await.unwrap());
+        r.ensure(&mut db).await.unwrap();
+        let run = RunRow {
+            run_id: "r-1".into(),
+            runbook: "it's".into(),
+            plan_hash: "abc".into(),
+            operator: "o'brien".into(),
+            host: "h".into(),
+            params: "{\"n\":1}".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            ended_at: None,
+            outcome: "running".into(),
+            again: None,
+        };
+        r.start(&mut db, &run).await.unwrap();
+        let sql = r.checkpoint(&db, "r-1", (2, 3), "commit").unwrap();
+        db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
+        let sql = r.checkpoint(&db, "r-1", (4, usize::MAX), "shell").unwrap();
+        db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
+        assert_eq!(
+            r.checkpoints(&mut db, "r-1").await.unwrap(),
+            [(2, 3), (4, usize::MAX)]
+        );
+        assert!(r.completed(&mut db, "abc").await.unwrap().is_none());
+        r.finish(&mut db, "r-1", "success").await.unwrap();
+        let done = r.completed(&mut db, "abc").await.unwrap().unwrap();
+        assert_eq!(
+            (done.operator.as_str(), done.runbook.as_str()),
+            ("o'brien", "it's")
+        );
+        assert_eq!(r.history(&mut db, Some("it's")).await.unwrap().len(), 1);
+        db.run(
+            "ALTER TABLE rb_checkpoints RENAME COLUMN kind TO sort",
+            quiet(StatementKind::Ddl),
+        )
+        .await
+        .unwrap();
+        let altered = r.check(&mut db).await.unwrap_err();
+        assert!(altered.message.contains("rb_checkpoints"), "{altered}");
+    }
+}
