@@ -1,0 +1,268 @@
+//! The registry (format section 19) on SQLite, PostgreSQL, MariaDB and a
+//! libSQL server: what a run records in the target database, the refusal
+//! of a plan that completed there, and a registry altered by hand. Each
+//! test reads the database afterwards.
+
+mod common;
+
+use std::path::Path;
+
+use common::value;
+use runbook_compile::exec::db::Database;
+use runbook_compile::exec::engine::{self, Open};
+use runbook_compile::plan::Dialect;
+
+/// The targets: a SQLite file in `dir`, the servers, and a sqld of its
+/// own (kept alive by the returned guard).
+fn targets(dir: &Path) -> (Vec<(Dialect, String)>, Option<common::Sqld>) {
+    let mut all = common::targets(dir, "registry");
+    let sqld = common::sqld(&[]);
+    if let Some(s) = &sqld {
+        all.push((Dialect::Libsql, s.url.clone()));
+    }
+    (all, sqld)
+}
+
+/// The runbook dialect a target runs.
+fn runbook_dialect(d: Dialect) -> Dialect {
+    d.rules().runs_runbooks_of()
+}
+
+async fn connect(url: &str) -> Box<dyn Database> {
+    engine::connect(url, Open::Create).await.unwrap()
+}
+
+/// A registry prefix and table names no other test or run shares.
+fn unique(what: &str) -> String {
+    format!("{what}_{}", std::process::id())
+}
+
+async fn drop_tables(url: &str, names: &[String]) {
+    let mut db = connect(url).await;
+    for n in names {
+        common::run(&mut *db, &format!("DROP TABLE IF EXISTS {n}")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_recorded_and_a_completed_plan_is_refused_unless_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("reg_{dialect}"));
+        let table = unique(&format!("paid_{dialect}"));
+        let header = format!("registry: {prefix}\n");
+        let body = format!(
+            "```sql {{#make}}\nCREATE TABLE {table} (v INTEGER);\n```\n\n\
+             ```sql {{#fill}}\nBEGIN;\nINSERT INTO {table} (v) VALUES (1), (2);\n-- @expect 2\nCOMMIT;\n```\n"
+        );
+        let name = format!("rec-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, &body);
+        let alice = [("RUNBOOK_OPERATOR", "alice")];
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &alice);
+        assert_eq!(code, Some(0), "{dialect}: {out}");
+        // The run and its checkpoints are in the database.
+        let mut db = connect(&url).await;
+        let runs = format!("{prefix}_runs");
+        let checkpoints = format!("{prefix}_checkpoints");
+        for (column, want) in [("outcome", "success"), ("operator", "alice")] {
+            assert_eq!(
+                value(&mut *db, &format!("SELECT {column} FROM {runs}"))
+                    .await
+                    .as_deref(),
+                Some(want),
+                "{dialect}"
+            );
+        }
+        assert_eq!(
+            value(
+                &mut *db,
+                &format!("SELECT COUNT(*) FROM {checkpoints} WHERE kind = 'commit'")
+            )
+            .await
+            .as_deref(),
+            Some("1"),
+            "{dialect}"
+        );
+        // The same plan again: refused, naming who and when; nothing ran.
+        let bob = [("RUNBOOK_OPERATOR", "bob")];
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &bob);
+        assert_eq!(code, Some(2), "{dialect}: {out}");
+        assert!(
+            out.contains("already completed") && out.contains("by alice"),
+            "{dialect}: {out}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .as_deref(),
+            Some("2"),
+            "{dialect}"
+        );
+        // With a reason it runs, and the reason is recorded.
+        let (code, out) = common::exec_with(
+            &path,
+            &url,
+            dir.path(),
+            &["--again", "the first fill was restored away"],
+            &bob,
+        );
+        // Its CREATE TABLE fails: the table is there. The registry says so.
+        assert_eq!(code, Some(3), "{dialect}: {out}");
+        let db_arg = format!("x={url}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+            .args(["history", "--db", &db_arg, "--registry", &prefix])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{dialect}: {shown}");
+        let listed: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        let outcomes: Vec<(&str, &str, Option<&str>)> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["operator"].as_str().unwrap(),
+                    r["outcome"].as_str().unwrap(),
+                    r["again"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("alice", "success", None),
+                ("bob", "error", Some("the first fill was restored away"))
+            ],
+            "{dialect}"
+        );
+        let (code, text) = common::cli(&["history", "--db", &db_arg, "--registry", &prefix]);
+        assert_eq!(code, Some(0), "{dialect}: {text}");
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(&name)).collect();
+        assert!(
+            rows.len() == 2 && rows[0].contains("alice"),
+            "{dialect}: {text}"
+        );
+        drop(db);
+        drop_tables(
+            &url,
+            &[table, runs, checkpoints, format!("{prefix}_approvals")],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_commits_with_its_transaction_and_a_failed_one_leaves_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("cp_{dialect}"));
+        let table = unique(&format!("cp_t_{dialect}"));
+        let header = format!("registry: {prefix}\n");
+        let body = format!(
+            "```sql {{#make}}\nCREATE TABLE {table} (v INTEGER);\n```\n\n\
+             ```sql {{#good}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n\
+             ```sql {{#bad}}\nBEGIN;\nDELETE FROM {table};\n-- @expect 5\nCOMMIT;\n```\n"
+        );
+        let name = format!("cp-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, &body);
+        let (code, out) = common::exec(&path, &url, dir.path(), &[]);
+        assert_eq!(code, Some(1), "{dialect}: {out}");
+        let mut db = connect(&url).await;
+        let checkpoints = format!("{prefix}_checkpoints");
+        // `make` (outside a transaction) and `good`'s COMMIT; not `bad`.
+        assert_eq!(
+            value(
+                &mut *db,
+                &format!("SELECT COUNT(*) FROM {checkpoints} WHERE step = 2")
+            )
+            .await
+            .as_deref(),
+            Some("0"),
+            "{dialect}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {checkpoints}"))
+                .await
+                .as_deref(),
+            Some("2"),
+            "{dialect}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .as_deref(),
+            Some("1"),
+            "{dialect}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT outcome FROM {prefix}_runs"))
+                .await
+                .as_deref(),
+            Some("failed"),
+            "{dialect}"
+        );
+        drop(db);
+        drop_tables(
+            &url,
+            &[
+                table,
+                format!("{prefix}_runs"),
+                checkpoints,
+                format!("{prefix}_approvals"),
+            ],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_registry_altered_by_hand_is_a_clear_error_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("alt_{dialect}"));
+        let table = unique(&format!("alt_t_{dialect}"));
+        let header = format!("registry: {prefix}\n");
+        let body = format!(
+            "```sql {{#make}}\nCREATE TABLE IF NOT EXISTS {table} (v INTEGER);\n```\n\n\
+             ```sql {{#fill}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n"
+        );
+        let name = format!("alt-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, &body);
+        let (code, out) = common::exec(&path, &url, dir.path(), &[]);
+        assert_eq!(code, Some(0), "{dialect}: {out}");
+        let mut db = connect(&url).await;
+        common::run(
+            &mut *db,
+            &format!("ALTER TABLE {prefix}_checkpoints RENAME COLUMN kind TO sort"),
+        )
+        .await;
+        let before = value(&mut *db, &format!("SELECT COUNT(*) FROM {table}")).await;
+        let (code, out) = common::exec(&path, &url, dir.path(), &["--again", "altered"]);
+        assert_eq!(code, Some(3), "{dialect}: {out}");
+        assert!(
+            out.contains(&format!("{prefix}_checkpoints")) && out.contains("nothing ran"),
+            "{dialect}: {out}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {table}")).await,
+            before,
+            "{dialect}"
+        );
+        drop(db);
+        drop_tables(
+            &url,
+            &[
+                table,
+                format!("{prefix}_runs"),
+                format!("{prefix}_checkpoints"),
+                format!("{prefix}_approvals"),
+            ],
+        )
+        .await;
+    }
+}
