@@ -805,3 +805,67 @@ fn a_resume_redoes_a_transaction_from_its_begin_even_past_a_shell_step_inside_it
     });
     assert_eq!(bal.as_deref(), Some("11 120"), "{out}");
 }
+
+#[test]
+fn an_unconfirmed_commit_without_gates_is_settled_by_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let runbook = write(
+        dir.path(),
+        "kept.md",
+        "---\nid: kept\nregistry: rb\n---\n# Kept\n\n```sql {#make}\nCREATE TABLE t (v INT);\n```\n\n```sql {#work}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n```sql {#more}\nBEGIN;\nINSERT INTO t VALUES (2);\n-- @expect 1\nCOMMIT;\n```\n",
+    );
+    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
+    killed.env("RUNBOOK_FAILPOINT", "after-commit:work");
+    assert_eq!(run(killed).0, None);
+    // No gate and no terminal: without the registry this would stop
+    // (exit 4); its checkpoint committed with the transaction, and says so.
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("the registry says so"), "{out}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let mut db = SqlxDatabase::connect(Dialect::Sqlite, &url).await.unwrap();
+        common::value(&mut db, "SELECT group_concat(v, ' ') FROM t").await
+    });
+    assert_eq!(rows.as_deref(), Some("1 2"), "{out}");
+}
+
+#[test]
+fn a_commit_the_registry_does_not_hold_runs_again_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let runbook = write(
+        dir.path(),
+        "again.md",
+        "---\nid: again\nregistry: rb\n---\n# Again\n\n```sql {#make}\nCREATE TABLE t (v INT);\n```\n\n```sql {#work}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n",
+    );
+    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
+    killed.env("RUNBOOK_FAILPOINT", "before-commit:work");
+    assert_eq!(run(killed).0, None);
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("does not hold the checkpoint"), "{out}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let mut db = SqlxDatabase::connect(Dialect::Sqlite, &url).await.unwrap();
+        common::value(&mut db, "SELECT group_concat(v, ' ') FROM t").await
+    });
+    assert_eq!(rows.as_deref(), Some("1"), "{out}");
+}

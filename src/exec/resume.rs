@@ -98,7 +98,27 @@ pub async fn settle(
             "the last run stopped while committing step `{at}` on `{}`: whether the COMMIT happened is unknown",
             u.connection
         ));
-        let told = match runner.resolve_commit(u.transaction, u.position).await {
+        // The registry's checkpoint commits with the transaction: it
+        // tells, without a guess.
+        let registry = runner
+            .registry_holds(&u.connection, u.position)
+            .await
+            .map_err(|e| Refusal::database(format!("cannot read the registry: {e}")))?;
+        if let Some(committed) = registry {
+            say(format!(
+                "the registry on `{}` {} the checkpoint of that COMMIT",
+                u.connection,
+                if committed { "holds" } else { "does not hold" }
+            ));
+            runner
+                .record_resolution(u.position, &u.connection, committed, "registry")
+                .map_err(Refusal::database)?;
+        }
+        let told = match registry {
+            Some(committed) => Ok(Some(committed)),
+            None => runner.resolve_commit(u.transaction, u.position).await,
+        };
+        let told = match told {
             Ok(Some(committed)) => committed,
             Ok(None) => {
                 let why = format!(
@@ -117,8 +137,13 @@ pub async fn settle(
             }
         };
         if told {
+            let by = if registry.is_some() {
+                "the registry says so"
+            } else {
+                "its gates hold"
+            };
             say(format!(
-                "its gates hold: the COMMIT of step `{at}` happened; resuming after it"
+                "{by}: the COMMIT of step `{at}` happened; resuming after it"
             ));
             runner.set_resume_after(Some(u.position));
         } else {

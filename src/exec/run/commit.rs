@@ -262,6 +262,29 @@ impl Runner<'_> {
         })
     }
 
+    /// Whether the registry of `connection` holds checkpoint `position` of
+    /// this run; `Ok(None)` without a registry there.
+    pub async fn registry_holds(
+        &mut self,
+        connection: &str,
+        position: (usize, usize),
+    ) -> Result<Option<bool>, String> {
+        let Some(recorder) = self.options.recorder.clone() else {
+            return Ok(None);
+        };
+        let (Some(registry), Some(db)) = (
+            recorder.registries.get(connection),
+            self.dbs.get_mut(connection),
+        ) else {
+            return Ok(None);
+        };
+        let held = registry
+            .checkpoints(db.as_mut(), &recorder.run_id)
+            .await
+            .map_err(|e| e.message)?;
+        Ok(Some(held.contains(&position)))
+    }
+
     /// Records checkpoint `position` of `kind` in the registry of
     /// `connection`, or of every connection (`None`: a shell step or a
     /// sign-off, recorded only outside any open transaction, which a
