@@ -148,6 +148,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Approve a runbook's plan hash in the registry of each database (its `approvals: N`).
+    Approve {
+        /// The runbook (.adoc or .md).
+        file: PathBuf,
+        /// A database whose registry records the approval, `NAME=URL`.
+        #[arg(long = "db", value_name = "NAME=URL", value_parser = name_value)]
+        dbs: Vec<(String, String)>,
+        /// Who approves (default: `RUNBOOK_OPERATOR`, else the login name).
+        #[arg(long, value_name = "NAME")]
+        operator: Option<String>,
+    },
     /// Publish the doc site with mdBook from DIR/book.toml.
     Book {
         /// The book's folder, holding book.toml.
@@ -254,6 +265,15 @@ fn main() -> ExitCode {
             runbook: runbook.as_deref(),
             registry: &registry,
             json: format == Format::Json,
+        }),
+        Command::Approve {
+            file,
+            dbs,
+            operator,
+        } => cli::history::approve(cli::history::ApproveArgs {
+            file: &file,
+            dbs: &dbs,
+            operator: operator.as_deref(),
         }),
         Command::Book { dir, test_results } => book(&dir, test_results.as_deref()),
         Command::MdbookPreprocessor { args } => mdbook_preprocessor(&args),

@@ -266,3 +266,73 @@ async fn a_registry_altered_by_hand_is_a_clear_error_and_nothing_runs() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_run_needs_its_approvals_by_other_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("ap_{dialect}"));
+        let table = unique(&format!("ap_t_{dialect}"));
+        let header = format!("registry: {prefix}\napprovals: 2\n");
+        let body = format!("```sql {{#make}}\nCREATE TABLE {table} (v INTEGER);\n```\n");
+        let name = format!("ap-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, &body);
+        let db_arg = format!("default={url}");
+        let approve = |who: &str| {
+            common::cli(&[
+                "approve",
+                path.to_str().unwrap(),
+                "--db",
+                &db_arg,
+                "--operator",
+                who,
+            ])
+        };
+        let alice = [("RUNBOOK_OPERATOR", "alice")];
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &alice);
+        assert_eq!(code, Some(2), "{dialect}: {out}");
+        assert!(
+            out.contains("needs 2 approvals") && out.contains("has 0"),
+            "{dialect}: {out}"
+        );
+        // Her own approval does not count, nor does one given twice.
+        for who in ["alice", "bob", "bob"] {
+            let (code, out) = approve(who);
+            assert_eq!(code, Some(0), "{dialect}: {out}");
+        }
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &alice);
+        assert_eq!(code, Some(2), "{dialect}: {out}");
+        assert!(out.contains("has 1 (bob)"), "{dialect}: {out}");
+        let mut db = connect(&url).await;
+        let made = format!("SELECT COUNT(*) FROM {table}");
+        let shape = runbook_compile::exec::db::Shape {
+            kind: runbook_compile::plan::StatementKind::Query,
+            returns_rows: true,
+        };
+        assert!(
+            db.run(&made, shape).await.is_err(),
+            "{dialect}: nothing ran"
+        );
+        let (code, out) = approve("carol");
+        assert_eq!(code, Some(0), "{dialect}: {out}");
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &alice);
+        assert_eq!(code, Some(0), "{dialect}: {out}");
+        assert_eq!(
+            value(&mut *db, &made).await.as_deref(),
+            Some("0"),
+            "{dialect}"
+        );
+        drop(db);
+        drop_tables(
+            &url,
+            &[
+                table,
+                format!("{prefix}_runs"),
+                format!("{prefix}_checkpoints"),
+                format!("{prefix}_approvals"),
+            ],
+        )
+        .await;
+    }
+}

@@ -1,4 +1,5 @@
-//! `history`: the runs a database's registry records (format section 19).
+//! `history` and `approve`: what a database's registry records of runs,
+//! and approvals of a plan hash (format section 19).
 
 use runbook_compile::exec::engine::{self, Open};
 use runbook_compile::exec::registry::{Registry, RunRow};
@@ -109,4 +110,70 @@ fn table(runs: &[RunRow]) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+/// What `approve` was asked.
+pub struct ApproveArgs<'a> {
+    /// The runbook.
+    pub file: &'a std::path::Path,
+    /// `--db NAME=URL`: the databases whose registry records the approval.
+    pub dbs: &'a [(String, String)],
+    /// `--operator NAME`.
+    pub operator: Option<&'a str>,
+}
+
+/// Records the operator's approval of the runbook's plan hash in the
+/// registry of each database given; exit 2 when the runbook does not
+/// compile or names no registry, 3 when a database cannot record it.
+pub fn approve(args: ApproveArgs<'_>) -> anyhow::Result<u8> {
+    let Some(plan) = crate::compile_reported(args.file)? else {
+        return Ok(crate::EXIT_USAGE);
+    };
+    let Some(prefix) = plan.registry.clone() else {
+        eprintln!(
+            "error: {} names no registry (`registry:` in its header): there is nowhere to record an approval",
+            args.file.display()
+        );
+        return Ok(crate::EXIT_USAGE);
+    };
+    if args.dbs.is_empty() {
+        eprintln!("error: give each database to record the approval in with --db NAME=URL");
+        return Ok(crate::EXIT_USAGE);
+    }
+    let operator =
+        runbook_compile::exec::guard::operator_name(args.operator, |v| std::env::var(v).ok());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for (name, url) in args.dbs {
+        let shown = DbUrl::new(url);
+        if shown.has_password() {
+            eprintln!("{}", super::exec::argv_password_warning(name));
+        }
+        let done = runtime.block_on(async {
+            let mut db = engine::connect_as(Some(name), url, Open::Create).await?;
+            let registry = Registry::new(&prefix, db.as_ref())?;
+            registry.ensure(db.as_mut()).await?;
+            registry
+                .approve(db.as_mut(), &plan.hash, &plan.id, &operator)
+                .await
+        });
+        match done {
+            Ok(new) => println!(
+                "{} plan {} of {} as {operator} on `{name}`",
+                if new { "approved" } else { "already approved" },
+                &plan.hash[..12],
+                plan.id
+            ),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot record the approval on `{name}` ({}): {}",
+                    shown.redacted(),
+                    shown.scrub(&e.message)
+                );
+                return Ok(3);
+            }
+        }
+    }
+    Ok(0)
 }

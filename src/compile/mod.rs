@@ -74,6 +74,20 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
         approvals: 0,
     };
     let id = c.header();
+    if c.approvals > 0
+        && c.registry.is_none()
+        && let Some(attr) = doc.header.iter().find(|a| a.key == "approvals")
+    {
+        let d = c.error(
+            "bad-header",
+            "approvals are recorded in the registry, and the runbook names none",
+            attr.span,
+        );
+        Compiler::hint(
+            d,
+            "add `registry: runbook_registry` (or `:registry: runbook_registry:`) to the header",
+        );
+    }
     c.blocks();
     let transactions = c.transactions();
     c.diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));

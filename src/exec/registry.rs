@@ -317,6 +317,57 @@ impl Registry {
         db.run(&sql, quiet(StatementKind::Write)).await.map(|_| ())
     }
 
+    /// Records `operator`'s approval of `plan_hash` (of `runbook`);
+    /// `false` when it was there already.
+    pub async fn approve(
+        &self,
+        db: &mut dyn Database,
+        plan_hash: &str,
+        runbook: &str,
+        operator: &str,
+    ) -> Result<bool, DbError> {
+        if self
+            .approvers(db, plan_hash)
+            .await?
+            .iter()
+            .any(|o| o == operator)
+        {
+            return Ok(false);
+        }
+        let sql = format!(
+            "INSERT INTO {} (plan_hash, runbook, operator, at) VALUES ({}, {}, {}, {})",
+            self.approvals,
+            Self::text(db, plan_hash)?,
+            Self::text(db, runbook)?,
+            Self::text(db, operator)?,
+            Self::text(db, &now())?
+        );
+        db.run(&sql, quiet(StatementKind::Write))
+            .await
+            .map(|_| true)
+    }
+
+    /// Who approved `plan_hash`, in the order they did.
+    pub async fn approvers(
+        &self,
+        db: &mut dyn Database,
+        plan_hash: &str,
+    ) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "SELECT operator FROM {} WHERE plan_hash = {} ORDER BY at, operator",
+            self.approvals,
+            Self::text(db, plan_hash)?
+        );
+        db.keep_rows(100_000);
+        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
+        db.keep_rows(0);
+        Ok(rows?
+            .rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().map(|(_, v)| v.to_string()))
+            .collect())
+    }
+
     /// The checkpoints of run `run_id`, in order: (step, statement), the
     /// statement `usize::MAX` for a whole step.
     pub async fn checkpoints(
@@ -384,6 +435,33 @@ pub async fn open_run(
                 done.operator,
                 done.run_id
             )));
+        }
+        if plan.approvals > 0 {
+            let others: Vec<String> = registry
+                .approvers(db.as_mut(), &plan.hash)
+                .await
+                .map_err(on)?
+                .into_iter()
+                .filter(|o| *o != run.operator)
+                .collect();
+            if others.len() < plan.approvals as usize {
+                return Err(Refusal::usage(format!(
+                    "runbook {} (plan {}) needs {} approvals by operators other than {} on `{}`, and has {}{}: each approver runs `runbook-compile approve {} --db {}=URL`",
+                    plan.id,
+                    &plan.hash[..12.min(plan.hash.len())],
+                    plan.approvals,
+                    run.operator,
+                    c.name,
+                    others.len(),
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", others.join(", "))
+                    },
+                    plan.source,
+                    c.name
+                )));
+            }
         }
         let known = resuming
             && registry
