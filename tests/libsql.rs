@@ -585,3 +585,88 @@ async fn a_transaction_held_open_by_a_long_step_commits_while_the_run_lock_is_re
         Some("0")
     );
 }
+
+/// A proxy to the libSQL server at `upstream` that forwards everything and
+/// answers a request holding `word`, once the server has run it, with a
+/// proxy's 502.
+fn losing_answers_to(upstream: String, word: &'static str) -> String {
+    serve(move |body| {
+        let mut response = ureq::post(format!("{upstream}/v3/pipeline"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        if body.contains(word) {
+            (502, "bad gateway".to_string())
+        } else {
+            (200, text)
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_perhaps_applied_and_the_resume_says() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{TABLE}```sql {{#bump}}\nUPDATE accounts SET balance = balance + 5 WHERE id = 1;\n-- @expect 1\nSELECT balance AS b FROM accounts WHERE id = 1;\n-- @assert b == 15\n```\n"
+    );
+    let path = common::runbook(dir.path(), "bump", Dialect::Sqlite, "", &body);
+    let proxy = losing_answers_to(s.url.clone(), "balance + 5");
+    let (code, out) = common::exec(&path, &proxy, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("perhaps `bump#1`"), "{out}");
+    assert!(out.contains("--resume"), "{out}");
+    assert!(!out.contains("nothing took effect"), "{out}");
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--resume", "latest"]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut db = connect(&s.url).await;
+    assert_eq!(
+        value(&mut *db, "SELECT balance FROM accounts WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("15")
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_another_run_took_sends_nothing_more() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{TABLE}```bash {{#wait}}\nsleep 8\n```\n\n```sql {{#late expect=1}}\nUPDATE accounts SET balance = 0 WHERE id = 1;\n```\n"
+    );
+    let path = common::runbook(dir.path(), "stolen", Dialect::Sqlite, "", &body);
+    let db_arg = format!("default={}", s.url);
+    let journal = dir.path().join("runs");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
+        .args(["--journal", journal.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Another run takes the lease (as one would once it had lapsed).
+    let mut thief = connect(&s.url).await;
+    run(
+        &mut *thief,
+        "UPDATE runbook_compile_lock SET token = 'another run', holder = 'bob'",
+    )
+    .await;
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(shown.contains("lease"), "{shown}");
+    assert_eq!(
+        value(&mut *thief, "SELECT balance FROM accounts WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("10")
+    );
+}

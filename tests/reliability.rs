@@ -869,3 +869,27 @@ fn a_commit_the_registry_does_not_hold_runs_again_once() {
     });
     assert_eq!(rows.as_deref(), Some("1"), "{out}");
 }
+
+#[test]
+fn a_precondition_before_the_write_never_settles_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let runbook = write(
+        dir.path(),
+        "pre.md",
+        "---\nid: pre\n---\n# Pre\n\n```sql {#make}\nCREATE TABLE t (v INT);\nINSERT INTO t VALUES (1);\n```\n\n```sql {#work}\nBEGIN;\nSELECT COUNT(*) AS n FROM t;\n-- @assert n == 1\nUPDATE t SET v = v + 100;\n-- @expect 1\nCOMMIT;\n```\n",
+    );
+    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
+    killed.env("RUNBOOK_FAILPOINT", "after-commit:work");
+    assert_eq!(run(killed).0, None);
+    // The count before the UPDATE holds whether or not the COMMIT
+    // happened: it is no gate, and nobody at a terminal can say.
+    let (code, out) = run(exec_cmd(
+        &runbook,
+        &url,
+        dir.path(),
+        &["--yes", "--resume", "latest"],
+    ));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("has no gate query"), "{out}");
+}

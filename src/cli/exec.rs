@@ -420,8 +420,33 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
     let mut rolled_back = Vec::new();
     // COMMITs sent with no answer yet: (step, connection).
     let mut unconfirmed: Vec<(usize, String)> = Vec::new();
+    // A write outside a transaction sent with no answer yet.
+    let mut unanswered: Option<(usize, usize)> = None;
     for e in events {
+        if let Event::Statement { step, index, .. } = e
+            && unanswered == Some((*step, *index))
+        {
+            unanswered = None;
+        }
         match e {
+            Event::Running {
+                step,
+                index,
+                in_transaction: false,
+                ..
+            } if !dry_run
+                && matches!(
+                    &plan.steps[*step].body,
+                    StepBody::Sql { statements, .. } if !matches!(statements[*index].kind, StatementKind::Query | StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback)
+                ) =>
+            {
+                unanswered = Some((*step, *index));
+            }
+            Event::Refused { step, index, .. } | Event::Unchecked { step, index, .. }
+                if unanswered == Some((*step, *index)) =>
+            {
+                unanswered = None;
+            }
             Event::Committing {
                 step, connection, ..
             } if !dry_run => unconfirmed.push((*step, connection.clone())),
@@ -478,6 +503,13 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
             }
             _ => {}
         }
+    }
+    if let Some((step, index)) = unanswered {
+        committed.push(format!(
+            "perhaps `{}#{}` (sent outside a transaction, and no answer came back; the resume below settles it)",
+            plan.steps[step].id,
+            index + 1
+        ));
     }
     for (step, connection) in unconfirmed {
         committed.push(format!(

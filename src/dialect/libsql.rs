@@ -90,6 +90,7 @@ impl Rules for Libsql {
             renew: "UPDATE runbook_compile_lock SET expires = CAST(strftime('%s', 'now') AS INTEGER) + ?3 \
                     WHERE key = ?1 AND token = ?2",
             release: "DELETE FROM runbook_compile_lock WHERE key = ?1 AND token = ?2",
+            holds: "SELECT count(*) FROM runbook_compile_lock WHERE key = ?1 AND token = ?2",
         })
     }
 }

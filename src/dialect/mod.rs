@@ -333,6 +333,8 @@ pub struct Lease {
     pub renew: &'static str,
     /// Gives lease `?1` of token `?2` up.
     pub release: &'static str,
+    /// Counts lease `?1` held by token `?2`, expired or not (0 or 1).
+    pub holds: &'static str,
 }
 
 impl Dialect {

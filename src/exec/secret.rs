@@ -59,10 +59,21 @@ impl DbUrl {
                 }
             }
         }
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        // Over HTTP (libSQL) a fragment can only be a token put there.
+        if matches!(scheme.as_str(), "libsql" | "http" | "https")
+            && let Some((_, fragment)) = url.split_once('#')
+        {
+            found.push(fragment.to_string());
+        }
         if let Some((_, query)) = url.split_once(['?', '#']) {
             for pair in query.split(['&', '#', '?']) {
                 if let Some((key, v)) = pair.split_once('=') {
-                    let key = key.to_ascii_lowercase();
+                    let key = percent_decode(key).to_ascii_lowercase();
                     if matches!(key.as_str(), "password" | "pass" | "pwd" | "jwt")
                         || key.contains("token")
                         || key.contains("secret")
@@ -192,6 +203,8 @@ mod tests {
         for url in [
             "http://eyJ.abc.def@127.0.0.1:8080",
             "http://127.0.0.1:8080#authToken=eyJ.abc.def",
+            "http://127.0.0.1:8080/#eyJ.abc.def",
+            "http://127.0.0.1:8080/?tls=0&auth%54oken=eyJ.abc.def",
         ] {
             assert!(!DbUrl::new(url).redacted().contains("eyJ.abc"), "{url}");
         }

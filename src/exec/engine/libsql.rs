@@ -33,7 +33,7 @@ use crate::plan::{Dialect, StatementKind};
 /// How often an idle stream is kept alive (the server ends it after 10 s).
 const KEEPALIVE: Duration = Duration::from_secs(3);
 /// How long a run lock's lease lasts unless renewed.
-const LEASE_SECONDS: i64 = 30;
+const LEASE_SECONDS: i64 = 120;
 /// How often the lease is renewed.
 const RENEW: Duration = Duration::from_secs(5);
 /// The longest a request may take, a statement included.
@@ -83,11 +83,56 @@ struct Held {
     token: String,
     /// When it was last renewed.
     renewed: std::time::Instant,
-    /// Set when it could not be renewed in time, or another run took it.
+    /// When a renewal was last tried.
+    tried: std::time::Instant,
+    /// Set when another run took it, or it could not be read.
     lost: Arc<AtomicBool>,
 }
 
 impl Held {
+    /// Renews it on a stream of its own; another run's lease is lost.
+    fn renew(&mut self, hrana: &Hrana) {
+        self.tried = std::time::Instant::now();
+        match hrana.alone(self.lease.renew, &self.args(true)) {
+            Ok(a) if a.affected == 1 => self.renewed = std::time::Instant::now(),
+            Ok(_) => self.lost.store(true, Ordering::SeqCst),
+            // Unreachable for now: the lease still lasts, or is checked
+            // before the next statement.
+            Err(_) => {}
+        }
+    }
+
+    /// Whether the lease is still this run's: at once while it lasts,
+    /// else by reading its row (after a renewal, outside a transaction).
+    fn still_ours(&mut self, hrana: &Hrana) -> bool {
+        if self.lost.load(Ordering::SeqCst) {
+            return false;
+        }
+        let lasts = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
+        if self.renewed.elapsed() + RENEW < lasts {
+            return true;
+        }
+        if !hrana.in_transaction {
+            self.renew(hrana);
+            if self.renewed.elapsed() < RENEW {
+                return true;
+            }
+        }
+        let mine = hrana
+            .alone(self.lease.holds, &self.args(false))
+            .ok()
+            .and_then(|a| {
+                a.rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_i64)
+            });
+        if mine != Some(1) {
+            self.lost.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
     fn args(&self, seconds: bool) -> Vec<Json> {
         let mut args = vec![text(&self.key), text(&self.token)];
         if seconds {
@@ -206,11 +251,15 @@ impl Hrana {
         let answer: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
         if status != 200 {
             self.forget();
+            let plain: String = text.chars().take(200).collect();
             let message = answer["message"]
                 .as_str()
                 .or(answer["error"].as_str())
                 .map_or_else(
-                    || format!("the libSQL server answered HTTP {status}"),
+                    || match plain.trim() {
+                        "" => format!("the libSQL server answered HTTP {status}"),
+                        said => format!("the libSQL server answered HTTP {status}: {said}"),
+                    },
                     str::to_string,
                 );
             let code = answer["code"].as_str();
@@ -538,25 +587,39 @@ impl LibsqlDatabase {
 }
 
 /// The worker: runs jobs on the stream, keeps it alive between them, and
-/// renews the lease it holds. The lease is renewed on the run's own stream,
-/// inside the runbook's transaction when one is open: a second writer
-/// would make the server end that transaction (libSQL lets a write
-/// transaction wait for no one), and a renewal a rollback undoes is done
-/// again at once by the next one, before the lease runs out.
+/// keeps the lease it holds.
+///
+/// The lease is renewed, on a stream of its own, only while the run holds
+/// no transaction: a write from a second stream while the run's write
+/// transaction is open would make libSQL end that transaction, and a
+/// renewal inside the transaction is seen by no one else until it
+/// commits. Inside a transaction the lease may run out: before a statement
+/// is sent on a lease older than it lasts, the lease row is read (a read
+/// waits on no one) and the statement goes only while the row is still
+/// this run's. Another run that takes the lease writes, which ends this
+/// run's open write transaction (rolled back, safe); one that takes it
+/// while this run holds no write makes this run stop before its next
+/// statement.
 fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
     let mut held: Option<Held> = None;
     loop {
-        let wait = held.as_ref().map_or(KEEPALIVE, |h| {
-            RENEW.saturating_sub(h.renewed.elapsed()).min(KEEPALIVE)
-        });
+        let wait = held
+            .as_ref()
+            .filter(|_| !hrana.in_transaction)
+            .map_or(KEEPALIVE, |h| {
+                RENEW.saturating_sub(h.tried.elapsed()).min(KEEPALIVE)
+            });
         match inbox.recv_timeout(wait) {
             Ok(Job::Run { statements, reply }) => {
-                let _ = reply.send(hrana.run(statements));
+                let answers = match held.as_mut().map(|h| h.still_ours(&hrana)) {
+                    Some(false) => vec![Err(lease_lost())],
+                    _ => hrana.run(statements),
+                };
+                let _ = reply.send(answers);
             }
             Ok(Job::Abandon) => hrana.close(),
             Ok(Job::Hold(h)) => held = Some(h),
-            Err(mpsc::RecvTimeoutError::Timeout) if held.is_none() => hrana.keepalive(),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => hrana.keepalive(),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 hrana.close();
                 if let Some(h) = &held {
@@ -565,20 +628,11 @@ fn work(mut hrana: Hrana, inbox: mpsc::Receiver<Job>) {
                 return;
             }
         }
-        if let Some(h) = held.as_mut().filter(|h| h.renewed.elapsed() >= RENEW) {
-            if hrana.lost {
-                continue;
-            }
-            match hrana.execute(h.lease.renew, h.args(true)) {
-                Ok(a) if a.affected == 1 => h.renewed = std::time::Instant::now(),
-                Ok(_) => h.lost.store(true, Ordering::SeqCst),
-                Err(_) => {
-                    let lasts = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
-                    if h.renewed.elapsed() + RENEW >= lasts {
-                        h.lost.store(true, Ordering::SeqCst);
-                    }
-                }
-            }
+        if let Some(h) = held.as_mut()
+            && !hrana.in_transaction
+            && h.tried.elapsed() >= RENEW
+        {
+            h.renew(&hrana);
         }
     }
 }
@@ -733,11 +787,13 @@ impl Database for LibsqlDatabase {
         if !taken {
             return Ok(Some("another run".into()));
         }
+        let now = std::time::Instant::now();
         let held = Held {
             lease,
             key,
             token,
-            renewed: std::time::Instant::now(),
+            renewed: now,
+            tried: now,
             lost: self.lease_lost.clone(),
         };
         if self.jobs.send(Job::Hold(held)).is_err() {

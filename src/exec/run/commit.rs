@@ -7,10 +7,11 @@ use super::*;
 impl Runner<'_> {
     /// Tells whether the COMMIT at `position` (of transaction `t` on
     /// `connection`), which the journal cannot confirm, happened: re-runs
-    /// the transaction's gates (its queries with an expectation or an
-    /// assertion) outside any transaction. `Ok(Some(true))` when every gate
-    /// holds, `Ok(Some(false))` when one fails, `Ok(None)` when it has no
-    /// gates. Records the answer when there is one.
+    /// the transaction's gates after its last write (its queries with an
+    /// expectation or an assertion) outside any transaction.
+    /// `Ok(Some(true))` when every gate holds, `Ok(Some(false))` when one
+    /// fails, `Ok(None)` when it has no such gate. Records the answer when
+    /// there is one.
     pub async fn resolve_commit(
         &mut self,
         t: usize,
@@ -20,15 +21,32 @@ impl Runner<'_> {
         let Some(tx) = plan.transactions.get(t) else {
             return Err(format!("the plan has no transaction {t}"));
         };
-        let gates: Vec<(usize, usize)> = plan
+        // Only a gate after the transaction's last write tells: one before
+        // it (a precondition) holds whether or not the COMMIT happened.
+        let members: Vec<((usize, usize), &Statement)> = plan
             .sql_steps()
             .flat_map(|(si, _, _, statements)| {
                 statements
                     .iter()
                     .enumerate()
-                    .filter(|(_, st)| st.transaction == Some(t) && is_gate(st))
-                    .map(move |(ti, _)| (si, ti))
+                    .filter(|(_, st)| st.transaction == Some(t))
+                    .map(move |(ti, st)| ((si, ti), st))
             })
+            .collect();
+        let last_write = members.iter().rposition(|(_, st)| {
+            !matches!(
+                st.kind,
+                StatementKind::Query
+                    | StatementKind::Begin
+                    | StatementKind::Commit
+                    | StatementKind::Rollback
+            )
+        });
+        let gates: Vec<(usize, usize)> = members
+            .iter()
+            .skip(last_write.map_or(0, |w| w + 1))
+            .filter(|(_, st)| is_gate(st))
+            .map(|(p, _)| *p)
             .collect();
         self.settle_by_gates(&gates, &tx.connection, position).await
     }
