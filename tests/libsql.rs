@@ -288,6 +288,32 @@ fn jwt(dir: &Path) -> Option<String> {
     Some(format!("{signed}.{}", b64(&sig.stdout)))
 }
 
+/// Starts `exec RUNBOOK --db default=URL --yes --journal DIR/runs` with no
+/// terminal.
+fn spawn_exec(path: &Path, url: &str, dir: &Path) -> std::process::Child {
+    let db_arg = format!("default={url}");
+    let journal = dir.join("runs");
+    std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
+        .args(["--journal", journal.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`; its exit code and everything it printed.
+fn finished(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
 #[tokio::test]
 async fn ctrl_c_during_a_statement_rolls_back_and_frees_the_database() {
     let Some(s) = server() else { return };
@@ -296,16 +322,7 @@ async fn ctrl_c_during_a_statement_rolls_back_and_frees_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let body = "```sql {#slow}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nWITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000000) SELECT count(*) AS n FROM c;\nCOMMIT;\n```\n";
     let path = common::runbook(dir.path(), "slow", Dialect::Sqlite, "", body);
-    let db_arg = format!("default={}", s.url);
-    let journal = dir.path().join("runs");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
-        .args(["--journal", journal.to_str().unwrap()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_exec(&path, &s.url, dir.path());
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
     std::process::Command::new("kill")
@@ -313,19 +330,14 @@ async fn ctrl_c_during_a_statement_rolls_back_and_frees_the_database() {
         .status()
         .unwrap();
     let signalled = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
+    let (code, shown) = finished(child);
     // At once: not when the statement ends on the server (about 20 s).
     assert!(
         signalled.elapsed() < Duration::from_secs(10),
         "{:?}",
         signalled.elapsed()
     );
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert_eq!(code, Some(4), "{shown}");
     assert_eq!(count(&s.url, "t").await.as_deref(), Some("0"));
     // The server rolls the abandoned stream back: the database takes
     // writes again.
@@ -464,27 +476,6 @@ fn fake_server(body: String) -> String {
     serve(move |_| (200, body.clone()))
 }
 
-/// A proxy to the libSQL server at `upstream` that forwards everything and
-/// answers the second COMMIT, once the server has run it, with a proxy's
-/// 502.
-fn losing_commit_answers(upstream: String) -> String {
-    let commits = std::sync::atomic::AtomicUsize::new(0);
-    serve(move |body| {
-        let mut response = ureq::post(format!("{upstream}/v3/pipeline"))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .unwrap();
-        let text = response.body_mut().read_to_string().unwrap();
-        if body.contains("\"COMMIT")
-            && commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
-        {
-            (502, "bad gateway".to_string())
-        } else {
-            (200, text)
-        }
-    })
-}
-
 #[tokio::test]
 async fn a_commit_whose_answer_is_lost_is_unknown_and_the_resume_never_applies_it_twice() {
     let Some(s) = server() else { return };
@@ -493,7 +484,8 @@ async fn a_commit_whose_answer_is_lost_is_unknown_and_the_resume_never_applies_i
         "{TABLE}```sql {{#pay}}\nBEGIN;\nUPDATE accounts SET balance = balance + 100 WHERE id = 1;\n-- @expect 1\nSELECT balance AS b FROM accounts WHERE id = 1;\n-- @assert b == 110\nCOMMIT;\n```\n\n```sql {{#after expect=1}}\nSELECT 1;\n```\n"
     );
     let path = common::runbook(dir.path(), "lost", Dialect::Sqlite, "", &body);
-    let proxy = losing_commit_answers(s.url.clone());
+    // The second COMMIT: the first is the setup's.
+    let proxy = losing_answers_to(s.url.clone(), "\"COMMIT", 1);
     let (code, out) = common::exec(&path, &proxy, dir.path(), &[]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("whether it happened is unknown"), "{out}");
@@ -587,16 +579,17 @@ async fn a_transaction_held_open_by_a_long_step_commits_while_the_run_lock_is_re
 }
 
 /// A proxy to the libSQL server at `upstream` that forwards everything and
-/// answers a request holding `word`, once the server has run it, with a
-/// proxy's 502.
-fn losing_answers_to(upstream: String, word: &'static str) -> String {
+/// answers the request holding `word` that comes after `skip` others,
+/// once the server has run it, with a proxy's 502.
+fn losing_answers_to(upstream: String, word: &'static str, skip: usize) -> String {
+    let seen = std::sync::atomic::AtomicUsize::new(0);
     serve(move |body| {
         let mut response = ureq::post(format!("{upstream}/v3/pipeline"))
             .header("Content-Type", "application/json")
             .send(body)
             .unwrap();
         let text = response.body_mut().read_to_string().unwrap();
-        if body.contains(word) {
+        if body.contains(word) && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == skip {
             (502, "bad gateway".to_string())
         } else {
             (200, text)
@@ -612,7 +605,7 @@ async fn a_write_whose_answer_is_lost_is_perhaps_applied_and_the_resume_says() {
         "{TABLE}```sql {{#bump}}\nUPDATE accounts SET balance = balance + 5 WHERE id = 1;\n-- @expect 1\nSELECT balance AS b FROM accounts WHERE id = 1;\n-- @assert b == 15\n```\n"
     );
     let path = common::runbook(dir.path(), "bump", Dialect::Sqlite, "", &body);
-    let proxy = losing_answers_to(s.url.clone(), "balance + 5");
+    let proxy = losing_answers_to(s.url.clone(), "balance + 5", 0);
     let (code, out) = common::exec(&path, &proxy, dir.path(), &[]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("perhaps `bump#1`"), "{out}");
@@ -637,16 +630,7 @@ async fn a_run_whose_lease_another_run_took_sends_nothing_more() {
         "{TABLE}```bash {{#wait}}\nsleep 8\n```\n\n```sql {{#late expect=1}}\nUPDATE accounts SET balance = 0 WHERE id = 1;\n```\n"
     );
     let path = common::runbook(dir.path(), "stolen", Dialect::Sqlite, "", &body);
-    let db_arg = format!("default={}", s.url);
-    let journal = dir.path().join("runs");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-        .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
-        .args(["--journal", journal.to_str().unwrap()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_exec(&path, &s.url, dir.path());
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Another run takes the lease (as one would once it had lapsed).
     let mut thief = connect(&s.url).await;
@@ -655,13 +639,8 @@ async fn a_run_whose_lease_another_run_took_sends_nothing_more() {
         "UPDATE runbook_compile_lock SET token = 'another run', holder = 'bob'",
     )
     .await;
-    let out = child.wait_with_output().unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(3), "{shown}");
+    let (code, shown) = finished(child);
+    assert_eq!(code, Some(3), "{shown}");
     assert!(shown.contains("lease"), "{shown}");
     assert_eq!(
         value(&mut *thief, "SELECT balance FROM accounts WHERE id = 1")

@@ -37,9 +37,15 @@ fn unique(what: &str) -> String {
     format!("{what}_{}", std::process::id())
 }
 
-async fn drop_tables(url: &str, names: &[String]) {
+/// Drops `table` and the registry of `prefix`.
+async fn cleanup(url: &str, prefix: &str, table: String) {
     let mut db = connect(url).await;
-    for n in names {
+    for n in [
+        table,
+        format!("{prefix}_runs"),
+        format!("{prefix}_checkpoints"),
+        format!("{prefix}_approvals"),
+    ] {
         common::run(&mut *db, &format!("DROP TABLE IF EXISTS {n}")).await;
     }
 }
@@ -146,11 +152,7 @@ async fn a_run_is_recorded_and_a_completed_plan_is_refused_unless_again() {
             "{dialect}: {text}"
         );
         drop(db);
-        drop_tables(
-            &url,
-            &[table, runs, checkpoints, format!("{prefix}_approvals")],
-        )
-        .await;
+        cleanup(&url, &prefix, table).await;
     }
 }
 
@@ -206,16 +208,7 @@ async fn a_checkpoint_commits_with_its_transaction_and_a_failed_one_leaves_none(
             "{dialect}"
         );
         drop(db);
-        drop_tables(
-            &url,
-            &[
-                table,
-                format!("{prefix}_runs"),
-                checkpoints,
-                format!("{prefix}_approvals"),
-            ],
-        )
-        .await;
+        cleanup(&url, &prefix, table).await;
     }
 }
 
@@ -254,16 +247,7 @@ async fn a_registry_altered_by_hand_is_a_clear_error_and_nothing_runs() {
             "{dialect}"
         );
         drop(db);
-        drop_tables(
-            &url,
-            &[
-                table,
-                format!("{prefix}_runs"),
-                format!("{prefix}_checkpoints"),
-                format!("{prefix}_approvals"),
-            ],
-        )
-        .await;
+        cleanup(&url, &prefix, table).await;
     }
 }
 
@@ -324,15 +308,6 @@ async fn a_run_needs_its_approvals_by_other_operators() {
             "{dialect}"
         );
         drop(db);
-        drop_tables(
-            &url,
-            &[
-                table,
-                format!("{prefix}_runs"),
-                format!("{prefix}_checkpoints"),
-                format!("{prefix}_approvals"),
-            ],
-        )
-        .await;
+        cleanup(&url, &prefix, table).await;
     }
 }

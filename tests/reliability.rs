@@ -806,28 +806,22 @@ fn a_resume_redoes_a_transaction_from_its_begin_even_past_a_shell_step_inside_it
     assert_eq!(bal.as_deref(), Some("11 120"), "{out}");
 }
 
-#[test]
-fn an_unconfirmed_commit_without_gates_is_settled_by_the_registry() {
+/// Kills a run of the runbook `text` (on SQLite) at `failpoint` of its
+/// step `work`, resumes it without a terminal, and returns the resume's
+/// exit code and output, and the values of `t` afterwards.
+fn killed_and_resumed(text: &str, failpoint: &str) -> (Option<i32>, String, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let runbook = write(
-        dir.path(),
-        "kept.md",
-        "---\nid: kept\nregistry: rb\n---\n# Kept\n\n```sql {#make}\nCREATE TABLE t (v INT);\n```\n\n```sql {#work}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n```sql {#more}\nBEGIN;\nINSERT INTO t VALUES (2);\n-- @expect 1\nCOMMIT;\n```\n",
-    );
+    let runbook = write(dir.path(), "killed.md", text);
     let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
-    killed.env("RUNBOOK_FAILPOINT", "after-commit:work");
+    killed.env("RUNBOOK_FAILPOINT", format!("{failpoint}:work"));
     assert_eq!(run(killed).0, None);
-    // No gate and no terminal: without the registry this would stop
-    // (exit 4); its checkpoint committed with the transaction, and says so.
     let (code, out) = run(exec_cmd(
         &runbook,
         &url,
         dir.path(),
         &["--yes", "--resume", "latest"],
     ));
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("the registry says so"), "{out}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -836,60 +830,40 @@ fn an_unconfirmed_commit_without_gates_is_settled_by_the_registry() {
         let mut db = SqlxDatabase::connect(Dialect::Sqlite, &url).await.unwrap();
         common::value(&mut db, "SELECT group_concat(v, ' ') FROM t").await
     });
+    (code, out, rows)
+}
+
+/// A runbook with a registry and two transactions, of which `work` is
+/// the one killed.
+const KEPT: &str = "---\nid: kept\nregistry: rb\n---\n# Kept\n\n```sql {#make}\nCREATE TABLE t (v INT);\n```\n\n```sql {#work}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n```sql {#more}\nBEGIN;\nINSERT INTO t VALUES (2);\n-- @expect 1\nCOMMIT;\n```\n";
+
+#[test]
+fn an_unconfirmed_commit_without_gates_is_settled_by_the_registry() {
+    // No gate and no terminal: without the registry this would stop
+    // (exit 4); its checkpoint committed with the transaction, and says so.
+    let (code, out, rows) = killed_and_resumed(KEPT, "after-commit");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("the registry says so"), "{out}");
     assert_eq!(rows.as_deref(), Some("1 2"), "{out}");
 }
 
 #[test]
 fn a_commit_the_registry_does_not_hold_runs_again_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let runbook = write(
-        dir.path(),
-        "again.md",
-        "---\nid: again\nregistry: rb\n---\n# Again\n\n```sql {#make}\nCREATE TABLE t (v INT);\n```\n\n```sql {#work}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n",
-    );
-    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
-    killed.env("RUNBOOK_FAILPOINT", "before-commit:work");
-    assert_eq!(run(killed).0, None);
-    let (code, out) = run(exec_cmd(
-        &runbook,
-        &url,
-        dir.path(),
-        &["--yes", "--resume", "latest"],
-    ));
+    let (code, out, rows) = killed_and_resumed(KEPT, "before-commit");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("does not hold the checkpoint"), "{out}");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let rows = rt.block_on(async {
-        let mut db = SqlxDatabase::connect(Dialect::Sqlite, &url).await.unwrap();
-        common::value(&mut db, "SELECT group_concat(v, ' ') FROM t").await
-    });
-    assert_eq!(rows.as_deref(), Some("1"), "{out}");
+    assert_eq!(rows.as_deref(), Some("1 2"), "{out}");
 }
 
 #[test]
 fn a_precondition_before_the_write_never_settles_a_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let runbook = write(
-        dir.path(),
-        "pre.md",
-        "---\nid: pre\n---\n# Pre\n\n```sql {#make}\nCREATE TABLE t (v INT);\nINSERT INTO t VALUES (1);\n```\n\n```sql {#work}\nBEGIN;\nSELECT COUNT(*) AS n FROM t;\n-- @assert n == 1\nUPDATE t SET v = v + 100;\n-- @expect 1\nCOMMIT;\n```\n",
-    );
-    let mut killed = exec_cmd(&runbook, &url, dir.path(), &["--yes"]);
-    killed.env("RUNBOOK_FAILPOINT", "after-commit:work");
-    assert_eq!(run(killed).0, None);
     // The count before the UPDATE holds whether or not the COMMIT
     // happened: it is no gate, and nobody at a terminal can say.
-    let (code, out) = run(exec_cmd(
-        &runbook,
-        &url,
-        dir.path(),
-        &["--yes", "--resume", "latest"],
-    ));
+    let (code, out, rows) = killed_and_resumed(
+        "---\nid: pre\n---\n# Pre\n\n```sql {#make}\nCREATE TABLE t (v INT);\nINSERT INTO t VALUES (1);\n```\n\n```sql {#work}\nBEGIN;\nSELECT COUNT(*) AS n FROM t;\n-- @assert n == 1\nUPDATE t SET v = v + 100;\n-- @expect 1\nCOMMIT;\n```\n",
+        "after-commit",
+    );
     assert_eq!(code, Some(4), "{out}");
     assert!(out.contains("has no gate query"), "{out}");
+    assert_eq!(rows.as_deref(), Some("101"), "{out}");
 }
