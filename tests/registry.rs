@@ -311,3 +311,126 @@ async fn a_run_needs_its_approvals_by_other_operators() {
         cleanup(&url, &prefix, table).await;
     }
 }
+
+#[tokio::test]
+async fn a_registry_the_operator_cannot_write_stops_the_run_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let who = unique("rbro");
+    let password = "rbro-test-password";
+    for (dialect, admin) in common::servers() {
+        let (create, readonly_url, drop) = match dialect {
+            Dialect::Postgres => (
+                vec![format!("CREATE ROLE {who} LOGIN PASSWORD '{password}'")],
+                admin.replacen(
+                    "runbook:runbook-test-password",
+                    &format!("{who}:{password}"),
+                    1,
+                ),
+                vec![format!("DROP ROLE IF EXISTS {who}")],
+            ),
+            _ => (
+                vec![
+                    format!("CREATE USER '{who}'@'127.0.0.1' IDENTIFIED BY '{password}'"),
+                    format!("GRANT SELECT ON runbook.* TO '{who}'@'127.0.0.1'"),
+                ],
+                admin.replacen(
+                    "runbook:runbook-test-password",
+                    &format!("{who}:{password}"),
+                    1,
+                ),
+                vec![format!("DROP USER IF EXISTS '{who}'@'127.0.0.1'")],
+            ),
+        };
+        let mut db = connect(&admin).await;
+        for sql in &create {
+            common::run(&mut *db, sql).await;
+        }
+        let prefix = unique(&format!("ro_{dialect}"));
+        let table = unique(&format!("ro_t_{dialect}"));
+        common::run(&mut *db, &format!("CREATE TABLE {table} (v INTEGER)")).await;
+        if dialect == Dialect::Postgres {
+            common::run(
+                &mut *db,
+                &format!("GRANT SELECT, INSERT ON {table} TO {who}"),
+            )
+            .await;
+        }
+        let header = format!("registry: {prefix}\n");
+        let body = format!("```sql {{#add expect=1}}\nINSERT INTO {table} VALUES (1);\n```\n");
+        let name = format!("ro-{dialect}");
+        let path = common::runbook(dir.path(), &name, dialect, &header, &body);
+        let (code, out) = common::exec(&path, &readonly_url, dir.path(), &[]);
+        assert_eq!(code, Some(3), "{dialect}: {out}");
+        assert!(
+            out.contains("cannot create the registry") && out.contains("nothing ran"),
+            "{dialect}: {out}"
+        );
+        assert!(!out.contains(password), "{dialect}: {out}");
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .as_deref(),
+            Some("0"),
+            "{dialect}"
+        );
+        if dialect == Dialect::Postgres {
+            common::run(&mut *db, &format!("REVOKE ALL ON {table} FROM {who}")).await;
+        }
+        cleanup(&admin, &prefix, table).await;
+        for sql in &drop {
+            common::run(&mut *db, sql).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_operators_at_once_the_run_lock_decides_and_one_run_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("two_{dialect}"));
+        let table = unique(&format!("two_t_{dialect}"));
+        let header = format!("registry: {prefix}\n");
+        let body = format!(
+            "```sql {{#make}}\nCREATE TABLE {table} (v INTEGER);\n```\n\n```bash {{#wait}}\nsleep 4\n```\n\n\
+             ```sql {{#add expect=1}}\nINSERT INTO {table} VALUES (1);\n```\n"
+        );
+        let name = format!("two-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, &body);
+        let db_arg = format!("default={url}");
+        let journal = dir.path().join("runs");
+        let first = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+            .args(["exec", path.to_str().unwrap(), "--db", &db_arg, "--yes"])
+            .args(["--journal", journal.to_str().unwrap()])
+            .env("RUNBOOK_OPERATOR", "alice")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let bob = [("RUNBOOK_OPERATOR", "bob")];
+        let (code, out) = common::exec_with(&path, &url, dir.path(), &[], &bob);
+        assert_eq!(code, Some(3), "{dialect}: {out}");
+        assert!(out.contains("already running"), "{dialect}: {out}");
+        let status = first.wait_with_output().unwrap().status;
+        assert_eq!(status.code(), Some(0), "{dialect}");
+        let mut db = connect(&url).await;
+        assert_eq!(
+            value(&mut *db, &format!("SELECT operator FROM {prefix}_runs"))
+                .await
+                .as_deref(),
+            Some("alice"),
+            "{dialect}"
+        );
+        assert_eq!(
+            value(&mut *db, &format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .as_deref(),
+            Some("1"),
+            "{dialect}"
+        );
+        drop(db);
+        cleanup(&url, &prefix, table).await;
+    }
+}
