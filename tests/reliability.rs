@@ -185,6 +185,95 @@ fn an_unconfirmed_commit_without_gates_is_never_guessed() {
     assert!(out.contains("nothing ran"), "{out}");
 }
 
+#[test]
+fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, url) in targets(dir.path()) {
+        let table = format!("regcrash_{}_{}", dialect, std::process::id());
+        let registry = format!("regcrash_rb_{}_{}", dialect, std::process::id());
+        // The crashy runbook with a registry, and a capture made before the
+        // first checkpoint that a later step needs.
+        let text = crashy(dialect, &table)
+            .replacen(
+                "---\n# Crashy",
+                &format!("registry: {registry}\n---\n# Crashy"),
+                1,
+            )
+            .replacen(
+                "INSERT INTO {table} VALUES (3);"
+                    .replace("{table}", &table)
+                    .as_str(),
+                &format!("INSERT INTO {table} SELECT {{{{ base }}}} + 2;"),
+                1,
+            )
+            .replacen(
+                "```sql {#first}",
+                "```sql {#base capture=base}\nSELECT 1 AS b;\n```\n\n```sql {#first}",
+                1,
+            );
+        let runbook = write(dir.path(), &format!("regcrash-{dialect}.md"), &text);
+        for point in [
+            "after:first:0",
+            "after:second:1",
+            "before-commit:second",
+            "after-commit:second",
+        ] {
+            drop_table(dialect, &url, &table);
+            for t in ["runs", "checkpoints", "approvals"] {
+                drop_table(dialect, &url, &format!("{registry}_{t}"));
+            }
+            let case = dir
+                .path()
+                .join(format!("reg-{dialect}-{}", point.replace(':', "-")));
+            std::fs::create_dir_all(&case).unwrap();
+            let mut killed = exec_cmd(&runbook, &url, &case, &["--yes"]);
+            killed.env("RUNBOOK_FAILPOINT", point);
+            let (code, out) = run(killed);
+            assert_eq!(code, None, "{dialect} {point}: killed by a signal\n{out}");
+            // Another machine: no journal of the run.
+            std::fs::remove_dir_all(case.join("runs")).unwrap();
+            let (code, out) = run(exec_cmd(
+                &runbook,
+                &url,
+                &case,
+                &["--yes", "--resume", "latest"],
+            ));
+            assert!(
+                out.contains("resuming from the registry"),
+                "{dialect} {point}: {out}"
+            );
+            let (code, out) = if point == "after:first:0" {
+                // The write ran; its checkpoint, written just after it, did
+                // not: nothing tells, so nobody guesses (no terminal: 4),
+                // and the operator who looked says so.
+                assert_eq!(code, Some(4), "{dialect} {point}: {out}");
+                assert!(out.contains("no check follows"), "{dialect} {point}: {out}");
+                let command = format!(
+                    "{} exec {} --db 'default={url}' --journal {} --yes --resume latest",
+                    env!("CARGO_BIN_EXE_runbook-compile"),
+                    runbook.display(),
+                    case.join("runs").display()
+                );
+                common::at_terminal(&command, &[], b"APPLIED\n")
+            } else {
+                (code, out)
+            };
+            assert_eq!(code, Some(0), "{dialect} {point}: resumed\n{out}");
+            let rows = query(dialect, &url, &format!("SELECT COUNT(*) FROM {table}"));
+            let sum = query(dialect, &url, &format!("SELECT SUM(v) FROM {table}"));
+            assert_eq!(
+                (rows.as_str(), sum.as_str()),
+                ("3", "6"),
+                "{dialect} {point}: each write once\n{out}"
+            );
+        }
+        drop_table(dialect, &url, &table);
+        for t in ["runs", "checkpoints", "approvals"] {
+            drop_table(dialect, &url, &format!("{registry}_{t}"));
+        }
+    }
+}
+
 /// A runbook that holds its lock for a while (a shell step sleeps).
 fn sleepy(dialect: Dialect, seconds: u32) -> String {
     format!(

@@ -641,11 +641,22 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let journal_dir = journal.map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
+    // A run this machine has no journal of is resumed from the registry,
+    // once connected.
+    let mut from_registry = None;
     let resume_point = match resume {
         None => None,
         Some(which) => {
             match runbook_compile::exec::resume::find(&plan, &journal_dir, which, dry_run) {
                 Ok(found) => Some(found),
+                Err(refusal)
+                    if plan.registry.is_some()
+                        && !dry_run
+                        && refusal.message.starts_with("no run") =>
+                {
+                    from_registry = Some(which);
+                    None
+                }
                 Err(refusal) => {
                     eprintln!("error: {}; nothing ran", refusal.message);
                     return Ok(refusal.exit_code());
@@ -653,6 +664,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
     };
+    let mut resume_point = resume_point;
     let earlier = resume_point
         .as_ref()
         .map(|(_, p)| p.params.clone())
@@ -791,6 +803,37 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 }
             }
         }
+        // The registry knows where the run stopped, also when this machine
+        // has no journal of it, or one that is behind.
+        let mut journal_less = false;
+        let which = from_registry.map(str::to_string).or_else(|| resume_point.as_ref().map(|(_, p)| p.run_id.clone()));
+        if let Some(which) = which.filter(|_| plan.registry.is_some()) {
+            match runbook_compile::exec::resume::from_registry(&plan, &mut connections, &which).await {
+                Ok(Some(recorded)) => match resume_point.as_mut() {
+                    Some((_, local)) => {
+                        if recorded.after > local.after {
+                            local.after = recorded.after;
+                            local.captures = recorded.captures;
+                        }
+                    }
+                    None => {
+                        info(json, format!("no journal of run {} here: resuming from the registry", recorded.run_id));
+                        resume_point = Some((journal_dir.join(format!("{}.jsonl", recorded.run_id)), recorded));
+                        journal_less = true;
+                    }
+                },
+                Ok(None) if from_registry.is_some() => {
+                    eprintln!("error: no run `{which}` of {} in {} or in its registry; nothing ran", plan.id, journal_dir.display());
+                    return Ok(EXIT_USAGE);
+                }
+                Ok(None) => {}
+                Err(refusal) => {
+                    let scrubbed = urls.values().fold(refusal.message.clone(), |acc, url| url.scrub(&acc));
+                    eprintln!("error: cannot resume: {}; nothing ran", visible(&scrubbed));
+                    return Ok(refusal.exit_code());
+                }
+            }
+        }
         let mut journal_connections = Vec::new();
         for c in &plan.connections {
             let identity = match connections.get_mut(&c.name) {
@@ -867,11 +910,27 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 params: &journaled,
             },
         };
-        let opened = match &resume_point {
-            Some((path, _)) => Journal::append(path, &operator, steps),
-            None => Journal::create(&journal_dir, &new_run_id, &operator, steps),
+        let resumed_id = resume_point.as_ref().map(|(_, p)| p.run_id.clone());
+        let opened = match (&resume_point, journal_less) {
+            (Some((path, _)), false) => Journal::append(path, &operator, steps),
+            (Some(_), true) => Journal::create(&journal_dir, resumed_id.as_deref().unwrap_or(&new_run_id), &operator, steps),
+            (None, _) => Journal::create(&journal_dir, &new_run_id, &operator, steps),
         }
         .and_then(|mut j| {
+            // A journal begun here for a run begun elsewhere opens as a
+            // start, so that it can be resumed from too.
+            if journal_less {
+                j.write(&Record::Start {
+                    run_id: resumed_id.as_deref().unwrap_or(&new_run_id),
+                    runbook: &plan.id,
+                    source: &plan.source,
+                    plan_hash: &plan.hash,
+                    dry_run,
+                    operator: &operator,
+                    connections: &journal_connections,
+                    params: &journaled,
+                })?;
+            }
             j.write(&first)?;
             if !changed.is_empty() {
                 j.write(&Record::ParamsChanged {
@@ -892,6 +951,16 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         };
         journal.set_mask(mask.clone());
+        // What the registry cannot tell (a write outside a transaction
+        // after its last checkpoint) stays untold in the journal begun
+        // here, so that a later resume from it asks again.
+        if journal_less
+            && let Some((step, index)) = resume_point.as_ref().and_then(|(_, p)| p.unanswered)
+            && let Err(e) = journal.event(&Event::Running { step, index, sql: String::new(), in_transaction: false })
+        {
+            eprintln!("error: cannot write the journal {}: {e}; nothing ran", journal.path().display());
+            return Ok(EXIT_USAGE);
+        }
         if let Some((_, point)) = &resume_point {
             match point.after {
                 Some((s, i)) if i == usize::MAX => info(json, format!("resuming run {} after step `{}`", point.run_id, plan.steps[s].id)),

@@ -24,7 +24,7 @@ const RUNS: &[&str] = &[
     "outcome",
     "again",
 ];
-const CHECKPOINTS: &[&str] = &["run_id", "step", "statement", "kind", "at"];
+const CHECKPOINTS: &[&str] = &["run_id", "step", "statement", "kind", "at", "captures"];
 const APPROVALS: &[&str] = &["plan_hash", "runbook", "operator", "at"];
 
 /// The registry's tables on one database.
@@ -160,7 +160,7 @@ impl Registry {
                 self.runs
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL, step {int} NOT NULL, statement {int} NOT NULL, kind {key} NOT NULL, at {key} NOT NULL, PRIMARY KEY (run_id, step, statement)){after}",
+                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL, step {int} NOT NULL, statement {int} NOT NULL, kind {key} NOT NULL, at {key} NOT NULL, captures {text}, PRIMARY KEY (run_id, step, statement)){after}",
                 self.checkpoints
             ),
             format!(
@@ -277,13 +277,16 @@ impl Registry {
     }
 
     /// The statement that records checkpoint (`step`, `statement`) of run
-    /// `run_id`, of `kind` (`commit`, `statement`, `shell`, `sign_off`).
+    /// `run_id`, of `kind` (`commit`, `statement`, `shell`, `sign_off`),
+    /// with the values captured so far (`captures`, a JSON object), which
+    /// a resume from another machine needs.
     pub fn checkpoint(
         &self,
         db: &dyn Database,
         run_id: &str,
         position: (usize, usize),
         kind: &str,
+        captures: &str,
     ) -> Result<String, DbError> {
         let statement = if position.1 == usize::MAX {
             -1
@@ -291,12 +294,13 @@ impl Registry {
             i64::try_from(position.1).unwrap_or(i64::MAX)
         };
         Ok(format!(
-            "INSERT INTO {} (run_id, step, statement, kind, at) VALUES ({}, {}, {statement}, {}, {})",
+            "INSERT INTO {} (run_id, step, statement, kind, at, captures) VALUES ({}, {}, {statement}, {}, {}, {})",
             self.checkpoints,
             Self::text(db, run_id)?,
             position.0,
             Self::text(db, kind)?,
-            Self::text(db, &now())?
+            Self::text(db, &now())?,
+            Self::text(db, captures)?
         ))
     }
 
@@ -366,6 +370,41 @@ impl Registry {
             .into_iter()
             .filter_map(|r| r.into_iter().next().map(|(_, v)| v.to_string()))
             .collect())
+    }
+
+    /// The values run `run_id` captured up to its last checkpoint: those of
+    /// every checkpoint row, in order, a later one's value of a name
+    /// replacing an earlier one's.
+    pub async fn captures(
+        &self,
+        db: &mut dyn Database,
+        run_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, DbError> {
+        let sql = format!(
+            "SELECT captures FROM {} WHERE run_id = {} ORDER BY step, statement",
+            self.checkpoints,
+            Self::text(db, run_id)?
+        );
+        db.keep_rows(1_000_000);
+        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
+        db.keep_rows(0);
+        let mut all: Vec<(String, serde_json::Value)> = Vec::new();
+        for row in rows?.rows {
+            let Some(text) = row
+                .first()
+                .and_then(|(_, v)| v.as_str().map(str::to_string))
+            else {
+                continue;
+            };
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
+                continue;
+            };
+            for (name, value) in map {
+                all.retain(|(n, _)| *n != name);
+                all.push((name, value));
+            }
+        }
+        Ok(all)
     }
 
     /// The checkpoints of run `run_id`, in order: (step, statement), the
@@ -508,13 +547,24 @@ mod tests {
             again: None,
         };
         r.start(&mut db, &run).await.unwrap();
-        let sql = r.checkpoint(&db, "r-1", (2, 3), "commit").unwrap();
+        let sql = r
+            .checkpoint(&db, "r-1", (2, 3), "commit", r#"{"n":1,"m":"x"}"#)
+            .unwrap();
         db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
-        let sql = r.checkpoint(&db, "r-1", (4, usize::MAX), "shell").unwrap();
+        let sql = r
+            .checkpoint(&db, "r-1", (4, usize::MAX), "shell", r#"{"n":2}"#)
+            .unwrap();
         db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
         assert_eq!(
             r.checkpoints(&mut db, "r-1").await.unwrap(),
             [(2, 3), (4, usize::MAX)]
+        );
+        assert_eq!(
+            r.captures(&mut db, "r-1").await.unwrap(),
+            [
+                ("m".to_string(), serde_json::json!("x")),
+                ("n".to_string(), serde_json::json!(2))
+            ]
         );
         assert!(r.completed(&mut db, "abc").await.unwrap().is_none());
         r.finish(&mut db, "r-1", "success").await.unwrap();

@@ -65,6 +65,137 @@ fn latest_run(dir: &Path, runbook: &str) -> Option<PathBuf> {
     runs.pop().map(|(_, p)| p)
 }
 
+/// Where run `which` (a run id, or `latest`: the newest run of this plan
+/// that did not succeed) stopped, as the registries of the run's
+/// connections record it: for a resume on a machine that has no journal of
+/// it, or one whose journal is behind. `Ok(None)` when no registry knows
+/// the run. A statement outside a transaction that comes right after the
+/// last checkpoint may have run without its checkpoint (the registry
+/// records it just after): it is settled like a statement whose answer
+/// never came.
+pub async fn from_registry(
+    plan: &Plan,
+    connections: &mut std::collections::HashMap<String, Box<dyn crate::exec::db::Database>>,
+    which: &str,
+) -> Result<Option<ResumePoint>, Refusal> {
+    use crate::exec::registry::Registry;
+    let Some(prefix) = &plan.registry else {
+        return Ok(None);
+    };
+    let mut run = None;
+    let mut positions: Vec<(usize, usize)> = Vec::new();
+    let mut captures: Vec<(String, serde_json::Value)> = Vec::new();
+    for c in &plan.connections {
+        let Some(db) = connections.get_mut(&c.name) else {
+            continue;
+        };
+        let on = |e: crate::exec::db::DbError| {
+            Refusal::database(format!(
+                "`{}`: cannot read the registry: {}",
+                c.name, e.message
+            ))
+        };
+        let registry = Registry::new(prefix, db.as_ref()).map_err(on)?;
+        if !registry.check(db.as_mut()).await.map_err(on)? {
+            continue;
+        }
+        if run.is_none() {
+            let runs = registry
+                .history(db.as_mut(), Some(&plan.id))
+                .await
+                .map_err(on)?;
+            run = if which == "latest" {
+                runs.into_iter()
+                    .rev()
+                    .find(|r| r.plan_hash == plan.hash && r.outcome != "success")
+            } else {
+                runs.into_iter().find(|r| r.run_id == which)
+            };
+        }
+        let Some(found) = &run else { continue };
+        positions.extend(
+            registry
+                .checkpoints(db.as_mut(), &found.run_id)
+                .await
+                .map_err(on)?,
+        );
+        for (name, value) in registry
+            .captures(db.as_mut(), &found.run_id)
+            .await
+            .map_err(on)?
+        {
+            captures.retain(|(n, _)| *n != name);
+            captures.push((name, value));
+        }
+    }
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    if run.plan_hash != plan.hash {
+        return Err(Refusal::usage(format!(
+            "run {} was of plan {}, and the runbook's plan is {} now: it changed since",
+            run.run_id,
+            &run.plan_hash[..12.min(run.plan_hash.len())],
+            &plan.hash[..12.min(plan.hash.len())]
+        )));
+    }
+    if run.outcome == "success" {
+        return Err(Refusal::usage(format!(
+            "run {} completed: there is nothing to resume",
+            run.run_id
+        )));
+    }
+    let after = positions.into_iter().max();
+    let params = serde_json::from_str(&run.params).unwrap_or_default();
+    Ok(Some(ResumePoint {
+        run_id: run.run_id,
+        after,
+        captures: captures
+            .iter()
+            .map(|(n, v)| (n.clone(), crate::exact::from_json(v)))
+            .collect(),
+        uncertain: None,
+        unanswered: next_write_outside_a_transaction(plan, after),
+        params,
+    }))
+}
+
+/// The first statement after `after` that is not a query, when it is a
+/// write outside a transaction (a query changes nothing and runs again;
+/// a shell step or a sign-off ends the search).
+fn next_write_outside_a_transaction(
+    plan: &Plan,
+    after: Option<(usize, usize)>,
+) -> Option<(usize, usize)> {
+    use crate::plan::StatementKind;
+    let (first_step, first_statement) = match after {
+        None => (0, 0),
+        Some((s, usize::MAX)) => (s + 1, 0),
+        Some((s, i)) => (s, i + 1),
+    };
+    for (si, step) in plan.steps.iter().enumerate().skip(first_step) {
+        if step.skip {
+            continue;
+        }
+        let StepBody::Sql { statements, .. } = &step.body else {
+            return None;
+        };
+        let from = if si == first_step { first_statement } else { 0 };
+        for (ti, st) in statements.iter().enumerate().skip(from) {
+            if st.kind == StatementKind::Query {
+                continue;
+            }
+            let write = st.transaction.is_none()
+                && !matches!(
+                    st.kind,
+                    StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback
+                );
+            return write.then_some((si, ti));
+        }
+    }
+    None
+}
+
 /// The parameters whose journaled value `now` differs from the resumed
 /// run's (`earlier`): name, before, now.
 pub fn changed_params(

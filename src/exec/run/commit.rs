@@ -319,6 +319,17 @@ impl Runner<'_> {
         if self.options.dry_run || (connection.is_none() && !self.open.is_empty()) {
             return Ok(());
         }
+        // The values captured by this process (a resumed run's earlier ones
+        // are in earlier checkpoints), secrets masked.
+        let mut captures = serde_json::Map::new();
+        for e in &self.events {
+            if let Event::Captured { name, value, .. } = e {
+                captures.insert(name.clone(), crate::exact::to_json(value));
+            }
+        }
+        let mut captures = serde_json::Value::Object(captures);
+        self.options.mask.apply_json(&mut captures);
+        let captures = captures.to_string();
         for (name, registry) in &recorder.registries {
             if connection.is_some_and(|c| c != name) {
                 continue;
@@ -327,7 +338,7 @@ impl Runner<'_> {
                 continue;
             };
             let sql = registry
-                .checkpoint(db.as_ref(), &recorder.run_id, position, kind)
+                .checkpoint(db.as_ref(), &recorder.run_id, position, kind, &captures)
                 .map_err(|e| Stop::Db(e.message))?;
             let shape = Shape {
                 kind: StatementKind::Write,

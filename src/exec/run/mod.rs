@@ -1039,15 +1039,14 @@ impl<'a> Runner<'a> {
             self.sequences_moved(at, ti, stmt).await?;
         }
         // A write outside a transaction took effect when it ran, checked
-        // or not: the registry records it at once.
+        // or not: the registry records it at once; so is a query whose
+        // checks held, with what it captured.
         if stmt.transaction.is_none()
             && !matches!(
                 stmt.kind,
-                StatementKind::Query
-                    | StatementKind::Begin
-                    | StatementKind::Commit
-                    | StatementKind::Rollback
+                StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback
             )
+            && (stmt.kind != StatementKind::Query || settled.is_ok())
         {
             self.record(Some(connection), (si, ti), "statement").await?;
         }
