@@ -193,7 +193,10 @@ fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
         let registry = format!("regcrash_rb_{}_{}", dialect, std::process::id());
         // The crashy runbook with a registry, and a capture made before the
         // first checkpoint that a later step needs.
+        // A runbook id of its own: the run lock is per runbook id, and the
+        // crash test without a registry runs at the same time.
         let text = crashy(dialect, &table)
+            .replacen("id: crashy", "id: regcrash", 1)
             .replacen(
                 "---\n# Crashy",
                 &format!("registry: {registry}\n---\n# Crashy"),
