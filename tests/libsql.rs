@@ -229,6 +229,13 @@ async fn the_auth_token_comes_from_the_environment_and_is_never_shown() {
     let (code, out) = common::exec(&path, &in_url, dir.path(), &[]);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("RUNBOOK_DB_<NAME>_AUTH_TOKEN"), "{out}");
+    // The warning about a secret on the command line names the token's
+    // variables, not another database's.
+    assert!(
+        out.contains("RUNBOOK_DB_DEFAULT_AUTH_TOKEN or LIBSQL_AUTH_TOKEN")
+            && !out.contains("PGPASSWORD"),
+        "{out}"
+    );
     assert!(!out.contains(&token[20..40]), "{out}");
     for var in ["RUNBOOK_DB_DEFAULT_AUTH_TOKEN", "LIBSQL_AUTH_TOKEN"] {
         let (code, out) = common::exec_with(&path, &s.url, dir.path(), &[], &[(var, &token)]);

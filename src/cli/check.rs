@@ -91,7 +91,7 @@ fn schema(
             Source::Db(c, url) => {
                 let shown = DbUrl::new(url);
                 if shown.has_password() {
-                    eprintln!("{}", super::exec::argv_password_warning(&c.name));
+                    eprintln!("{}", super::exec::argv_password_warning(&c.name, url));
                 }
                 let reaches = Dialect::of_url(url).map(|d| d.rules().runs_runbooks_of());
                 if reaches != Some(c.dialect.rules().runs_runbooks_of()) {

@@ -65,10 +65,14 @@ impl Operator for Terminal {
 
 /// The warning for a `--db NAME=URL` that holds a password: the process's
 /// arguments are readable by every local user.
-pub fn argv_password_warning(name: &str) -> String {
+pub fn argv_password_warning(name: &str, url: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    let elsewhere = Dialect::of_url(url)
+        .and_then(|d| d.rules().credentials_elsewhere())
+        .unwrap_or("PGPASSWORD, ~/.pgpass (PGPASSFILE) or MYSQL_PWD")
+        .replace("<NAME>", &upper);
     format!(
-        "warning: the password in --db {name}=... can be read by every user of this machine (ps, /proc); give the URL in RUNBOOK_DB_{} instead, or the password in PGPASSWORD, ~/.pgpass (PGPASSFILE) or MYSQL_PWD",
-        name.to_ascii_uppercase()
+        "warning: the password in --db {name}=... can be read by every user of this machine (ps, /proc); give the URL in RUNBOOK_DB_{upper} instead, or the password in {elsewhere}"
     )
 }
 
@@ -712,7 +716,8 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
     ) {
         Ok((urls, exposed)) => {
             for name in exposed {
-                eprintln!("{}", argv_password_warning(&name));
+                let url = urls.get(&name).map_or("", |u| u.expose());
+                eprintln!("{}", argv_password_warning(&name, url));
             }
             (urls, Vec::new())
         }

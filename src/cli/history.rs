@@ -23,7 +23,7 @@ pub fn history(args: HistoryArgs<'_>) -> anyhow::Result<u8> {
     let (name, url) = args.db;
     let shown = DbUrl::new(url);
     if shown.has_password() {
-        eprintln!("{}", super::exec::argv_password_warning(name));
+        eprintln!("{}", super::exec::argv_password_warning(name, url));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,7 +148,7 @@ pub fn approve(args: ApproveArgs<'_>) -> anyhow::Result<u8> {
     for (name, url) in args.dbs {
         let shown = DbUrl::new(url);
         if shown.has_password() {
-            eprintln!("{}", super::exec::argv_password_warning(name));
+            eprintln!("{}", super::exec::argv_password_warning(name, url));
         }
         let done = runtime.block_on(async {
             let mut db = engine::connect_as(Some(name), url, Open::Create).await?;

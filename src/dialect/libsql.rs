@@ -49,6 +49,11 @@ impl Rules for Libsql {
         Sqlite.client_command(first)
     }
 
+    /// The auth token, never in the URL (which is refused with one).
+    fn credentials_elsewhere(&self) -> Option<&'static str> {
+        Some("RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN (as the auth token)")
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Sqlite
     }

@@ -167,6 +167,12 @@ pub trait Rules: Sync {
         false
     }
 
+    /// Where else the password (or token) of a connection can be given
+    /// than in its URL (`<NAME>` stands for the connection's name).
+    fn credentials_elsewhere(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether a connection reaches a file (its database name is a path).
     fn database_is_file(&self) -> bool {
         false

@@ -117,6 +117,10 @@ impl Rules for Mysql {
         first.eq_ignore_ascii_case("DELIMITER") || first.eq_ignore_ascii_case("SOURCE")
     }
 
+    fn credentials_elsewhere(&self) -> Option<&'static str> {
+        Some("MYSQL_PWD")
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Mysql
     }

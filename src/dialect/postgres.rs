@@ -135,6 +135,10 @@ impl Rules for Postgres {
         "psql client"
     }
 
+    fn credentials_elsewhere(&self) -> Option<&'static str> {
+        Some("PGPASSWORD or ~/.pgpass (PGPASSFILE)")
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Postgres
     }
