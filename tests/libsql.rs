@@ -656,3 +656,39 @@ async fn a_run_whose_lease_another_run_took_sends_nothing_more() {
         Some("10")
     );
 }
+
+#[tokio::test]
+async fn a_killed_run_s_lease_on_this_machine_is_taken_over_and_the_resume_finishes_once() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{TABLE}```sql {{#pay}}\nBEGIN;\nUPDATE accounts SET balance = balance + 100 WHERE id = 1;\n-- @expect 1\nSELECT balance AS b FROM accounts WHERE id = 1;\n-- @assert b == 110\nCOMMIT;\n```\n\n```sql {{#after expect=1}}\nSELECT 1;\n```\n"
+    );
+    let path = common::runbook(dir.path(), "killed", Dialect::Sqlite, "", &body);
+    let (code, out) = common::exec_with(
+        &path,
+        &s.url,
+        dir.path(),
+        &[],
+        &[("RUNBOOK_FAILPOINT", "after-commit:pay")],
+    );
+    assert_eq!(code, None, "killed by a signal: {out}");
+    // Its lease would last two minutes more; its holder is gone from this
+    // machine, so the resume takes it over at once.
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &["--resume", "latest"]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut db = connect(&s.url).await;
+    assert_eq!(
+        value(&mut *db, "SELECT balance FROM accounts WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("110")
+    );
+    // A live holder is still refused.
+    let mut holder = connect(&s.url).await;
+    let live = format!("alice running killed (pid {} on x)", std::process::id());
+    assert_eq!(holder.try_lock("killed", &live).await.unwrap(), None);
+    let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("already running") && out.contains("alice"), "{out}");
+}

@@ -96,6 +96,9 @@ impl Rules for Libsql {
                     WHERE key = ?1 AND token = ?2",
             release: "DELETE FROM runbook_compile_lock WHERE key = ?1 AND token = ?2",
             holds: "SELECT count(*) FROM runbook_compile_lock WHERE key = ?1 AND token = ?2",
+            holder: "SELECT holder, token FROM runbook_compile_lock WHERE key = ?1",
+            take_over: "UPDATE runbook_compile_lock SET holder = ?2, token = ?3, \
+                        expires = CAST(strftime('%s', 'now') AS INTEGER) + ?4 WHERE key = ?1 AND token = ?5",
         })
     }
 }

@@ -341,6 +341,12 @@ pub struct Lease {
     pub release: &'static str,
     /// Counts lease `?1` held by token `?2`, expired or not (0 or 1).
     pub holds: &'static str,
+    /// The holder and token of lease `?1`.
+    pub holder: &'static str,
+    /// Takes lease `?1` over for holder `?2` with token `?3` for `?4`
+    /// seconds from the token `?5` of a holder known to be gone: one row
+    /// changed when taken.
+    pub take_over: &'static str,
 }
 
 impl Dialect {

@@ -753,15 +753,20 @@ impl Database for LibsqlDatabase {
                     vec![text(&key), text(&token)],
                 )])
                 .await;
-            return match answers.pop() {
-                Some(Ok(a)) => Ok(a
+            let who = match answers.pop() {
+                Some(Ok(a)) => a
                     .rows
                     .first()
                     .and_then(|r| r.first())
-                    .map(|v| v.to_string())),
-                Some(Err(e)) => Err(e),
-                None => Ok(None),
+                    .map(|v| v.to_string()),
+                Some(Err(e)) => return Err(e),
+                None => None,
             };
+            // A holder of this machine that is gone holds nothing.
+            if who.is_some() && self.dead_holder(&lease, &key).await.is_some() {
+                return Ok(None);
+            }
+            return Ok(who);
         }
         setup.push((
             lease.take.to_string(),
@@ -769,6 +774,30 @@ impl Database for LibsqlDatabase {
         ));
         setup.push((lease.who.to_string(), vec![text(&key), text(&token)]));
         let answers = self.send(setup).await;
+        // A lease whose holder was a process of this machine that is gone
+        // (killed): it cannot be running, and its transaction dies with its
+        // stream; the lease is taken over at once, not after it lapses.
+        if answers
+            .get(1)
+            .is_some_and(|a| a.as_ref().is_ok_and(|a| a.affected == 0))
+            && let Some(dead) = self.dead_holder(&lease, &key).await
+        {
+            let mut over = self
+                .send(vec![(
+                    lease.take_over.to_string(),
+                    vec![
+                        text(&key),
+                        text(holder),
+                        text(&token),
+                        int(LEASE_SECONDS),
+                        text(&dead),
+                    ],
+                )])
+                .await;
+            if matches!(over.pop(), Some(Ok(a)) if a.affected == 1) {
+                return self.hold(lease, key, token);
+            }
+        }
         let mut taken = false;
         for (i, answer) in answers.into_iter().enumerate() {
             let answer = answer?;
@@ -787,6 +816,50 @@ impl Database for LibsqlDatabase {
         if !taken {
             return Ok(Some("another run".into()));
         }
+        self.hold(lease, key, token)
+    }
+
+    fn keep_rows(&mut self, n: usize) {
+        self.keep = n;
+    }
+
+    /// Drops the stream: the server rolls its transaction back when the
+    /// statement running on it ends (or when the stream expires).
+    async fn terminate(&mut self) {
+        self.abandoned = true;
+        let _ = self.jobs.send(Job::Abandon);
+    }
+}
+
+impl LibsqlDatabase {
+    /// The token of lease `key` when its holder was a process of this
+    /// machine that no longer runs (the holder names its pid and host).
+    async fn dead_holder(&mut self, lease: &crate::dialect::Lease, key: &str) -> Option<String> {
+        let mut answers = self
+            .send(vec![(lease.holder.to_string(), vec![text(key)])])
+            .await;
+        let answer = answers.pop()?.ok()?;
+        let row = answer.rows.first()?;
+        let (holder, token) = (
+            row.first()?.as_str()?.to_string(),
+            row.get(1)?.as_str()?.to_string(),
+        );
+        let (_, tail) = holder.rsplit_once("(pid ")?;
+        let (pid, host) = tail.trim_end_matches(')').split_once(" on ")?;
+        let pid: u32 = pid.trim().parse().ok()?;
+        let gone = host == crate::exec::guard::host_name()
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        gone.then_some(token)
+    }
+
+    /// Holds lease `key` of `token`: the worker keeps it from now on.
+    fn hold(
+        &mut self,
+        lease: crate::dialect::Lease,
+        key: String,
+        token: String,
+    ) -> Result<Option<String>, DbError> {
         let now = std::time::Instant::now();
         let held = Held {
             lease,
@@ -800,16 +873,5 @@ impl Database for LibsqlDatabase {
             return Err(DbError::new("the libSQL connection ended"));
         }
         Ok(None)
-    }
-
-    fn keep_rows(&mut self, n: usize) {
-        self.keep = n;
-    }
-
-    /// Drops the stream: the server rolls its transaction back when the
-    /// statement running on it ends (or when the stream expires).
-    async fn terminate(&mut self) {
-        self.abandoned = true;
-        let _ = self.jobs.send(Job::Abandon);
     }
 }
