@@ -690,5 +690,8 @@ async fn a_killed_run_s_lease_on_this_machine_is_taken_over_and_the_resume_finis
     assert_eq!(holder.try_lock("killed", &live).await.unwrap(), None);
     let (code, out) = common::exec(&path, &s.url, dir.path(), &[]);
     assert_eq!(code, Some(3), "{out}");
-    assert!(out.contains("already running") && out.contains("alice"), "{out}");
+    assert!(
+        out.contains("already running") && out.contains("alice"),
+        "{out}"
+    );
 }

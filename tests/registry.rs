@@ -434,3 +434,91 @@ async fn two_operators_at_once_the_run_lock_decides_and_one_run_is_recorded() {
         cleanup(&url, &prefix, table).await;
     }
 }
+
+#[test]
+fn a_plan_is_applied_once_whether_run_again_resumed_or_approved_by_oneself() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("once.db").display());
+    let body = "```sql {#make}\nCREATE TABLE IF NOT EXISTS t (v INTEGER);\n```\n\n\
+                ```sql {#one}\nBEGIN;\nINSERT INTO t VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n\
+                ```sql {#two}\nBEGIN;\nINSERT INTO t VALUES (2);\n-- @expect 1\nCOMMIT;\n```\n";
+    let path = common::runbook(dir.path(), "once", Dialect::Sqlite, "registry: rb\n", body);
+    // Alice's machine and Bob's: a journal each.
+    let exec = |who: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let db = format!("default={url}");
+        let journal = dir.path().join(who);
+        let mut args = vec!["exec", path.to_str().unwrap(), "--db", &db, "--yes"];
+        args.extend(["--journal", journal.to_str().unwrap(), "--operator", who]);
+        args.extend_from_slice(extra);
+        common::cli_with(&args, env)
+    };
+    // Killed after `one` committed: a fresh run must not apply `one` again.
+    let (code, _) = exec("alice", &[], &[("RUNBOOK_FAILPOINT", "after-commit:one")]);
+    assert_eq!(code, None);
+    let (code, out) = exec("bob", &[], &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("stopped on `default` after applying part of it") && out.contains("--resume"),
+        "{out}"
+    );
+    let (code, out) = exec("bob", &["--again", "start over"], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    // Now it completed: the killed run's resume may not apply `two` again.
+    let (code, out) = exec("alice", &["--resume", "latest"], &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("already completed"), "{out}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let mut db = connect(&url).await;
+        value(&mut *db, "SELECT group_concat(v, ' ') FROM t").await
+    });
+    assert_eq!(rows.as_deref(), Some("1 1 2"));
+    // Approving as oneself in another case, with spaces, or as nobody
+    // counts for nothing.
+    let body = "```sql {#x expect=1}\nSELECT 1;\n```\n";
+    let path = common::runbook(
+        dir.path(),
+        "self",
+        Dialect::Sqlite,
+        "registry: rb\napprovals: 1\n",
+        body,
+    );
+    let db = format!("default={url}");
+    for who in ["Alice", " alice ", "ALICE"] {
+        let (code, out) = common::cli(&[
+            "approve",
+            path.to_str().unwrap(),
+            "--db",
+            &db,
+            "--operator",
+            who,
+        ]);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let (code, out) = common::cli_with(
+        &[
+            "approve",
+            path.to_str().unwrap(),
+            "--db",
+            &db,
+            "--operator",
+            "",
+        ],
+        &[("RUNBOOK_OPERATOR", ""), ("USER", ""), ("LOGNAME", "")],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    let (code, out) = common::cli(&[
+        "exec",
+        path.to_str().unwrap(),
+        "--db",
+        &db,
+        "--yes",
+        "--operator",
+        "alice",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("has 0"), "{out}");
+}

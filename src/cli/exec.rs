@@ -337,7 +337,7 @@ pub struct ExecArgs<'a> {
 /// (an escape sequence in a value or a server message could move the
 /// cursor and rewrite the lines above) and bidirectional overrides are
 /// shown as escapes (`\x1b`, `\u{202e}`), line breaks and tabs kept.
-fn visible(text: &str) -> String {
+pub(crate) fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -669,7 +669,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         }
     };
     let mut resume_point = resume_point;
-    let earlier = resume_point
+    let mut earlier = resume_point
         .as_ref()
         .map(|(_, p)| p.params.clone())
         .unwrap_or_default();
@@ -823,6 +823,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     }
                     None => {
                         info(json, format!("no journal of run {} here: resuming from the registry", recorded.run_id));
+                        earlier = recorded.params.clone();
                         resume_point = Some((journal_dir.join(format!("{}.jsonl", recorded.run_id)), recorded));
                         journal_less = true;
                     }
@@ -838,6 +839,15 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     return Ok(refusal.exit_code());
                 }
             }
+        }
+        // A captured value that held a secret was kept masked: a resume
+        // past it would write `***` where the value was.
+        if let Some((_, point)) = &resume_point
+            && !plan.secrets().is_empty()
+            && let Some((name, _)) = point.captures.iter().find(|(_, v)| v.to_string().contains("***"))
+        {
+            eprintln!("error: cannot resume: the value captured as `{name}` held a secret, which no journal or registry keeps; run the runbook again from its start (--again REASON with a registry) after checking what it applied; nothing ran");
+            return Ok(EXIT_USAGE);
         }
         let mut journal_connections = Vec::new();
         for c in &plan.connections {

@@ -71,7 +71,7 @@ fn table(runs: &[RunRow]) -> String {
     let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
-            [
+            let cells = [
                 r.run_id.clone(),
                 r.plan_hash.chars().take(12).collect(),
                 r.operator.clone(),
@@ -82,7 +82,10 @@ fn table(runs: &[RunRow]) -> String {
                     Some(why) => format!("{} (again: {why})", r.outcome),
                     None => r.outcome.clone(),
                 },
-            ]
+            ];
+            // Anyone who can write the database, or name an operator,
+            // writes these: nothing of them moves the terminal.
+            cells.map(|c| super::exec::visible(&c))
         })
         .collect();
     let head = [
@@ -142,6 +145,12 @@ pub fn approve(args: ApproveArgs<'_>) -> anyhow::Result<u8> {
     }
     let operator =
         runbook_compile::exec::guard::operator_name(args.operator, |v| std::env::var(v).ok());
+    if operator == "unknown" || operator.chars().any(char::is_control) {
+        eprintln!(
+            "error: an approval needs the approver's name: give --operator NAME (or RUNBOOK_OPERATOR), without control characters"
+        );
+        return Ok(crate::EXIT_USAGE);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -74,6 +74,22 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
         approvals: 0,
     };
     let id = c.header();
+    if let Some(registry) = &c.registry
+        && registry.contains('.')
+        && let Some(d) = c
+            .connections
+            .iter()
+            .map(|conn| conn.dialect)
+            .find(|d| !d.rules().schemas())
+        && let Some(attr) = doc.header.iter().find(|a| a.key == "registry")
+    {
+        let d = c.error(
+            "bad-header",
+            format!("registry `{registry}` names a schema, and {d} has none"),
+            attr.span,
+        );
+        Compiler::hint(d, "give a plain prefix: `registry: runbook_registry`");
+    }
     if c.approvals > 0
         && c.registry.is_none()
         && let Some(attr) = doc.header.iter().find(|a| a.key == "approvals")

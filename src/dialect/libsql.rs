@@ -54,6 +54,10 @@ impl Rules for Libsql {
         Some("RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN (as the auth token)")
     }
 
+    fn schemas(&self) -> bool {
+        Sqlite.schemas()
+    }
+
     fn runs_runbooks_of(&self) -> Dialect {
         Dialect::Sqlite
     }

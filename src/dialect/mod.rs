@@ -173,6 +173,12 @@ pub trait Rules: Sync {
         None
     }
 
+    /// Whether its tables live in schemas a name can qualify
+    /// (`ops.runbook_registry`).
+    fn schemas(&self) -> bool {
+        true
+    }
+
     /// Whether a connection reaches a file (its database name is a path).
     fn database_is_file(&self) -> bool {
         false

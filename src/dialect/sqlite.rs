@@ -71,6 +71,12 @@ impl Rules for Sqlite {
         first == "."
     }
 
+    /// `main` and `temp` are databases of the connection, not schemas: a
+    /// registry in `temp` would vanish with it.
+    fn schemas(&self) -> bool {
+        false
+    }
+
     fn database_is_file(&self) -> bool {
         true
     }

@@ -64,13 +64,17 @@ impl Refusal {
 /// Who runs it: `--operator` (`given`), else `RUNBOOK_OPERATOR`, else the
 /// login name (`USER`, `LOGNAME`), read with `var`.
 pub fn operator_name(given: Option<&str>, var: impl Fn(&str) -> Option<String>) -> String {
-    given
-        .map(str::to_string)
-        .or_else(|| var("RUNBOOK_OPERATOR"))
-        .or_else(|| var("USER"))
-        .or_else(|| var("LOGNAME"))
-        .filter(|o| !o.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+    [
+        given.map(str::to_string),
+        var("RUNBOOK_OPERATOR"),
+        var("USER"),
+        var("LOGNAME"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|o| o.trim().to_string())
+    .find(|o| !o.is_empty())
+    .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// This machine's name.

@@ -116,7 +116,7 @@ impl Registry {
                 Err(e) => {
                     if found > 0 || self.any_present(db).await {
                         return Err(DbError::new(format!(
-                            "the registry table {table} is missing or altered (it needs the columns {}): {}; nothing ran",
+                            "the registry table {table} is missing or altered (it needs the columns {}): {}",
                             columns.join(", "),
                             e.message
                         )));
@@ -171,7 +171,7 @@ impl Registry {
         for sql in ddl {
             db.run(&sql, quiet(StatementKind::Ddl)).await.map_err(|e| {
                 DbError::new(format!(
-                    "cannot create the registry ({}): {}; nothing ran",
+                    "cannot create the registry ({}): {}",
                     self.prefix, e.message
                 ))
             })?;
@@ -180,7 +180,7 @@ impl Registry {
             Ok(())
         } else {
             Err(DbError::new(format!(
-                "the registry ({}) cannot be read after it was created; nothing ran",
+                "the registry ({}) cannot be read after it was created",
                 self.prefix
             )))
         }
@@ -270,7 +270,7 @@ impl Registry {
             .map(|_| ())
             .map_err(|e| {
                 DbError::new(format!(
-                    "cannot write to the registry ({}): {}; nothing ran",
+                    "cannot write to the registry ({}): {}",
                     self.prefix, e.message
                 ))
             })
@@ -330,11 +330,12 @@ impl Registry {
         runbook: &str,
         operator: &str,
     ) -> Result<bool, DbError> {
+        let me = same_operator(operator);
         if self
             .approvers(db, plan_hash)
             .await?
             .iter()
-            .any(|o| o == operator)
+            .any(|o| same_operator(o) == me)
         {
             return Ok(false);
         }
@@ -434,6 +435,27 @@ impl Registry {
     }
 }
 
+/// An operator's name as approvals compare it: trimmed, case folded.
+pub fn same_operator(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// `s` with control and bidi characters escaped, for messages.
+fn visible_name(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let hidden = c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let shown: Vec<char> = if hidden {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            shown
+        })
+        .collect()
+}
+
 /// Opens the run's record in the registry of every connection, before
 /// anything runs (a real run of a runbook that names a registry): creates
 /// the tables where they are missing, refuses a plan hash that already
@@ -450,7 +472,9 @@ pub async fn open_run(
     let Some(prefix) = &plan.registry else {
         return Ok(None);
     };
+    let short = |h: &str| h[..12.min(h.len())].to_string();
     let mut registries = std::collections::BTreeMap::new();
+    // Every database is checked before any records the run.
     for c in &plan.connections {
         let Some(db) = connections.get_mut(&c.name) else {
             continue;
@@ -458,50 +482,99 @@ pub async fn open_run(
         let on = |e: DbError| Refusal::database(format!("`{}`: {}", c.name, e.message));
         let registry = Registry::new(prefix, db.as_ref()).map_err(on)?;
         registry.ensure(db.as_mut()).await.map_err(on)?;
-        if !resuming
-            && run.again.is_none()
-            && let Some(done) = registry
+        // Applied once: another run of this plan that completed here, or
+        // that stopped after applying part of it (it is resumed, not run
+        // again from the start).
+        if run.again.is_none() {
+            if let Some(done) = registry
                 .completed(db.as_mut(), &plan.hash)
                 .await
                 .map_err(on)?
-        {
-            return Err(Refusal::usage(format!(
-                "runbook {} (plan {}) already completed on `{}` at {} by {} (run {}); to run it again, say why with --again REASON",
-                plan.id,
-                &plan.hash[..12.min(plan.hash.len())],
-                c.name,
-                done.ended_at.as_deref().unwrap_or("an unknown time"),
-                done.operator,
-                done.run_id
-            )));
+                && done.run_id != run.run_id
+            {
+                return Err(Refusal::usage(format!(
+                    "the plan {} already completed on `{}` at {} by {} (run {} of runbook {}); to run it again, say why with --again REASON",
+                    short(&plan.hash),
+                    c.name,
+                    done.ended_at.as_deref().unwrap_or("an unknown time"),
+                    visible_name(&done.operator),
+                    done.run_id,
+                    visible_name(&done.runbook)
+                )));
+            }
+            if !resuming {
+                for other in registry.history(db.as_mut(), None).await.map_err(on)? {
+                    if other.plan_hash != plan.hash || other.outcome == "success" {
+                        continue;
+                    }
+                    if !registry
+                        .checkpoints(db.as_mut(), &other.run_id)
+                        .await
+                        .map_err(on)?
+                        .is_empty()
+                    {
+                        return Err(Refusal::usage(format!(
+                            "run {} of this plan ({}, by {}) stopped on `{}` after applying part of it: go on with --resume {}, or say why it runs again from the start with --again REASON",
+                            other.run_id,
+                            other.outcome,
+                            visible_name(&other.operator),
+                            c.name,
+                            other.run_id
+                        )));
+                    }
+                }
+            }
         }
         if plan.approvals > 0 {
-            let others: Vec<String> = registry
+            let me = same_operator(&run.operator);
+            let mut others: Vec<String> = Vec::new();
+            for o in registry
                 .approvers(db.as_mut(), &plan.hash)
                 .await
                 .map_err(on)?
-                .into_iter()
-                .filter(|o| *o != run.operator)
-                .collect();
+            {
+                let key = same_operator(&o);
+                if key != me
+                    && !key.is_empty()
+                    && key != "unknown"
+                    && !others.iter().any(|x| same_operator(x) == key)
+                {
+                    others.push(o);
+                }
+            }
             if others.len() < plan.approvals as usize {
                 return Err(Refusal::usage(format!(
                     "runbook {} (plan {}) needs {} approvals by operators other than {} on `{}`, and has {}{}: each approver runs `runbook-compile approve {} --db {}=URL`",
                     plan.id,
-                    &plan.hash[..12.min(plan.hash.len())],
+                    short(&plan.hash),
                     plan.approvals,
-                    run.operator,
+                    visible_name(&run.operator),
                     c.name,
                     others.len(),
                     if others.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", others.join(", "))
+                        format!(
+                            " ({})",
+                            others
+                                .iter()
+                                .map(|o| visible_name(o))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     },
                     plan.source,
                     c.name
                 )));
             }
         }
+        registries.insert(c.name.clone(), registry);
+    }
+    for (name, registry) in &registries {
+        let Some(db) = connections.get_mut(name) else {
+            continue;
+        };
+        let on = |e: DbError| Refusal::database(format!("`{name}`: {}", e.message));
         let known = resuming
             && registry
                 .history(db.as_mut(), Some(&plan.id))
@@ -512,7 +585,6 @@ pub async fn open_run(
         if !known {
             registry.start(db.as_mut(), run).await.map_err(on)?;
         }
-        registries.insert(c.name.clone(), registry);
     }
     Ok(Some(super::run::Recorder {
         run_id: run.run_id.clone(),
