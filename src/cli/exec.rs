@@ -909,23 +909,24 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 }
             }
         };
+        let resumed_id = resume_point.as_ref().map(|(_, p)| p.run_id.clone());
+        let start = Record::Start {
+            run_id: resumed_id.as_deref().unwrap_or(&new_run_id),
+            runbook: &plan.id,
+            source: &plan.source,
+            plan_hash: &plan.hash,
+            dry_run,
+            operator: &operator,
+            connections: &journal_connections,
+            params: &journaled,
+        };
         let first = match &resume_point {
             Some((_, point)) => Record::Resume {
                 operator: &operator,
                 after: point.after,
             },
-            None => Record::Start {
-                run_id: &new_run_id,
-                runbook: &plan.id,
-                source: &plan.source,
-                plan_hash: &plan.hash,
-                dry_run,
-                operator: &operator,
-                connections: &journal_connections,
-                params: &journaled,
-            },
+            None => start.clone(),
         };
-        let resumed_id = resume_point.as_ref().map(|(_, p)| p.run_id.clone());
         let opened = match (&resume_point, journal_less) {
             (Some((path, _)), false) => Journal::append(path, &operator, steps),
             (Some(_), true) => Journal::create(&journal_dir, resumed_id.as_deref().unwrap_or(&new_run_id), &operator, steps),
@@ -935,16 +936,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             // A journal begun here for a run begun elsewhere opens as a
             // start, so that it can be resumed from too.
             if journal_less {
-                j.write(&Record::Start {
-                    run_id: resumed_id.as_deref().unwrap_or(&new_run_id),
-                    runbook: &plan.id,
-                    source: &plan.source,
-                    plan_hash: &plan.hash,
-                    dry_run,
-                    operator: &operator,
-                    connections: &journal_connections,
-                    params: &journaled,
-                })?;
+                j.write(&start)?;
             }
             j.write(&first)?;
             if !changed.is_empty() {

@@ -25,7 +25,7 @@ pub struct JournalConnection {
 }
 
 /// One line of the journal.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record<'a> {
     /// The run began.
