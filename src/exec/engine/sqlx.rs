@@ -51,6 +51,11 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// Every sequence of the database (PostgreSQL) as JSON: its oid, name,
+/// increment, and the value it hands out next when the session may read
+/// it (see [`Database::sequences`]).
+const SEQUENCES: &str = "SELECT coalesce(json_agg(json_build_array(c.oid::bigint, format('%I.%I', n.nspname, c.relname), s.seqincrement::text, CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN (xpath('/row/v/text()', query_to_xml(format('SELECT CASE WHEN is_called THEN last_value::numeric + %s ELSE last_value::numeric END AS v FROM %s', s.seqincrement, c.oid::regclass), false, true, '')))[1]::text END)), '[]')::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S' AND NOT pg_is_other_temp_schema(n.oid)";
+
 /// A live sqlx connection, and what it takes to end its session from a
 /// second connection.
 pub struct SqlxDatabase {
@@ -764,12 +769,37 @@ impl Database for SqlxDatabase {
         // quotes the one it reads from); another session's temporary
         // sequences cannot be read. The next value counts `is_called`, so a
         // sequence restarted or set with `setval(..., false)` is read right.
-        let all = self
-            .setting(
-                "SELECT coalesce(json_agg(json_build_array(c.oid::bigint, format('%I.%I', n.nspname, c.relname), s.seqincrement::text, CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN (xpath('/row/v/text()', query_to_xml(format('SELECT CASE WHEN is_called THEN last_value::numeric + %s ELSE last_value::numeric END AS v FROM %s', s.seqincrement, c.oid::regclass), false, true, '')))[1]::text END)), '[]')::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S' AND NOT pg_is_other_temp_schema(n.oid)",
-            )
-            .await?
-            .unwrap_or_default();
+        // A sequence another session drops between the catalog's listing
+        // and the reading of its value makes the query fail: read again,
+        // inside a savepoint, so the dry run's transaction stays usable.
+        let quiet = Shape {
+            kind: StatementKind::Other,
+            returns_rows: false,
+        };
+        let mut attempts = 0;
+        let all = loop {
+            attempts += 1;
+            // Outside a transaction (after the dry run's rollback) there is
+            // no savepoint to take, and no transaction a failure aborts.
+            let saved = self
+                .send("SAVEPOINT runbook_sequence_list", quiet)
+                .await
+                .is_ok();
+            let read = self.setting(SEQUENCES).await;
+            if saved {
+                if read.is_err() {
+                    self.send("ROLLBACK TO SAVEPOINT runbook_sequence_list", quiet)
+                        .await?;
+                }
+                self.send("RELEASE SAVEPOINT runbook_sequence_list", quiet)
+                    .await?;
+            }
+            match read {
+                Ok(all) => break all.unwrap_or_default(),
+                Err(e) if attempts < 5 && e.message.contains("does not exist") => {}
+                Err(e) => return Err(e),
+            }
+        };
         let rows: Vec<(u32, String, String, Option<String>)> = serde_json::from_str(&all)
             .map_err(|e| DbError::new(format!("cannot read the sequences: {e}")))?;
         let mut out = Vec::with_capacity(rows.len());
