@@ -70,30 +70,36 @@ pub fn sqld(args: &[&str]) -> Option<Sqld> {
             return None;
         }
     };
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut all: Vec<String> = vec![
-        binary,
-        "--db-path".into(),
-        dir.path().join("data").to_str().unwrap().into(),
-        "--http-listen-addr".into(),
-        address.clone(),
-        "--no-welcome".into(),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let mut server = Sqld {
-        child: start_sqld(&all),
-        args: all,
-        url: format!("http://{address}"),
-        dir,
-    };
-    server.wait();
-    Some(server)
+    // A port another test's sqld took meanwhile makes this one exit: it is
+    // started again on another, never shared.
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let mut all: Vec<String> = vec![
+            binary.clone(),
+            "--db-path".into(),
+            dir.path().join("data").to_str().unwrap().into(),
+            "--http-listen-addr".into(),
+            address.clone(),
+            "--no-welcome".into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut server = Sqld {
+            child: start_sqld(&all),
+            args: all,
+            url: format!("http://{address}"),
+            dir,
+        };
+        if server.wait() {
+            return Some(server);
+        }
+    }
+    panic!("sqld did not start");
 }
 
 fn start_sqld(args: &[String]) -> std::process::Child {
@@ -111,18 +117,26 @@ impl Sqld {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = start_sqld(&self.args);
-        self.wait();
+        assert!(self.wait(), "sqld did not start again on {}", self.url);
     }
 
-    fn wait(&mut self) {
+    /// Waits until this server answers on its port; `false` when it
+    /// exited (its port was taken) or never answered.
+    fn wait(&mut self) -> bool {
         let address = self.url.trim_start_matches("http://").to_string();
         for _ in 0..200 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
             if std::net::TcpStream::connect(&address).is_ok() {
-                return;
+                // Still ours: another sqld on the port would have made
+                // this one exit.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return matches!(self.child.try_wait(), Ok(None));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("sqld did not start on {address}");
+        false
     }
 }
 
