@@ -312,13 +312,7 @@ fn spawn_exec(path: &Path, url: &str, dir: &Path) -> std::process::Child {
 
 /// Waits for `child`; its exit code and everything it printed.
 fn finished(child: std::process::Child) -> (Option<i32>, String) {
-    let out = child.wait_with_output().unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), shown)
+    common::printed(child.wait_with_output().unwrap())
 }
 
 #[tokio::test]

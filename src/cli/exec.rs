@@ -14,6 +14,7 @@ use runbook_compile::exec::journal::{
 use runbook_compile::exec::params;
 use runbook_compile::exec::run::{Ending, Event, Operator, Options, Runner};
 use runbook_compile::exec::secret::Mask;
+pub(crate) use runbook_compile::exec::shown::visible;
 use runbook_compile::plan::{Dialect, OnFail, Plan, StatementKind, Step, StepBody, one_line};
 
 use crate::{EXIT_USAGE, compile_reported};
@@ -331,31 +332,6 @@ pub struct ExecArgs<'a> {
     pub show_sql: bool,
     /// `--again REASON`: run a plan hash the registry says completed.
     pub again: Option<&'a str>,
-}
-
-/// `text` safe to print to the operator's terminal: control characters
-/// (an escape sequence in a value or a server message could move the
-/// cursor and rewrite the lines above) and bidirectional overrides are
-/// shown as escapes (`\x1b`, `\u{202e}`), line breaks and tabs kept.
-pub(crate) fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() && (c as u32) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            '\u{061c}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{feff}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `rows` under `columns` as a table, indented under the statement's line.

@@ -85,7 +85,7 @@ fn table(runs: &[RunRow]) -> String {
             ];
             // Anyone who can write the database, or name an operator,
             // writes these: nothing of them moves the terminal.
-            cells.map(|c| super::exec::visible(&c))
+            cells.map(|c| runbook_compile::exec::shown::one_line(&c))
         })
         .collect();
     let head = [

@@ -10,3 +10,4 @@ pub mod registry;
 pub mod resume;
 pub mod run;
 pub mod secret;
+pub mod shown;

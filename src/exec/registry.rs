@@ -69,6 +69,18 @@ fn quiet(kind: StatementKind) -> Shape {
     }
 }
 
+/// The rows `sql` returns, at most `limit` of them.
+async fn rows(
+    db: &mut dyn Database,
+    sql: &str,
+    limit: usize,
+) -> Result<super::db::Outcome, DbError> {
+    db.keep_rows(limit);
+    let rows = db.run(sql, quiet(StatementKind::Query)).await;
+    db.keep_rows(0);
+    rows
+}
+
 /// Now, in UTC, RFC 3339 with microseconds: one width, so that the text
 /// sorts as the time does.
 pub fn now() -> String {
@@ -188,9 +200,7 @@ impl Registry {
 
     /// Reads the rows of `sql` (the [`RUNS`] columns) as runs.
     async fn read_runs(&self, db: &mut dyn Database, sql: &str) -> Result<Vec<RunRow>, DbError> {
-        db.keep_rows(100_000);
-        let rows = db.run(sql, quiet(StatementKind::Query)).await;
-        db.keep_rows(0);
+        let rows = rows(db, sql, 100_000).await;
         let text = |v: &minijinja::Value| (!v.is_none()).then(|| v.to_string());
         Ok(rows?
             .rows
@@ -363,9 +373,7 @@ impl Registry {
             self.approvals,
             Self::text(db, plan_hash)?
         );
-        db.keep_rows(100_000);
-        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
-        db.keep_rows(0);
+        let rows = rows(db, &sql, 100_000).await;
         Ok(rows?
             .rows
             .into_iter()
@@ -386,9 +394,7 @@ impl Registry {
             self.checkpoints,
             Self::text(db, run_id)?
         );
-        db.keep_rows(1_000_000);
-        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
-        db.keep_rows(0);
+        let rows = rows(db, &sql, 1_000_000).await;
         let mut all: Vec<(String, serde_json::Value)> = Vec::new();
         for row in rows?.rows {
             let Some(text) = row
@@ -420,9 +426,7 @@ impl Registry {
             self.checkpoints,
             Self::text(db, run_id)?
         );
-        db.keep_rows(1_000_000);
-        let rows = db.run(&sql, quiet(StatementKind::Query)).await;
-        db.keep_rows(0);
+        let rows = rows(db, &sql, 1_000_000).await;
         Ok(rows?
             .rows
             .into_iter()
@@ -438,22 +442,6 @@ impl Registry {
 /// An operator's name as approvals compare it: trimmed, case folded.
 pub fn same_operator(name: &str) -> String {
     name.trim().to_lowercase()
-}
-
-/// `s` with control and bidi characters escaped, for messages.
-fn visible_name(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let hidden = c.is_control()
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            let shown: Vec<char> = if hidden {
-                c.escape_unicode().collect()
-            } else {
-                vec![c]
-            };
-            shown
-        })
-        .collect()
 }
 
 /// Opens the run's record in the registry of every connection, before
@@ -497,9 +485,9 @@ pub async fn open_run(
                     short(&plan.hash),
                     c.name,
                     done.ended_at.as_deref().unwrap_or("an unknown time"),
-                    visible_name(&done.operator),
+                    super::shown::one_line(&done.operator),
                     done.run_id,
-                    visible_name(&done.runbook)
+                    super::shown::one_line(&done.runbook)
                 )));
             }
             if !resuming {
@@ -517,7 +505,7 @@ pub async fn open_run(
                             "run {} of this plan ({}, by {}) stopped on `{}` after applying part of it: go on with --resume {}, or say why it runs again from the start with --again REASON",
                             other.run_id,
                             other.outcome,
-                            visible_name(&other.operator),
+                            super::shown::one_line(&other.operator),
                             c.name,
                             other.run_id
                         )));
@@ -548,7 +536,7 @@ pub async fn open_run(
                     plan.id,
                     short(&plan.hash),
                     plan.approvals,
-                    visible_name(&run.operator),
+                    super::shown::one_line(&run.operator),
                     c.name,
                     others.len(),
                     if others.is_empty() {
@@ -558,7 +546,7 @@ pub async fn open_run(
                             " ({})",
                             others
                                 .iter()
-                                .map(|o| visible_name(o))
+                                .map(|o| super::shown::one_line(o))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )

@@ -170,6 +170,11 @@ pub fn cli_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
+    printed(out)
+}
+
+/// How a finished process ended: its exit code and everything it printed.
+pub fn printed(out: std::process::Output) -> (Option<i32>, String) {
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -194,13 +199,7 @@ pub fn at_terminal(command: &str, env: &[(&str, &str)], answers: &[u8]) -> (Opti
         .spawn()
         .expect("script(1) runs the command on a pseudo-terminal");
     child.stdin.take().unwrap().write_all(answers).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), shown)
+    printed(child.wait_with_output().unwrap())
 }
 
 /// Runs `exec RUNBOOK --db default=URL --journal DIR/runs --yes EXTRA...`.
