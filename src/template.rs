@@ -22,6 +22,16 @@ pub const GLOBALS: &[&str] = &[
     "none",
 ];
 
+/// The run's own values, `{{ run.id }}` and `{{ run.operator }}`: the run
+/// id (the same on resume) and the operator's name. No parameter or
+/// capture may take the name.
+pub const RUN: &str = "run";
+
+/// The value of [`RUN`] for the run `id` of `operator`.
+pub fn run_value(id: &str, operator: &str) -> minijinja::Value {
+    minijinja::context! { id => id, operator => operator }
+}
+
 /// Filters a statement may use: `ident` and minijinja's own that compute
 /// values. Anything else is a compile error (format section 11), never a
 /// failure halfway through a run.

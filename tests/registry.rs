@@ -522,3 +522,142 @@ fn a_plan_is_applied_once_whether_run_again_resumed_or_approved_by_oneself() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("has 0"), "{out}");
 }
+
+/// The migration examples on PostgreSQL: the import tags what it creates
+/// with its registry run id, the level 1 rollback takes that id (and only
+/// a recorded import run's), and the registry keeps the audit trail of
+/// both, applied once unless `--again`.
+#[tokio::test]
+async fn the_migration_import_and_its_rollback_keep_their_audit_trail_in_the_registry() {
+    let Some(server) = common::postgres() else {
+        return;
+    };
+    let name = unique("rb_migration");
+    let mut admin = connect(&server).await;
+    common::run(&mut *admin, &format!("DROP DATABASE IF EXISTS {name}")).await;
+    common::run(&mut *admin, &format!("CREATE DATABASE {name}")).await;
+    let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+    let mut db = connect(&url).await;
+    runbook_compile::exec::fixture::load(
+        &mut *db,
+        Path::new("runbooks/fixtures/migration-import.sql"),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("runs");
+    let exec = |runbook: &str, operator: &str, extra: &str, answers: &[u8]| {
+        let command = format!(
+            "{} exec runbooks/{runbook} --yes --operator {operator} --journal {} {extra}",
+            env!("CARGO_BIN_EXE_runbook-compile"),
+            journal.display()
+        );
+        common::at_terminal(&command, &[("RUNBOOK_DB_APP", &url)], answers)
+    };
+    let count = |sql: &'static str| {
+        let url = url.clone();
+        async move { value(&mut *connect(&url).await, sql).await.unwrap() }
+    };
+    let history = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+            .args(["history", "--db", &format!("app={url}")])
+            .args(["--registry", "migration_registry", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        runs.as_array().cloned().unwrap()
+    };
+
+    // The import: its 205 records carry its run id from the registry.
+    let (code, out) = exec("migration-import.md", "alice", "", b"y\ny\n");
+    assert_eq!(code, Some(0), "{out}");
+    let runs = history();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let import = runs[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["outcome"], "success");
+    assert_eq!(runs[0]["operator"], "alice");
+    let tagged = format!("SELECT COUNT(*) FROM \"WaIdMapping\" WHERE \"syncRunId\" = '{import}'");
+    assert_eq!(value(&mut *db, &tagged).await.as_deref(), Some("205"));
+    assert_eq!(count("SELECT COUNT(*) FROM \"Member\"").await, "250");
+
+    // Applied once: the same import again is refused, nothing runs.
+    let (code, out) = exec("migration-import.md", "carol", "", b"y\ny\n");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("alice"), "{out}");
+    assert_eq!(count("SELECT COUNT(*) FROM \"WaIdMapping\"").await, "1025");
+
+    // A run id the registry does not hold as a finished import run:
+    // nothing deleted. Each of these runs stops after its sign-offs and a
+    // query, which changed nothing, so the next is not refused as a
+    // resume.
+    common::run(
+        &mut *db,
+        "INSERT INTO migration_registry_runs VALUES ('wa-import-running', 'wa-import', 'h', 'dave', 'h', '{}', '2026-12-03T00:00:00.000000Z', NULL, 'running', NULL)",
+    )
+    .await;
+    for wrong in [
+        "wa-import-20200101T000000Z-0000",
+        "' OR '1'='1",
+        "wa-import-running",
+    ] {
+        let (code, out) = exec(
+            "migration-rollback.md",
+            "bob",
+            &format!("--param \"run_id={wrong}\""),
+            b"y\ny\ny\n",
+        );
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("import-run"), "{out}");
+        assert_eq!(count("SELECT COUNT(*) FROM \"WaIdMapping\"").await, "1025");
+    }
+
+    // The rollback of the import run: exactly its records go.
+    let (code, out) = exec(
+        "migration-rollback.md",
+        "bob",
+        &format!("--param run_id={import}"),
+        b"y\ny\ny\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(value(&mut *db, &tagged).await.as_deref(), Some("0"));
+    assert_eq!(count("SELECT COUNT(*) FROM \"Member\"").await, "200");
+    assert_eq!(count("SELECT COUNT(*) FROM \"Registration\"").await, "600");
+    assert_eq!(count("SELECT COUNT(*) FROM \"WaIdMapping\"").await, "820");
+    // The audit query of the runbook finds the rollback of that run.
+    let audit = format!(
+        "SELECT operator || ' ' || outcome FROM migration_registry_runs WHERE runbook = 'migration-rollback' AND params::jsonb ->> 'run_id' = '{import}'"
+    );
+    assert_eq!(
+        value(&mut *db, &audit).await.as_deref(),
+        Some("bob success")
+    );
+
+    // The import again after its rollback, with the reason recorded.
+    std::fs::remove_dir_all(&journal).unwrap();
+    let (code, out) = exec(
+        "migration-import.md",
+        "alice",
+        "--again 'run rolled back'",
+        b"y\ny\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let runs = history();
+    let again: Vec<_> = runs
+        .iter()
+        .filter(|r| r["runbook"] == "wa-import" && r["outcome"] == "success")
+        .collect();
+    assert_eq!(again.len(), 2, "{runs:?}");
+    let second = again
+        .iter()
+        .find(|r| r["run_id"] != import.as_str())
+        .unwrap();
+    assert_eq!(second["again"], "run rolled back");
+    let retagged = format!(
+        "SELECT COUNT(*) FROM \"WaIdMapping\" WHERE \"syncRunId\" = '{}'",
+        second["run_id"].as_str().unwrap()
+    );
+    assert_eq!(value(&mut *db, &retagged).await.as_deref(), Some("205"));
+    drop(db);
+    common::run(&mut *admin, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
+}

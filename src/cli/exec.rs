@@ -669,9 +669,13 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         .collect();
     let dialects: Vec<Dialect> = plan.connections.iter().map(|c| c.dialect).collect();
     let mask = Mask::new(&secret_values, &dialects);
-    if let Err(errors) =
-        runbook_compile::template::preflight(&plan, &params::template_values(&values))
-    {
+    // `run.id` is not known yet: a value of its form stands in.
+    let mut preflight_values = params::template_values(&values);
+    preflight_values.insert(
+        runbook_compile::template::RUN.into(),
+        runbook_compile::template::run_value(&run_id(&plan.id), ""),
+    );
+    if let Err(errors) = runbook_compile::template::preflight(&plan, &preflight_values) {
         for e in errors {
             eprintln!("error: {}", mask.apply(&e.to_string()));
         }
@@ -952,11 +956,17 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
         info(json, format!("journal {}", journal.path().display()));
-        let env = params::shell_env(&values);
+        let this_run = resumed_id.as_deref().unwrap_or(&new_run_id);
+        let mut env = params::shell_env(&values);
+        env.extend(params::run_env(this_run, &operator));
         let mut params = params::template_values(&values);
         if let Some((_, point)) = &resume_point {
             params.extend(point.captures.iter().cloned());
         }
+        params.insert(
+            runbook_compile::template::RUN.into(),
+            runbook_compile::template::run_value(this_run, &operator),
+        );
         let mut terminal = Terminal { interactive };
         let mut screen = Screen {
             plan: &plan,
@@ -977,7 +987,6 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             screen.event(e);
             journal.event(e).map_err(|e| e.to_string())
         };
-        let mut env: Vec<(String, String)> = env;
         if dry_run {
             env.push(("RUNBOOK_DRY_RUN".into(), "1".into()));
         }

@@ -250,6 +250,14 @@ impl Compiler<'_> {
             );
             return;
         }
+        if name == crate::template::RUN {
+            self.error(
+                "bad-header",
+                "parameter name `run` is taken: `run.id` and `run.operator` are the run's own",
+                attr.span,
+            );
+            return;
+        }
         if self.params.iter().any(|p| p.name == name) {
             self.error(
                 "bad-header",

@@ -626,6 +626,14 @@ impl Compiler<'_> {
             );
             return None;
         }
+        if name == crate::template::RUN {
+            self.error(
+                "bad-capture",
+                "capture name `run` is taken: `run.id` and `run.operator` are the run's own",
+                span,
+            );
+            return None;
+        }
         if self.params.iter().any(|p| p.name == name) {
             self.error(
                 "bad-capture",

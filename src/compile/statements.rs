@@ -394,7 +394,10 @@ impl Compiler<'_> {
             .collect();
         uses.sort();
         for name in &uses {
-            if self.params.iter().any(|p| &p.name == name) || defined.contains(name) {
+            if self.params.iter().any(|p| &p.name == name)
+                || defined.contains(name)
+                || name == crate::template::RUN
+            {
                 continue;
             }
             let at = self.name_span(&stmt.sql, span, name);

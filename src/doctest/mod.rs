@@ -381,8 +381,16 @@ async fn build_and_run(
         }
         dbs.insert(c.name.clone(), db);
     }
-    let env = params::shell_env(values);
-    let params = params::template_values(values);
+    // A doc test is a run of its own: a run id of the real form, and
+    // `doc-test` as the operator.
+    let run_id = crate::exec::journal::run_id(&plan.id);
+    let mut env = params::shell_env(values);
+    env.extend(params::run_env(&run_id, "doc-test"));
+    let mut params = params::template_values(values);
+    params.insert(
+        crate::template::RUN.into(),
+        crate::template::run_value(&run_id, "doc-test"),
+    );
     let options = Options {
         test: true,
         dir: dir.to_path_buf(),

@@ -59,6 +59,15 @@ pub fn shell_env(values: &BTreeMap<String, ParamValue>) -> Vec<(String, String)>
         .collect()
 }
 
+/// A shell step's `RUNBOOK_RUN_ID` and `RUNBOOK_OPERATOR`: the values
+/// `{{ run.id }}` and `{{ run.operator }}` give SQL.
+pub fn run_env(run_id: &str, operator: &str) -> [(String, String); 2] {
+    [
+        ("RUNBOOK_RUN_ID".into(), run_id.to_string()),
+        ("RUNBOOK_OPERATOR".into(), operator.to_string()),
+    ]
+}
+
 /// The parameters as template values.
 pub fn template_values(values: &BTreeMap<String, ParamValue>) -> BTreeMap<String, Value> {
     values

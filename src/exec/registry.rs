@@ -439,6 +439,20 @@ impl Registry {
     }
 }
 
+/// Whether the checkpoint `at` (step, statement) of a run of `plan` may
+/// have changed the database: a COMMIT, a write or other statement, or a
+/// shell step. A sign-off or a query whose checks held changed nothing,
+/// so a run stopped after them leaves nothing to resume.
+fn may_have_written(plan: &crate::plan::Plan, (step, statement): (usize, usize)) -> bool {
+    match plan.steps.get(step).map(|s| &s.body) {
+        Some(crate::plan::StepBody::SignOff { .. }) => false,
+        Some(crate::plan::StepBody::Sql { statements, .. }) => statements
+            .get(statement)
+            .is_none_or(|s| s.kind != StatementKind::Query),
+        _ => true,
+    }
+}
+
 /// An operator's name as approvals compare it: trimmed, case folded.
 pub fn same_operator(name: &str) -> String {
     name.trim().to_lowercase()
@@ -495,11 +509,12 @@ pub async fn open_run(
                     if other.plan_hash != plan.hash || other.outcome == "success" {
                         continue;
                     }
-                    if !registry
+                    if registry
                         .checkpoints(db.as_mut(), &other.run_id)
                         .await
                         .map_err(on)?
-                        .is_empty()
+                        .into_iter()
+                        .any(|at| may_have_written(plan, at))
                     {
                         return Err(Refusal::usage(format!(
                             "run {} of this plan ({}, by {}) stopped on `{}` after applying part of it: go on with --resume {}, or say why it runs again from the start with --again REASON",
