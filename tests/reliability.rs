@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::servers;
 use runbook_compile::exec::{
     db::{Database, Shape},
-    engine::sqlx::SqlxDatabase,
+    engine::{self, Open, sqlx::SqlxDatabase},
 };
 use runbook_compile::plan::{Dialect, StatementKind};
 
@@ -32,6 +32,16 @@ fn targets(dir: &Path) -> Vec<(Dialect, String)> {
     out
 }
 
+/// Every target and a sqld of its own (kept alive by the returned guard).
+fn targets_and_sqld(dir: &Path) -> (Vec<(Dialect, String)>, Option<common::Sqld>) {
+    let mut all = targets(dir);
+    let sqld = common::sqld(&[]);
+    if let Some(s) = &sqld {
+        all.push((Dialect::Libsql, s.url.clone()));
+    }
+    (all, sqld)
+}
+
 /// The first column of the first row of `sql`, as text ("" for none).
 fn query(dialect: Dialect, url: &str, sql: &str) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -39,7 +49,7 @@ fn query(dialect: Dialect, url: &str, sql: &str) -> String {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
+        let mut db = engine::connect(url, Open::Create).await.unwrap();
         let (kind, returns_rows) = runbook_compile::sql::classify(sql, dialect);
         let out = db
             .run(sql, Shape { kind, returns_rows })
@@ -52,13 +62,13 @@ fn query(dialect: Dialect, url: &str, sql: &str) -> String {
     })
 }
 
-fn drop_table(dialect: Dialect, url: &str, table: &str) {
+fn drop_table(url: &str, table: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut db = SqlxDatabase::connect(dialect, url).await.unwrap();
+        let mut db = engine::connect(url, Open::Create).await.unwrap();
         let ddl = Shape {
             kind: StatementKind::Ddl,
             returns_rows: false,
@@ -102,20 +112,22 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Three writes: one outside a transaction, two in transactions with gates.
 fn crashy(dialect: Dialect, table: &str) -> String {
     format!(
-        "---\nid: crashy\ndialect: {dialect}\n---\n# Crashy\n\n\
+        "---\nid: crashy\ndialect: {}\n---\n# Crashy\n\n\
          ```sql {{#setup}}\nCREATE TABLE {table} (v INT);\n```\n\n\
          ```sql {{#first}}\nINSERT INTO {table} VALUES (1);\n-- @expect 1\n```\n\n\
          ```sql {{#second}}\nBEGIN;\nINSERT INTO {table} VALUES (2);\n-- @expect 1\n\
          SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 2\nCOMMIT;\n```\n\n\
          ```sql {{#third}}\nBEGIN;\nINSERT INTO {table} VALUES (3);\n-- @expect 1\n\
-         SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 3\nCOMMIT;\n```\n"
+         SELECT COUNT(*) AS n FROM {table};\n-- @assert n == 3\nCOMMIT;\n```\n",
+        dialect.rules().runs_runbooks_of()
     )
 }
 
 #[test]
 fn a_run_killed_anywhere_resumes_to_every_write_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    for (dialect, url) in targets(dir.path()) {
+    let (targets, _sqld) = targets_and_sqld(dir.path());
+    for (dialect, url) in targets {
         let table = format!("crash_{}_{}", dialect, std::process::id());
         let runbook = write(
             dir.path(),
@@ -128,7 +140,7 @@ fn a_run_killed_anywhere_resumes_to_every_write_exactly_once() {
             "before-commit:second",
             "after-commit:second",
         ] {
-            drop_table(dialect, &url, &table);
+            drop_table(&url, &table);
             let case = dir
                 .path()
                 .join(format!("{dialect}-{}", point.replace(':', "-")));
@@ -158,7 +170,7 @@ fn a_run_killed_anywhere_resumes_to_every_write_exactly_once() {
                 );
             }
         }
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
     }
 }
 
@@ -188,7 +200,8 @@ fn an_unconfirmed_commit_without_gates_is_never_guessed() {
 #[test]
 fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
     let dir = tempfile::tempdir().unwrap();
-    for (dialect, url) in targets(dir.path()) {
+    let (targets, _sqld) = targets_and_sqld(dir.path());
+    for (dialect, url) in targets {
         let table = format!("regcrash_{}_{}", dialect, std::process::id());
         let registry = format!("regcrash_rb_{}_{}", dialect, std::process::id());
         // The crashy runbook with a registry, and a capture made before the
@@ -221,9 +234,9 @@ fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
             "before-commit:second",
             "after-commit:second",
         ] {
-            drop_table(dialect, &url, &table);
+            drop_table(&url, &table);
             for t in ["runs", "checkpoints", "approvals"] {
-                drop_table(dialect, &url, &format!("{registry}_{t}"));
+                drop_table(&url, &format!("{registry}_{t}"));
             }
             let case = dir
                 .path()
@@ -270,9 +283,9 @@ fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
                 "{dialect} {point}: each write once\n{out}"
             );
         }
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
         for t in ["runs", "checkpoints", "approvals"] {
-            drop_table(dialect, &url, &format!("{registry}_{t}"));
+            drop_table(&url, &format!("{registry}_{t}"));
         }
     }
 }
@@ -404,7 +417,7 @@ fn the_wrong_database_is_refused_and_production_needs_its_name() {
         &["--confirm-target", "runbook"],
     ));
     assert_eq!(code, Some(0), "{out}");
-    drop_table(dialect, &url, &table);
+    drop_table(&url, &table);
 }
 
 #[test]
@@ -412,7 +425,7 @@ fn a_session_killed_by_the_server_stops_the_run_and_resume_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     for (dialect, url) in servers() {
         let table = format!("killed_{}_{}", dialect, std::process::id());
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
         let sleep = if dialect == Dialect::Postgres {
             "pg_sleep(4)"
         } else {
@@ -497,7 +510,7 @@ fn a_session_killed_by_the_server_stops_the_run_and_resume_finishes_it() {
             "1",
             "{dialect}: once"
         );
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
     }
 }
 
@@ -508,7 +521,7 @@ fn a_lock_wait_timeout_on_postgres_rolls_back_and_stops() {
     };
     let dir = tempfile::tempdir().unwrap();
     let table = format!("locked_{}", std::process::id());
-    drop_table(dialect, &url, &table);
+    drop_table(&url, &table);
     query(
         dialect,
         &url,
@@ -565,7 +578,7 @@ fn a_lock_wait_timeout_on_postgres_rolls_back_and_stops() {
         "0,0",
         "the first UPDATE was rolled back, never committed on its own"
     );
-    drop_table(dialect, &url, &table);
+    drop_table(&url, &table);
 }
 
 #[test]
@@ -651,7 +664,7 @@ fn a_deadlock_rolls_back_the_whole_transaction_and_nothing_runs_after_it() {
     let dir = tempfile::tempdir().unwrap();
     for (dialect, url) in servers() {
         let table = format!("deadlock_{}_{}", dialect, std::process::id());
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
         query(
             dialect,
             &url,
@@ -787,7 +800,7 @@ fn a_deadlock_rolls_back_the_whole_transaction_and_nothing_runs_after_it() {
             "0",
             "{dialect}: nothing ran after it"
         );
-        drop_table(dialect, &url, &table);
+        drop_table(&url, &table);
     }
 }
 
