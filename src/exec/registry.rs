@@ -24,7 +24,16 @@ const RUNS: &[&str] = &[
     "outcome",
     "again",
 ];
-const CHECKPOINTS: &[&str] = &["run_id", "step", "statement", "kind", "at", "captures"];
+const CHECKPOINTS: &[&str] = &[
+    "run_id",
+    "step",
+    "round",
+    "statement",
+    "kind",
+    "at",
+    "captures",
+    "total",
+];
 const APPROVALS: &[&str] = &["plan_hash", "runbook", "operator", "at"];
 
 /// The registry's tables on one database.
@@ -35,6 +44,17 @@ pub struct Registry {
     runs: String,
     checkpoints: String,
     approvals: String,
+}
+
+/// A checkpoint as the registry records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// (step, statement), the statement `usize::MAX` for a whole step.
+    pub at: (usize, usize),
+    /// The round of a `repeat` step (from 1), 0 for any other step.
+    pub round: u64,
+    /// The rows a `repeat` step counted up to and including this round.
+    pub total: Option<u64>,
 }
 
 /// A run as the registry records it.
@@ -172,7 +192,7 @@ impl Registry {
                 self.runs
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL, step {int} NOT NULL, statement {int} NOT NULL, kind {key} NOT NULL, at {key} NOT NULL, captures {text}, PRIMARY KEY (run_id, step, statement)){after}",
+                "CREATE TABLE IF NOT EXISTS {} (run_id {key} NOT NULL, step {int} NOT NULL, round {int} NOT NULL, statement {int} NOT NULL, kind {key} NOT NULL, at {key} NOT NULL, captures {text}, total {int}, PRIMARY KEY (run_id, step, round, statement)){after}",
                 self.checkpoints
             ),
             format!(
@@ -294,20 +314,22 @@ impl Registry {
         &self,
         db: &dyn Database,
         run_id: &str,
-        position: (usize, usize),
+        mark: Mark,
         kind: &str,
         captures: &str,
     ) -> Result<String, DbError> {
-        let statement = if position.1 == usize::MAX {
+        let statement = if mark.at.1 == usize::MAX {
             -1
         } else {
-            i64::try_from(position.1).unwrap_or(i64::MAX)
+            i64::try_from(mark.at.1).unwrap_or(i64::MAX)
         };
+        let total = mark.total.map_or("NULL".to_string(), |t| t.to_string());
         Ok(format!(
-            "INSERT INTO {} (run_id, step, statement, kind, at, captures) VALUES ({}, {}, {statement}, {}, {}, {})",
+            "INSERT INTO {} (run_id, step, round, statement, kind, at, captures, total) VALUES ({}, {}, {}, {statement}, {}, {}, {}, {total})",
             self.checkpoints,
             Self::text(db, run_id)?,
-            position.0,
+            mark.at.0,
+            mark.round,
             Self::text(db, kind)?,
             Self::text(db, &now())?,
             Self::text(db, captures)?
@@ -390,7 +412,7 @@ impl Registry {
         run_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, DbError> {
         let sql = format!(
-            "SELECT captures FROM {} WHERE run_id = {} ORDER BY step, statement",
+            "SELECT captures FROM {} WHERE run_id = {} ORDER BY step, round, statement",
             self.checkpoints,
             Self::text(db, run_id)?
         );
@@ -414,15 +436,14 @@ impl Registry {
         Ok(all)
     }
 
-    /// The checkpoints of run `run_id`, in order: (step, statement), the
-    /// statement `usize::MAX` for a whole step.
+    /// The checkpoints of run `run_id`, in order.
     pub async fn checkpoints(
         &self,
         db: &mut dyn Database,
         run_id: &str,
-    ) -> Result<Vec<(usize, usize)>, DbError> {
+    ) -> Result<Vec<Mark>, DbError> {
         let sql = format!(
-            "SELECT step, statement FROM {} WHERE run_id = {} ORDER BY step, statement",
+            "SELECT step, statement, round, total FROM {} WHERE run_id = {} ORDER BY step, round, statement",
             self.checkpoints,
             Self::text(db, run_id)?
         );
@@ -433,7 +454,11 @@ impl Registry {
             .filter_map(|r| {
                 let step = usize::try_from(r.first()?.1.as_i64()?).ok()?;
                 let statement = r.get(1)?.1.as_i64()?;
-                Some((step, usize::try_from(statement).unwrap_or(usize::MAX)))
+                Some(Mark {
+                    at: (step, usize::try_from(statement).unwrap_or(usize::MAX)),
+                    round: u64::try_from(r.get(2)?.1.as_i64()?).ok()?,
+                    total: r.get(3).and_then(|(_, v)| u64::try_from(v.as_i64()?).ok()),
+                })
             })
             .collect())
     }
@@ -514,7 +539,7 @@ pub async fn open_run(
                         .await
                         .map_err(on)?
                         .into_iter()
-                        .any(|at| may_have_written(plan, at))
+                        .any(|mark| may_have_written(plan, mark.at))
                     {
                         return Err(Refusal::usage(format!(
                             "run {} of this plan ({}, by {}) stopped on `{}` after applying part of it: go on with --resume {}, or say why it runs again from the start with --again REASON",
@@ -622,18 +647,23 @@ mod tests {
             again: None,
         };
         r.start(&mut db, &run).await.unwrap();
-        let sql = r
-            .checkpoint(&db, "r-1", (2, 3), "commit", r#"{"n":1,"m":"x"}"#)
-            .unwrap();
-        db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
-        let sql = r
-            .checkpoint(&db, "r-1", (4, usize::MAX), "shell", r#"{"n":2}"#)
-            .unwrap();
-        db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
-        assert_eq!(
-            r.checkpoints(&mut db, "r-1").await.unwrap(),
-            [(2, 3), (4, usize::MAX)]
-        );
+        let mark = |at, round, total| Mark { at, round, total };
+        let marks = [
+            mark((2, 3), 0, None),
+            mark((3, 1), 1, Some(500)),
+            mark((3, 1), 2, Some(1_000)),
+            mark((4, usize::MAX), 0, None),
+        ];
+        for (m, (kind, captures)) in marks.iter().zip([
+            ("commit", r#"{"n":1,"m":"x"}"#),
+            ("commit", "{}"),
+            ("commit", "{}"),
+            ("shell", r#"{"n":2}"#),
+        ]) {
+            let sql = r.checkpoint(&db, "r-1", *m, kind, captures).unwrap();
+            db.run(&sql, quiet(StatementKind::Write)).await.unwrap();
+        }
+        assert_eq!(r.checkpoints(&mut db, "r-1").await.unwrap(), marks);
         assert_eq!(
             r.captures(&mut db, "r-1").await.unwrap(),
             [

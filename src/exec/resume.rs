@@ -117,7 +117,9 @@ pub async fn from_registry(
             registry
                 .checkpoints(db.as_mut(), &found.run_id)
                 .await
-                .map_err(on)?,
+                .map_err(on)?
+                .into_iter()
+                .map(|m| m.at),
         );
         for (name, value) in registry
             .captures(db.as_mut(), &found.run_id)

@@ -300,7 +300,7 @@ impl Runner<'_> {
             .checkpoints(db.as_mut(), &recorder.run_id)
             .await
             .map_err(|e| e.message)?;
-        Ok(Some(held.contains(&position)))
+        Ok(Some(held.iter().any(|m| m.at == position)))
     }
 
     /// Records checkpoint `position` of `kind` in the registry of
@@ -338,7 +338,17 @@ impl Runner<'_> {
                 continue;
             };
             let sql = registry
-                .checkpoint(db.as_ref(), &recorder.run_id, position, kind, &captures)
+                .checkpoint(
+                    db.as_ref(),
+                    &recorder.run_id,
+                    crate::exec::registry::Mark {
+                        at: position,
+                        round: 0,
+                        total: None,
+                    },
+                    kind,
+                    &captures,
+                )
                 .map_err(|e| Stop::Db(e.message))?;
             let shape = Shape {
                 kind: StatementKind::Write,
