@@ -290,6 +290,75 @@ fn a_run_killed_anywhere_resumes_from_the_registry_alone_on_another_machine() {
     }
 }
 
+#[test]
+fn a_write_that_never_went_out_runs_on_a_resume_from_the_registry_whatever_its_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets_and_sqld(dir.path());
+    for (dialect, url) in targets {
+        let table = format!("neversent_{}_{}", dialect, std::process::id());
+        let registry = format!("neversent_rb_{}_{}", dialect, std::process::id());
+        // The check after `auto1` holds whether it ran or not: only the
+        // registry's mark can tell.
+        let text = format!(
+            "---\nid: neversent\ndialect: {}\nregistry: {registry}\n---\n# Never sent\n\n\
+             ```sql {{#setup}}\nCREATE TABLE {table} (v INT);\n```\n\n\
+             ```sql {{#tx1}}\nBEGIN;\nINSERT INTO {table} VALUES (1);\n-- @expect 1\nCOMMIT;\n```\n\n\
+             ```sql {{#auto1}}\nINSERT INTO {table} VALUES (2);\n-- @expect 1\nSELECT 1 AS cnt;\n-- @assert cnt == 1\n```\n",
+            dialect.rules().runs_runbooks_of()
+        );
+        let runbook = write(dir.path(), &format!("neversent-{dialect}.md"), &text);
+        drop_table(&url, &table);
+        for t in ["runs", "checkpoints", "approvals"] {
+            drop_table(&url, &format!("{registry}_{t}"));
+        }
+        let case = dir.path().join(format!("neversent-{dialect}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let mut killed = exec_cmd(&runbook, &url, &case, &["--yes"]);
+        killed.env("RUNBOOK_FAILPOINT", "after-commit:tx1");
+        let (code, out) = run(killed);
+        assert_eq!(code, None, "{dialect}: killed by a signal\n{out}");
+        std::fs::remove_dir_all(case.join("runs")).unwrap();
+        // A checkpoint the plan does not have: changed by hand, nothing runs.
+        let checkpoints = format!("{registry}_checkpoints");
+        query(
+            dialect,
+            &url,
+            &format!("UPDATE {checkpoints} SET step = 999 WHERE kind = 'commit'"),
+        );
+        let (code, out) = run(exec_cmd(
+            &runbook,
+            &url,
+            &case,
+            &["--yes", "--resume", "latest"],
+        ));
+        assert_eq!(code, Some(3), "{dialect}: altered\n{out}");
+        assert!(out.contains("changed by hand"), "{dialect}: {out}");
+        query(
+            dialect,
+            &url,
+            &format!("UPDATE {checkpoints} SET step = 1 WHERE kind = 'commit'"),
+        );
+        let (code, out) = run(exec_cmd(
+            &runbook,
+            &url,
+            &case,
+            &["--yes", "--resume", "latest"],
+        ));
+        assert_eq!(code, Some(0), "{dialect}: resumed\n{out}");
+        let sum = query(dialect, &url, &format!("SELECT SUM(v) FROM {table}"));
+        let rows = query(dialect, &url, &format!("SELECT COUNT(*) FROM {table}"));
+        assert_eq!(
+            (rows.as_str(), sum.as_str()),
+            ("2", "3"),
+            "{dialect}: {out}"
+        );
+        drop_table(&url, &table);
+        for t in ["runs", "checkpoints", "approvals"] {
+            drop_table(&url, &format!("{registry}_{t}"));
+        }
+    }
+}
+
 /// A runbook that holds its lock for a while (a shell step sleeps).
 fn sleepy(dialect: Dialect, seconds: u32) -> String {
     format!(

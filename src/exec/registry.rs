@@ -36,6 +36,10 @@ const CHECKPOINTS: &[&str] = &[
 ];
 const APPROVALS: &[&str] = &["plan_hash", "runbook", "operator", "at"];
 
+/// The kind of a mark written just before a write outside a transaction
+/// is sent; its checkpoint replaces it once the write ran.
+pub const SENDING: &str = "sending";
+
 /// The registry's tables on one database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
@@ -55,6 +59,9 @@ pub struct Mark {
     pub round: u64,
     /// The rows a `repeat` step counted up to and including this round.
     pub total: Option<u64>,
+    /// A write outside a transaction that was about to be sent, whose
+    /// checkpoint never replaced this mark: it may have run.
+    pub sending: bool,
 }
 
 /// A run as the registry records it.
@@ -324,6 +331,22 @@ impl Registry {
             i64::try_from(mark.at.1).unwrap_or(i64::MAX)
         };
         let total = mark.total.map_or("NULL".to_string(), |t| t.to_string());
+        if kind == "statement" && mark.sending {
+            // The mark written before the statement was sent becomes its
+            // checkpoint in one statement: no moment holds neither.
+            return Ok(format!(
+                "UPDATE {} SET kind = {}, at = {}, captures = {}, total = {total} WHERE run_id = {} AND step = {} AND round = {} AND statement = {statement} AND kind = {}",
+                self.checkpoints,
+                Self::text(db, kind)?,
+                Self::text(db, &now())?,
+                Self::text(db, captures)?,
+                Self::text(db, run_id)?,
+                mark.at.0,
+                mark.round,
+                Self::text(db, SENDING)?
+            ));
+        }
+        let kind = if mark.sending { SENDING } else { kind };
         Ok(format!(
             "INSERT INTO {} (run_id, step, round, statement, kind, at, captures, total) VALUES ({}, {}, {}, {statement}, {}, {}, {}, {total})",
             self.checkpoints,
@@ -426,7 +449,10 @@ impl Registry {
                 continue;
             };
             let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
-                continue;
+                return Err(DbError::new(format!(
+                    "the registry ({}) holds captures of run {run_id} that are not a JSON object: it was changed by hand",
+                    self.prefix
+                )));
             };
             for (name, value) in map {
                 all.retain(|(n, _)| *n != name);
@@ -443,7 +469,7 @@ impl Registry {
         run_id: &str,
     ) -> Result<Vec<Mark>, DbError> {
         let sql = format!(
-            "SELECT step, statement, round, total FROM {} WHERE run_id = {} ORDER BY step, round, statement",
+            "SELECT step, statement, round, total, kind FROM {} WHERE run_id = {} ORDER BY step, round, statement",
             self.checkpoints,
             Self::text(db, run_id)?
         );
@@ -458,6 +484,7 @@ impl Registry {
                     at: (step, usize::try_from(statement).unwrap_or(usize::MAX)),
                     round: u64::try_from(r.get(2)?.1.as_i64()?).ok()?,
                     total: r.get(3).and_then(|(_, v)| u64::try_from(v.as_i64()?).ok()),
+                    sending: r.get(4).is_some_and(|(_, v)| v.as_str() == Some(SENDING)),
                 })
             })
             .collect())
@@ -647,7 +674,12 @@ mod tests {
             again: None,
         };
         r.start(&mut db, &run).await.unwrap();
-        let mark = |at, round, total| Mark { at, round, total };
+        let mark = |at, round, total| Mark {
+            at,
+            round,
+            total,
+            sending: false,
+        };
         let marks = [
             mark((2, 3), 0, None),
             mark((3, 1), 1, Some(500)),

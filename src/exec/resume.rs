@@ -69,10 +69,10 @@ fn latest_run(dir: &Path, runbook: &str) -> Option<PathBuf> {
 /// that did not succeed) stopped, as the registries of the run's
 /// connections record it: for a resume on a machine that has no journal of
 /// it, or one whose journal is behind. `Ok(None)` when no registry knows
-/// the run. A statement outside a transaction that comes right after the
-/// last checkpoint may have run without its checkpoint (the registry
-/// records it just after): it is settled like a statement whose answer
-/// never came.
+/// the run. A write outside a transaction that comes right after the
+/// last checkpoint was in flight when its `sending` mark is there (the
+/// checkpoint replaces the mark once it ran): it is settled like a
+/// statement whose answer never came. Without a mark it never went out.
 pub async fn from_registry(
     plan: &Plan,
     connections: &mut std::collections::HashMap<String, Box<dyn crate::exec::db::Database>>,
@@ -83,7 +83,7 @@ pub async fn from_registry(
         return Ok(None);
     };
     let mut run = None;
-    let mut positions: Vec<(usize, usize)> = Vec::new();
+    let mut marks: Vec<crate::exec::registry::Mark> = Vec::new();
     let mut captures: Vec<(String, serde_json::Value)> = Vec::new();
     for c in &plan.connections {
         let Some(db) = connections.get_mut(&c.name) else {
@@ -113,14 +113,22 @@ pub async fn from_registry(
             };
         }
         let Some(found) = &run else { continue };
-        positions.extend(
-            registry
-                .checkpoints(db.as_mut(), &found.run_id)
-                .await
-                .map_err(on)?
-                .into_iter()
-                .map(|m| m.at),
-        );
+        for mark in registry
+            .checkpoints(db.as_mut(), &found.run_id)
+            .await
+            .map_err(on)?
+        {
+            if !in_plan(plan, mark.at) {
+                return Err(Refusal::database(format!(
+                    "`{}`: the registry ({prefix}) holds a checkpoint at step {} statement {} of run {}, which the plan does not have: it was changed by hand; nothing ran",
+                    c.name,
+                    mark.at.0 + 1,
+                    mark.at.1.saturating_add(1),
+                    found.run_id
+                )));
+            }
+            marks.push(mark);
+        }
         for (name, value) in registry
             .captures(db.as_mut(), &found.run_id)
             .await
@@ -147,7 +155,11 @@ pub async fn from_registry(
             run.run_id
         )));
     }
-    let after = positions.into_iter().max();
+    let after = marks.iter().filter(|m| !m.sending).map(|m| m.at).max();
+    // The write after the last checkpoint is in doubt only when its mark
+    // says it was about to go out; without one it never did.
+    let unanswered = next_write_outside_a_transaction(plan, after)
+        .filter(|next| marks.iter().any(|m| m.sending && m.at == *next));
     let params = serde_json::from_str(&run.params).unwrap_or_default();
     Ok(Some(ResumePoint {
         run_id: run.run_id,
@@ -157,9 +169,19 @@ pub async fn from_registry(
             .map(|(n, v)| (n.clone(), crate::exact::from_json(v)))
             .collect(),
         uncertain: None,
-        unanswered: next_write_outside_a_transaction(plan, after),
+        unanswered,
         params,
     }))
+}
+
+/// Whether (step, statement) `at` is in `plan` (`usize::MAX`: a whole
+/// step that is no SQL step).
+fn in_plan(plan: &Plan, (si, ti): (usize, usize)) -> bool {
+    match plan.steps.get(si).map(|s| &s.body) {
+        Some(StepBody::Sql { statements, .. }) => ti < statements.len(),
+        Some(_) => ti == usize::MAX,
+        None => false,
+    }
 }
 
 /// The first statement after `after` that is not a query, when it is a

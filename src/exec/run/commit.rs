@@ -300,13 +300,16 @@ impl Runner<'_> {
             .checkpoints(db.as_mut(), &recorder.run_id)
             .await
             .map_err(|e| e.message)?;
-        Ok(Some(held.iter().any(|m| m.at == position)))
+        Ok(Some(held.iter().any(|m| m.at == position && !m.sending)))
     }
 
     /// Records checkpoint `position` of `kind` in the registry of
     /// `connection`, or of every connection (`None`: a shell step or a
     /// sign-off, recorded only outside any open transaction, which a
     /// resume redoes whole). Nothing without a registry, or in a dry run.
+    /// A write outside a transaction is marked `sending` before it goes
+    /// out, and its `statement` checkpoint replaces the mark: a resume
+    /// from the registry alone then knows a write that never went out.
     pub(super) async fn record(
         &mut self,
         connection: Option<&str>,
@@ -330,6 +333,8 @@ impl Runner<'_> {
         let mut captures = serde_json::Value::Object(captures);
         self.options.mask.apply_json(&mut captures);
         let captures = captures.to_string();
+        let sending = kind == crate::exec::registry::SENDING
+            || (kind == "statement" && self.write_outside(position));
         for (name, registry) in &recorder.registries {
             if connection.is_some_and(|c| c != name) {
                 continue;
@@ -345,6 +350,7 @@ impl Runner<'_> {
                         at: position,
                         round: 0,
                         total: None,
+                        sending,
                     },
                     kind,
                     &captures,
@@ -354,14 +360,40 @@ impl Runner<'_> {
                 kind: StatementKind::Write,
                 returns_rows: false,
             };
-            db.run(&sql, shape).await.map_err(|e| {
+            let done = db.run(&sql, shape).await.map_err(|e| {
                 Stop::Db(format!(
                     "step `{}`: cannot record the checkpoint in the registry ({}) on `{name}`: {}",
                     self.plan.steps[position.0].id, registry.prefix, e.message
                 ))
             })?;
+            if done.count != 1 {
+                return Err(Stop::Db(format!(
+                    "step `{}`: the registry ({}) on `{name}` lost the mark written before the statement: it was changed by hand while the run went on",
+                    self.plan.steps[position.0].id, registry.prefix
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// Whether statement `position` is a write outside a transaction
+    /// (what a `sending` mark goes before).
+    pub(super) fn write_outside(&self, (si, ti): (usize, usize)) -> bool {
+        match self.plan.steps.get(si).map(|s| &s.body) {
+            Some(crate::plan::StepBody::Sql { statements, .. }) => {
+                statements.get(ti).is_some_and(|st| {
+                    st.transaction.is_none()
+                        && !matches!(
+                            st.kind,
+                            StatementKind::Query
+                                | StatementKind::Begin
+                                | StatementKind::Commit
+                                | StatementKind::Rollback
+                        )
+                })
+            }
+            _ => false,
+        }
     }
 
     pub(super) async fn rollback(&mut self, connection: &str, reason: &str) {

@@ -972,6 +972,10 @@ impl<'a> Runner<'a> {
         if let Some(db) = self.dbs.get_mut(connection) {
             db.keep_rows(show);
         }
+        if !dry && self.write_outside((si, ti)) {
+            self.record(Some(connection), (si, ti), crate::exec::registry::SENDING)
+                .await?;
+        }
         let sent = self.send(connection, &wire, shape, step.timeout_ms).await;
         if show > 0
             && let Some(db) = self.dbs.get_mut(connection)
