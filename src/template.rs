@@ -27,6 +27,17 @@ pub const GLOBALS: &[&str] = &[
 /// capture may take the name.
 pub const RUN: &str = "run";
 
+/// The fields of [`RUN`].
+const RUN_FIELDS: &[&str] = &["id", "operator"];
+
+/// Names no parameter or capture may take.
+pub const RESERVED: &[&str] = &[RUN];
+
+/// Why `name`, one of [`RESERVED`], is taken.
+pub fn reserved_why(name: &str) -> String {
+    format!("`{name}.id` and `{name}.operator` are the run's own")
+}
+
 /// The value of [`RUN`] for the run `id` of `operator`.
 pub fn run_value(id: &str, operator: &str) -> minijinja::Value {
     minijinja::context! { id => id, operator => operator }
@@ -100,6 +111,21 @@ pub fn unsupported(
                 _ => None,
             };
             match instr {
+                Instruction::StoreLocal(name) if RESERVED.contains(name) => note(
+                    name,
+                    format!("`{name}` cannot be assigned: {}", reserved_why(name)),
+                ),
+                Instruction::GetAttr(attr)
+                    if matches!(previous, Some(Instruction::Lookup(RUN)))
+                        && !RUN_FIELDS.contains(attr) =>
+                {
+                    note(
+                        attr,
+                        format!(
+                            "`run.{attr}` is not a value: the run's are `run.id` and `run.operator`"
+                        ),
+                    )
+                }
                 Instruction::ApplyFilter(name, ..) if !FILTERS.contains(name) => {
                     note(name, format!("unknown filter `{name}`"))
                 }

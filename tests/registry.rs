@@ -373,8 +373,47 @@ async fn a_registry_the_operator_cannot_write_stops_the_run_before_anything_runs
             Some("0"),
             "{dialect}"
         );
+        // The registry is there and this user may read it and add rows,
+        // but not update them: the run's end could never be recorded, so
+        // nothing runs.
+        let registry = runbook_compile::exec::registry::Registry::new(&prefix, &*db).unwrap();
+        registry.ensure(&mut *db).await.unwrap();
+        let tables = ["runs", "checkpoints", "approvals"].map(|t| format!("{prefix}_{t}"));
+        let grants: Vec<String> = match dialect {
+            Dialect::Postgres => vec![format!(
+                "GRANT SELECT, INSERT ON {}, {table} TO {who}",
+                tables.join(", ")
+            )],
+            _ => tables
+                .iter()
+                .chain([&table])
+                .map(|t| format!("GRANT SELECT, INSERT ON runbook.{t} TO '{who}'@'127.0.0.1'"))
+                .collect(),
+        };
+        for sql in &grants {
+            common::run(&mut *db, sql).await;
+        }
+        let (code, out) = common::exec(&path, &readonly_url, dir.path(), &[]);
+        assert_eq!(code, Some(3), "{dialect}: insert only\n{out}");
+        assert!(
+            out.contains("cannot be written by this user") && out.contains("nothing ran"),
+            "{dialect}: {out}"
+        );
+        for t in [&table, &tables[0], &tables[1]] {
+            assert_eq!(
+                value(&mut *db, &format!("SELECT COUNT(*) FROM {t}"))
+                    .await
+                    .as_deref(),
+                Some("0"),
+                "{dialect}: {t}"
+            );
+        }
         if dialect == Dialect::Postgres {
-            common::run(&mut *db, &format!("REVOKE ALL ON {table} FROM {who}")).await;
+            common::run(
+                &mut *db,
+                &format!("REVOKE ALL ON {}, {table} FROM {who}", tables.join(", ")),
+            )
+            .await;
         }
         cleanup(&admin, &prefix, table).await;
         for sql in &drop {
@@ -660,4 +699,82 @@ async fn the_migration_import_and_its_rollback_keep_their_audit_trail_in_the_reg
     assert_eq!(value(&mut *db, &retagged).await.as_deref(), Some("205"));
     drop(db);
     common::run(&mut *admin, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
+}
+
+#[test]
+fn an_operator_name_is_compared_as_it_reads_and_must_show_something() {
+    use runbook_compile::exec::guard::bad_operator;
+    use runbook_compile::exec::registry::same_operator;
+    for same in [
+        "alice",
+        " Alice ",
+        "alice\u{200b}",
+        "ＡＬＩＣＥ",
+        "al\u{202e}ice",
+        "\u{feff}alice",
+        "al\u{00ad}ice",
+    ] {
+        assert_eq!(same_operator(same), "alice", "{same:?}");
+    }
+    for bad in [
+        "\u{200e}",
+        "\u{200b} \u{2060}",
+        "a\nb",
+        "a\u{1b}[31m",
+        &"x".repeat(129),
+    ] {
+        assert!(bad_operator(bad).is_some(), "{bad:?}");
+    }
+    assert_eq!(bad_operator("Zoë O'Brien"), None);
+}
+
+#[tokio::test]
+async fn a_secret_reaches_the_registry_as_stars_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (targets, _sqld) = targets(dir.path());
+    let secret = "hunter2-482913";
+    for (dialect, url) in targets {
+        let prefix = unique(&format!("sec_{dialect}"));
+        let header = format!("registry: {prefix}\nparams:\n  pw: secret\n  n: int\n");
+        let body = "```sql {#check capture=len}\nSELECT length({{ pw }}) + {{ n }} AS len;\n```\n";
+        let name = format!("sec-{dialect}");
+        let path = common::runbook(dir.path(), &name, runbook_dialect(dialect), &header, body);
+        let (code, out) = common::exec(
+            &path,
+            &url,
+            dir.path(),
+            &["--param", &format!("pw={secret}"), "--param", "n=1"],
+        );
+        assert_eq!(code, Some(0), "{dialect}: {out}");
+        let mut db = connect(&url).await;
+        let params = value(&mut *db, &format!("SELECT params FROM {prefix}_runs")).await;
+        assert_eq!(
+            params.as_deref(),
+            Some(r#"{"n":1,"pw":"***"}"#),
+            "{dialect}"
+        );
+        let captures = value(
+            &mut *db,
+            &format!("SELECT captures FROM {prefix}_checkpoints"),
+        )
+        .await
+        .unwrap();
+        assert!(!captures.contains(secret), "{dialect}: {captures}");
+        let (code, shown) = common::cli(&[
+            "history",
+            "--db",
+            &format!("x={url}"),
+            "--registry",
+            &prefix,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, Some(0), "{dialect}: {shown}");
+        assert!(
+            !shown.contains(secret) && !shown.contains("sha256"),
+            "{dialect}: {shown}"
+        );
+        drop(db);
+        cleanup(&url, &prefix, format!("{prefix}_none")).await;
+    }
 }

@@ -282,20 +282,32 @@ fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
         Event::Committing { .. } => Ok(()),
         Event::Committed { connection, .. } => writeln!(out, "  ● COMMIT on {connection}"),
         Event::CommitResolved {
+            step,
+            index,
             connection,
             committed,
             how,
-            ..
-        } => writeln!(
-            out,
-            "  {} the interrupted COMMIT on {connection} {} (told by {how})",
-            if *committed { "●" } else { "○" },
-            if *committed {
-                "happened"
+        } => {
+            let commit = match plan.steps.get(*step).map(|s| &s.body) {
+                Some(StepBody::Sql { statements, .. }) => statements
+                    .get(*index)
+                    .is_some_and(|s| s.kind == StatementKind::Commit),
+                _ => true,
+            };
+            let mark = if *committed { "●" } else { "○" };
+            if commit {
+                let what = if *committed { "happened" } else { "did not happen" };
+                writeln!(out, "  {mark} the interrupted COMMIT on {connection} {what} (told by {how})")
             } else {
-                "did not happen"
+                let what = if *committed { "was applied" } else { "was not applied" };
+                writeln!(
+                    out,
+                    "  {mark} the interrupted statement {} of step `{}` on {connection} {what} (told by {how})",
+                    index + 1,
+                    plan.steps[*step].id
+                )
             }
-        ),
+        }
         Event::RolledBack { connection, reason } => {
             writeln!(out, "  ○ ROLLBACK on {connection}: {reason}")
         }
@@ -755,6 +767,10 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
         let operator = runbook_compile::exec::guard::operator_name(operator, |v| std::env::var(v).ok());
+        if let Some(why) = runbook_compile::exec::guard::bad_operator(&operator) {
+            eprintln!("error: the operator's name cannot be used: {why}; nothing ran");
+            return Ok(EXIT_USAGE);
+        }
         let interactive = std::io::stdin().is_terminal();
         let terminal = Terminal { interactive };
         let mut ask = |prompt: &str| terminal.ask(prompt);
@@ -874,7 +890,19 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 plan_hash: plan.hash.clone(),
                 operator: operator.clone(),
                 host: runbook_compile::exec::guard::host_name(),
-                params: serde_json::to_string(&journaled).unwrap_or_default(),
+                // Secrets as `***`: a digest in the database would be one
+                // more thing to guess a short secret from.
+                params: serde_json::to_string(
+                    &plan
+                        .params
+                        .iter()
+                        .filter_map(|p| {
+                            let v = journaled.get(&p.name)?;
+                            Some((&p.name, if p.ty == runbook_compile::plan::ParamType::Secret { serde_json::json!("***") } else { v.clone() }))
+                        })
+                        .collect::<BTreeMap<_, _>>(),
+                )
+                .unwrap_or_default(),
                 started_at: runbook_compile::exec::registry::now(),
                 ended_at: None,
                 outcome: "running".into(),

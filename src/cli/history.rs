@@ -55,12 +55,17 @@ pub fn history(args: HistoryArgs<'_>) -> anyhow::Result<u8> {
             return Ok(3);
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&runs)?)
     } else {
-        print!("{}", table(&runs));
+        table(&runs)
+    };
+    // A reader that stops early (`| head`) is no error.
+    use std::io::Write;
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
     }
-    Ok(0)
 }
 
 /// The runs as a plain table, one a line.
@@ -145,10 +150,14 @@ pub fn approve(args: ApproveArgs<'_>) -> anyhow::Result<u8> {
     }
     let operator =
         runbook_compile::exec::guard::operator_name(args.operator, |v| std::env::var(v).ok());
-    if operator == "unknown" || operator.chars().any(char::is_control) {
+    if operator == "unknown" {
         eprintln!(
-            "error: an approval needs the approver's name: give --operator NAME (or RUNBOOK_OPERATOR), without control characters"
+            "error: an approval needs the approver's name: give --operator NAME (or RUNBOOK_OPERATOR)"
         );
+        return Ok(crate::EXIT_USAGE);
+    }
+    if let Some(why) = runbook_compile::exec::guard::bad_operator(&operator) {
+        eprintln!("error: the operator's name cannot be used: {why}");
         return Ok(crate::EXIT_USAGE);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

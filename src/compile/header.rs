@@ -250,10 +250,13 @@ impl Compiler<'_> {
             );
             return;
         }
-        if name == crate::template::RUN {
+        if crate::template::RESERVED.contains(&name) {
             self.error(
                 "bad-header",
-                "parameter name `run` is taken: `run.id` and `run.operator` are the run's own",
+                format!(
+                    "parameter name `{name}` is taken: {}",
+                    crate::template::reserved_why(name)
+                ),
                 attr.span,
             );
             return;

@@ -626,10 +626,13 @@ impl Compiler<'_> {
             );
             return None;
         }
-        if name == crate::template::RUN {
+        if crate::template::RESERVED.contains(&name) {
             self.error(
                 "bad-capture",
-                "capture name `run` is taken: `run.id` and `run.operator` are the run's own",
+                format!(
+                    "capture name `{name}` is taken: {}",
+                    crate::template::reserved_why(name)
+                ),
                 span,
             );
             return None;

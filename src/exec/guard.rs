@@ -74,7 +74,28 @@ pub fn operator_name(given: Option<&str>, var: impl Fn(&str) -> Option<String>) 
     .flatten()
     .map(|o| o.trim().to_string())
     .find(|o| !o.is_empty())
+    .or_else(|| whoami::account().ok())
     .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The longest operator name: the registry keys it, and MySQL's keys hold
+/// 191 characters.
+pub const OPERATOR_MAX: usize = 128;
+
+/// Why `name` cannot name an operator (in the journal, the registry and
+/// approvals): `None` when it can. A name holds no control characters,
+/// is at most [`OPERATOR_MAX`] characters, and is more than invisible
+/// characters and white space.
+pub fn bad_operator(name: &str) -> Option<String> {
+    if name.chars().any(char::is_control) {
+        Some("it holds control characters".into())
+    } else if name.chars().count() > OPERATOR_MAX {
+        Some(format!("it is longer than {OPERATOR_MAX} characters"))
+    } else if crate::exec::registry::same_operator(name).is_empty() {
+        Some("it shows nothing".into())
+    } else {
+        None
+    }
 }
 
 /// This machine's name.

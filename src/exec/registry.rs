@@ -373,7 +373,41 @@ impl Registry {
             Self::text(db, outcome)?,
             Self::text(db, run_id)?
         );
-        db.run(&sql, quiet(StatementKind::Write)).await.map(|_| ())
+        let done = db.run(&sql, quiet(StatementKind::Write)).await?;
+        if done.count == 1 {
+            Ok(())
+        } else {
+            Err(DbError::new(format!(
+                "run {run_id} has no row in {}: it was changed by hand",
+                self.runs
+            )))
+        }
+    }
+
+    /// Whether the operator may write what a run writes: statements that
+    /// change no row, refused by a server where the right is missing
+    /// (before anything runs, not at the end).
+    pub async fn writable(&self, db: &mut dyn Database) -> Result<(), DbError> {
+        let probes = [
+            format!("UPDATE {} SET outcome = outcome WHERE 1 = 0", self.runs),
+            format!("UPDATE {} SET kind = kind WHERE 1 = 0", self.checkpoints),
+            format!(
+                "INSERT INTO {t} ({c}) SELECT {c} FROM {t} WHERE 1 = 0",
+                t = self.checkpoints,
+                c = CHECKPOINTS.join(", ")
+            ),
+        ];
+        for sql in probes {
+            db.run(&sql, quiet(StatementKind::Write))
+                .await
+                .map_err(|e| {
+                    DbError::new(format!(
+                        "the registry ({}) cannot be written by this user: {}",
+                        self.prefix, e.message
+                    ))
+                })?;
+        }
+        Ok(())
     }
 
     /// Records `operator`'s approval of `plan_hash` (of `runbook`);
@@ -505,9 +539,41 @@ fn may_have_written(plan: &crate::plan::Plan, (step, statement): (usize, usize))
     }
 }
 
-/// An operator's name as approvals compare it: trimmed, case folded.
+/// An operator's name as approvals compare it: compatibility-normalised
+/// (NFKC: full-width letters are letters), without invisible characters
+/// (zero-width, bidi controls) or white space, case folded. Letters of
+/// other scripts that look alike stay different: approvals guard against
+/// mistakes, not against an operator who lies about who they are.
 pub fn same_operator(name: &str) -> String {
-    name.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    name.nfkc()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && !invisible(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Characters that show nothing: zero-width ones, bidi marks and
+/// controls, the soft hyphen, the word joiner and the byte order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// Opens the run's record in the registry of every connection, before
@@ -536,6 +602,7 @@ pub async fn open_run(
         let on = |e: DbError| Refusal::database(format!("`{}`: {}", c.name, e.message));
         let registry = Registry::new(prefix, db.as_ref()).map_err(on)?;
         registry.ensure(db.as_mut()).await.map_err(on)?;
+        registry.writable(db.as_mut()).await.map_err(on)?;
         // Applied once: another run of this plan that completed here, or
         // that stopped after applying part of it (it is resumed, not run
         // again from the start).

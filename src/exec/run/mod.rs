@@ -565,29 +565,46 @@ impl<'a> Runner<'a> {
         let ending = self.steps().await;
         let after = self.finish_dry_run().await;
         let ending = with_dry_run_stop(ending, after);
-        self.record_end(&ending).await;
-        ending
+        match self.record_end(&ending).await {
+            None => ending,
+            // What committed stays committed; the run's row still says
+            // `running`, which the operator must hear of.
+            Some(unrecorded) => match ending {
+                Ending::Success => Ending::Error(format!(
+                    "every step ran and every check held, but {unrecorded}"
+                )),
+                Ending::CheckFailed(m) => Ending::CheckFailed(format!("{m}; and {unrecorded}")),
+                Ending::Error(m) => Ending::Error(format!("{m}; and {unrecorded}")),
+                Ending::Declined(m) => Ending::Declined(format!("{m}; and {unrecorded}")),
+            },
+        }
     }
 
     /// Records how the run ended in each connection's registry: once its
-    /// checkpoints are there, a failure to say so changes nothing of them.
-    async fn record_end(&mut self, ending: &Ending) {
-        let Some(recorder) = self.options.recorder.clone() else {
-            return;
-        };
+    /// checkpoints are there, a failure to say so changes nothing of them,
+    /// and is returned to be told.
+    async fn record_end(&mut self, ending: &Ending) -> Option<String> {
+        let recorder = self.options.recorder.clone()?;
         let outcome = match ending {
             Ending::Success => "success",
             Ending::CheckFailed(_) => "failed",
             Ending::Error(_) => "error",
             Ending::Declined(_) => "declined",
         };
+        let mut failed = Vec::new();
         for (name, registry) in &recorder.registries {
-            if let Some(db) = self.dbs.get_mut(name) {
-                let _ = registry
+            if let Some(db) = self.dbs.get_mut(name)
+                && let Err(e) = registry
                     .finish(db.as_mut(), &recorder.run_id, outcome)
-                    .await;
+                    .await
+            {
+                failed.push(format!(
+                    "the registry ({}) on `{name}` could not record that run {} ended ({outcome}): {}; history shows it running",
+                    registry.prefix, recorder.run_id, e.message
+                ));
             }
         }
+        (!failed.is_empty()).then(|| failed.join("; "))
     }
 
     /// A resume whose last checkpoint lies inside a transaction, which the
