@@ -544,11 +544,12 @@ fn a_plan_is_applied_once_whether_run_again_resumed_or_approved_by_oneself() {
             "--db",
             &db,
             "--operator",
-            "",
+            "\u{200b}",
         ],
         &[("RUNBOOK_OPERATOR", ""), ("USER", ""), ("LOGNAME", "")],
     );
     assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("shows nothing"), "{out}");
     let (code, out) = common::cli(&[
         "exec",
         path.to_str().unwrap(),
