@@ -148,6 +148,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The scheduled steps (`not-before`) of past runs: their dates and the command that runs them.
+    Due {
+        /// Runbooks, or folders holding them.
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// The journal folder (default: `.runbook/runs/` beside each runbook).
+        #[arg(long, value_name = "DIR")]
+        journal: Option<PathBuf>,
+        /// Output format: a list, or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Approve a runbook's plan hash in the registry of each database (its `approvals: N`).
     Approve {
         /// The runbook (.adoc or .md).
@@ -264,6 +276,15 @@ fn main() -> ExitCode {
             db: &db,
             runbook: runbook.as_deref(),
             registry: &registry,
+            json: format == Format::Json,
+        }),
+        Command::Due {
+            paths,
+            journal,
+            format,
+        } => cli::due::due(cli::due::DueArgs {
+            paths: &paths,
+            journal: journal.as_deref(),
             json: format == Format::Json,
         }),
         Command::Approve {

@@ -214,6 +214,18 @@ impl CompareOp {
 }
 
 impl Expect {
+    /// The count aimed at, when the expectation names one (an exact count,
+    /// an approximate one's target, a range's middle): what a progress line
+    /// counts the time left to.
+    pub fn target(&self) -> Option<u64> {
+        match *self {
+            Expect::Exact { count } => Some(count),
+            Expect::Approx { target, .. } => Some(target),
+            Expect::Range { min, max } => Some(min + (max - min) / 2),
+            Expect::Compare { .. } => None,
+        }
+    }
+
     /// Whether a count of `n` satisfies the expectation.
     pub fn holds(&self, n: u64) -> bool {
         match *self {
@@ -373,12 +385,83 @@ pub enum StepBody {
         /// The variable its stdout lines are stored in.
         #[serde(skip_serializing_if = "Option::is_none")]
         capture: Option<String>,
+        /// `db=NAME`: the connection whose clients' environment variables
+        /// the script gets (format section 17).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        connection: Option<String>,
     },
     /// A task list the operator signs off item by item.
     SignOff {
         /// The items.
         items: Vec<SignOffItem>,
     },
+}
+
+/// `repeat`: the step runs round after round until its last statement
+/// counts 0 (format section 14).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Repeat {
+    /// `max-rounds`: a failure when this round still counted rows.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_rounds: Option<u64>,
+    /// `pause`: the wait between rounds, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pause_ms: Option<u64>,
+    /// `expect-total`: on the sum of the last statement's counts.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expect_total: Option<Expect>,
+}
+
+/// `until`: the step's last statement, a query, is polled until the
+/// expression holds over its first row (format section 15).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Until {
+    /// The condition.
+    pub condition: Assertion,
+    /// `every`: between polls, in milliseconds (default 5 s).
+    pub every_ms: u64,
+    /// `stable`: the same first row this many polls in a row (0: any).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub stable: u32,
+    /// `timeout`: the whole wait's limit, in milliseconds (default 10 m).
+    pub timeout_ms: u64,
+    /// Whether `timeout` was written (`check` warns of a default one in
+    /// production).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub timeout_written: bool,
+}
+
+/// `not-before`: the step is not run before this date (format section 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotBefore {
+    /// A date, UTC midnight.
+    Date(jiff::civil::Date),
+    /// `+Nd`: N days after the run started.
+    Days(u32),
+}
+
+impl NotBefore {
+    /// The moment the step comes due for a run that started at `start`.
+    pub fn due(self, start: jiff::Timestamp) -> jiff::Timestamp {
+        match self {
+            NotBefore::Date(d) => d
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map_or(jiff::Timestamp::MAX, |z| z.timestamp()),
+            NotBefore::Days(n) => start
+                .checked_add(jiff::SignedDuration::from_hours(i64::from(n) * 24))
+                .unwrap_or(jiff::Timestamp::MAX),
+        }
+    }
+}
+
+impl std::fmt::Display for NotBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotBefore::Date(d) => write!(f, "{d}"),
+            NotBefore::Days(n) => write!(f, "+{n}d"),
+        }
+    }
 }
 
 /// One step of the plan.
@@ -404,6 +487,18 @@ pub struct Step {
     /// The per-statement time limit, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// `repeat`: rounds until the last statement counts 0.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub repeat: Option<Repeat>,
+    /// `until`: a wait for a condition.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub until: Option<Until>,
+    /// `when`: the step runs only when this holds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub when: Option<Assertion>,
+    /// `not-before`: the step is not run before this date.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub not_before: Option<NotBefore>,
     /// What it runs.
     #[serde(flatten)]
     pub body: StepBody,
@@ -411,6 +506,35 @@ pub struct Step {
     /// for the site; not part of the plan's JSON or hash.
     #[serde(skip)]
     pub block: Option<usize>,
+}
+
+impl Step {
+    /// The statement whose count drives a `repeat` step's rounds (and
+    /// that `expect`, `assert` and `capture` of a block apply to): the
+    /// last that is not transaction control.
+    pub fn driver(&self) -> Option<usize> {
+        let StepBody::Sql { statements, .. } = &self.body else {
+            return None;
+        };
+        statements.iter().rposition(|s| {
+            !matches!(
+                s.kind,
+                StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback
+            )
+        })
+    }
+
+    /// The checkpoint that ends a round of a `repeat` step: its COMMIT,
+    /// or the driver when the block has no transaction of its own.
+    pub fn round_end(&self) -> Option<usize> {
+        let StepBody::Sql { statements, .. } = &self.body else {
+            return None;
+        };
+        statements
+            .iter()
+            .rposition(|s| s.kind == StatementKind::Commit)
+            .or_else(|| self.driver())
+    }
 }
 
 /// A transaction: from a BEGIN to its COMMIT or ROLLBACK, possibly across steps.

@@ -30,12 +30,19 @@ pub const RUN: &str = "run";
 /// The fields of [`RUN`].
 const RUN_FIELDS: &[&str] = &["id", "operator"];
 
+/// In a `repeat` step, the round's number, from 1.
+pub const ROUND: &str = "round";
+
 /// Names no parameter or capture may take.
-pub const RESERVED: &[&str] = &[RUN];
+pub const RESERVED: &[&str] = &[RUN, ROUND];
 
 /// Why `name`, one of [`RESERVED`], is taken.
 pub fn reserved_why(name: &str) -> String {
-    format!("`{name}.id` and `{name}.operator` are the run's own")
+    if name == ROUND {
+        "`round` is the round's number in a `repeat` step".into()
+    } else {
+        format!("`{name}.id` and `{name}.operator` are the run's own")
+    }
 }
 
 /// The value of [`RUN`] for the run `id` of `operator`.

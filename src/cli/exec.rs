@@ -94,9 +94,36 @@ struct Screen<'p> {
     mask: &'p Mask,
     /// `--show-sql`: whole statements, not one cut line.
     show_sql: bool,
+    /// Inside a `repeat` step past its first round: the step, whose
+    /// statements that pass are shown by the round line alone.
+    quiet_rounds: Option<usize>,
 }
 
 impl Screen<'_> {
+    /// Whether `event` is a line of a round after the first that its round
+    /// line says enough of (a statement whose checks held, a COMMIT).
+    fn folded(&mut self, event: &Event) -> bool {
+        match event {
+            Event::RoundBegun { step, round, .. } => {
+                self.quiet_rounds = (*round > 1).then_some(*step);
+                false
+            }
+            Event::Round { .. } => false,
+            Event::Statement { step, passed, .. } => {
+                if self.quiet_rounds != Some(*step) {
+                    self.quiet_rounds = None;
+                }
+                *passed && self.quiet_rounds.is_some()
+            }
+            Event::Committed { .. } => self.quiet_rounds.is_some(),
+            Event::Running { .. } | Event::Committing { .. } | Event::Captured { .. } => false,
+            _ => {
+                self.quiet_rounds = None;
+                false
+            }
+        }
+    }
+
     fn event(&mut self, event: &Event) {
         if self.json {
             let mut value = serde_json::to_value(record(event, &self.steps, &self.operator))
@@ -123,6 +150,9 @@ impl Screen<'_> {
                 spinner.enable_steady_tick(std::time::Duration::from_millis(120));
                 self.spinner = Some(spinner);
             }
+            return;
+        }
+        if self.folded(event) {
             return;
         }
         let mut shown = Vec::new();
@@ -245,6 +275,70 @@ fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
         } => {
             writeln!(out, "  – {}#{}  {reason}", plan.steps[*step].id, index + 1)
         }
+        Event::RoundBegun { .. } => Ok(()),
+        Event::Scheduled { step, due } => {
+            writeln!(
+                out,
+                "  ◷ {}  scheduled: not before {due}",
+                plan.steps[*step].id
+            )
+        }
+        Event::Round {
+            step,
+            round,
+            count,
+            total,
+            elapsed,
+        } => {
+            let rate = if elapsed.as_secs_f64() > 0.0 {
+                format!("  {:.0} rows/s", *total as f64 / elapsed.as_secs_f64())
+            } else {
+                String::new()
+            };
+            let left = plan.steps[*step]
+                .repeat
+                .and_then(|r| r.expect_total)
+                .and_then(|e| e.target())
+                .filter(|&want| want > *total && *total > 0)
+                .map(|want| {
+                    let secs = elapsed.as_secs_f64() * (want - *total) as f64 / *total as f64;
+                    format!(
+                        "  ~{} left",
+                        runbook_compile::plan::duration(std::time::Duration::from_secs_f64(secs))
+                    )
+                })
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  ↻ {} round {round}: {count} rows, {total} in all{rate}{left}",
+                plan.steps[*step].id
+            )
+        }
+        Event::StepSkipped { step, reason } => {
+            writeln!(out, "  – {}  skipped: {reason}", plan.steps[*step].id)
+        }
+        Event::Polled {
+            step,
+            index,
+            poll,
+            row,
+            holds,
+            waited,
+            ..
+        } => {
+            let mark = if *holds { "✓" } else { "…" };
+            let condition = plan.steps[*step]
+                .until
+                .as_ref()
+                .map_or("", |u| u.condition.expr.as_str());
+            writeln!(
+                out,
+                "  {mark} {}#{}  poll {poll} after {}  {row}  until {condition}",
+                plan.steps[*step].id,
+                index + 1,
+                runbook_compile::plan::duration(*waited)
+            )
+        }
         Event::Shown {
             columns,
             rows,
@@ -296,10 +390,21 @@ fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
             };
             let mark = if *committed { "●" } else { "○" };
             if commit {
-                let what = if *committed { "happened" } else { "did not happen" };
-                writeln!(out, "  {mark} the interrupted COMMIT on {connection} {what} (told by {how})")
+                let what = if *committed {
+                    "happened"
+                } else {
+                    "did not happen"
+                };
+                writeln!(
+                    out,
+                    "  {mark} the interrupted COMMIT on {connection} {what} (told by {how})"
+                )
             } else {
-                let what = if *committed { "was applied" } else { "was not applied" };
+                let what = if *committed {
+                    "was applied"
+                } else {
+                    "was not applied"
+                };
                 writeln!(
                     out,
                     "  {mark} the interrupted statement {} of step `{}` on {connection} {what} (told by {how})",
@@ -573,7 +678,7 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
 /// `word` as the shell reads it back: in single quotes unless plain, and
 /// as `$'...'` with escapes when it holds control characters, so the
 /// command stays on one line and passes the same bytes.
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = word
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./=@:,+".contains(c));
@@ -727,6 +832,42 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             }
         }
     }
+    // What a shell step with `db=NAME` gets for the database's clients;
+    // the passwords among it are masked like secrets.
+    let mut clients: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for step in &plan.steps {
+        let StepBody::Shell {
+            connection: Some(c),
+            ..
+        } = &step.body
+        else {
+            continue;
+        };
+        let Some(url) = urls.get(c) else { continue };
+        let env = Dialect::of_url(url.expose())
+            .ok_or_else(|| "its URL names no database this tool knows".to_string())
+            .and_then(|d| d.rules().client_env(url.expose()));
+        match env {
+            Ok(env) => {
+                clients.insert(c.clone(), env);
+            }
+            Err(e) => problems.push(format!(
+                "step `{}`: the connection `{c}` cannot be given to a shell step: {e}",
+                step.id
+            )),
+        }
+    }
+    let passwords: Vec<String> = clients
+        .values()
+        .flatten()
+        .filter(|(k, _)| k.contains("PASSWORD") || k.ends_with("_PWD"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mask = if passwords.is_empty() {
+        mask
+    } else {
+        Mask::new(&[secret_values.clone(), passwords].concat(), &dialects)
+    };
     if !problems.is_empty() {
         for p in problems {
             eprintln!("error: {p}");
@@ -1010,6 +1151,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             },
             mask: &mask,
             show_sql,
+            quiet_rounds: None,
         };
         let mut observer = |e: &Event| {
             screen.event(e);
@@ -1037,6 +1179,9 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 .map_or(0, |(_, columns)| usize::from(columns)),
             mask: mask.clone(),
             recorder,
+            clients,
+            resume_round: resume_point.as_ref().and_then(|(_, p)| p.round.clone()),
+            started: resume_point.as_ref().and_then(|(_, p)| p.started),
         };
         info(
             json,
@@ -1105,7 +1250,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
         let _ = screen.out.flush();
         let message = match &ending {
             Ending::Success => None,
-            Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(scrub(m)),
+            Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) | Ending::Scheduled(m) => Some(scrub(m)),
         };
         if json {
             println!("{}", json_line(&end_record(&ending, message.as_deref())));
@@ -1131,17 +1276,27 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                     info(json, format!("ok: {statements} statements in {}, {held}", plan.steps_counted()));
                 }
             }
+            Ending::Scheduled(m) => {
+                info(json, format!("ok: {statements} statements in {}, {held}", plan.steps_counted()));
+                info(json, format!("scheduled: {}", scrub(m)));
+                let run = resume_point.as_ref().map_or(new_run_id.clone(), |(_, p)| p.run_id.clone());
+                let mut command = format!("runbook-compile exec {} --resume {run}", shell_word(&file.display().to_string()));
+                if let Some(j) = journal_flag {
+                    command.push_str(&format!(" --journal {}", shell_word(&j.display().to_string())));
+                }
+                info(json, format!("next: {command} (with the same connections), on or after that date; `runbook-compile due` lists what has come due"));
+            }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),
             Ending::Error(m) => eprintln!("error: {}", scrub(m)),
             Ending::Declined(m) => eprintln!("stopped: {}", scrub(m)),
         }
-        if ending != Ending::Success {
+        if !matches!(ending, Ending::Success | Ending::Scheduled(_)) {
             let run = resume_point
                 .as_ref()
                 .map_or(new_run_id.clone(), |(_, p)| p.run_id.clone());
             let why = match &ending {
                 Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => m.as_str(),
-                Ending::Success => "",
+                Ending::Success | Ending::Scheduled(_) => "",
             };
             let again = Again {
                 resumed: resume_point.as_ref().is_some_and(|(_, p)| p.after.is_some()),

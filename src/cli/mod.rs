@@ -1,6 +1,7 @@
 //! The binary's own modules: terminal I/O for the commands that need it.
 
 pub mod check;
+pub mod due;
 pub mod exec;
 pub mod history;
 pub mod test;

@@ -1,7 +1,8 @@
 //! The plan hash: SHA-256 over a canonical form of what runs.
 //!
 //! The canonical form holds the SQL, shell scripts, sign-off texts,
-//! expectations, assertions, captures, flags, order, connections (with
+//! expectations, assertions, captures, flags, rounds, waits, conditions
+//! and dates, order, connections (with
 //! the database each must be connected to), the environment and parameter
 //! types. It leaves out prose, step ids, titles and locations, so
 //! moving a block or rewording a paragraph keeps the hash, and any change to
@@ -10,7 +11,9 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::plan::{Assertion, Dialect, Expect, OnFail, ParamType, Plan, StepBody};
+use crate::plan::{
+    Assertion, Dialect, Expect, NotBefore, OnFail, ParamType, Plan, Repeat, StepBody,
+};
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -39,6 +42,15 @@ struct CanonicalStep<'a> {
     confirm: bool,
     on_fail: OnFail,
     timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat: Option<Repeat>,
+    /// The condition, `every`, `stable` and `timeout` of an `until`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<(&'a str, u64, u32, u64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<NotBefore>,
     body: CanonicalBody<'a>,
 }
 
@@ -54,6 +66,8 @@ enum CanonicalBody<'a> {
         test_expect: Option<Expect>,
         asserts: Vec<&'a str>,
         capture: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        connection: Option<&'a str>,
     },
     SignOff {
         items: Vec<&'a str>,
@@ -105,6 +119,17 @@ pub fn plan_hash(plan: &Plan) -> String {
                 confirm: s.confirm,
                 on_fail: s.on_fail,
                 timeout_ms: s.timeout_ms,
+                repeat: s.repeat,
+                until: s.until.as_ref().map(|u| {
+                    (
+                        u.condition.expr.as_str(),
+                        u.every_ms,
+                        u.stable,
+                        u.timeout_ms,
+                    )
+                }),
+                when: s.when.as_ref().map(|w| w.expr.as_str()),
+                not_before: s.not_before,
                 body: match &s.body {
                     StepBody::Sql {
                         connection,
@@ -129,12 +154,14 @@ pub fn plan_hash(plan: &Plan) -> String {
                         test_expect,
                         asserts,
                         capture,
+                        connection,
                     } => CanonicalBody::Shell {
                         script,
                         expect: *expect,
                         test_expect: *test_expect,
                         asserts: exprs(asserts),
                         capture: capture.as_deref(),
+                        connection: connection.as_deref(),
                     },
                     StepBody::SignOff { items } => CanonicalBody::SignOff {
                         items: items.iter().map(|i| i.text.as_str()).collect(),

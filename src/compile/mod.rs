@@ -4,6 +4,7 @@
 //! that caused it; a plan is produced only when there is no error.
 
 pub mod expect;
+mod flow;
 mod hash;
 mod header;
 mod statements;
@@ -36,6 +37,15 @@ pub const STEP_ATTRS: &[&str] = &[
     "on-fail",
     "timeout",
     "show",
+    "repeat",
+    "max-rounds",
+    "pause",
+    "expect-total",
+    "until",
+    "every",
+    "stable",
+    "when",
+    "not-before",
 ];
 
 /// Languages whose blocks can be steps.
@@ -106,6 +116,7 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
     }
     c.blocks();
     let transactions = c.transactions();
+    c.flow_checks(&transactions);
     c.diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));
     let failed = c.diags.iter().any(Diagnostic::is_error);
     let plan = (!failed).then(|| {
@@ -390,6 +401,10 @@ impl Compiler<'_> {
             confirm: false,
             on_fail: OnFail::Stop,
             timeout_ms: None,
+            repeat: None,
+            until: None,
+            when: None,
+            not_before: None,
             body: StepBody::SignOff { items },
             block: None,
         }
@@ -443,6 +458,7 @@ impl Compiler<'_> {
         };
         let skip = flag_of(self, "skip");
         let confirm = flag_of(self, "confirm");
+        let repeat = flag_of(self, "repeat");
         let on_fail = match attrs.get("on-fail") {
             None => OnFail::Stop,
             Some(a) => match a.value.as_deref() {
@@ -471,6 +487,18 @@ impl Compiler<'_> {
                 }
             },
         };
+        let mut flow = self.flow(&attrs, shell, repeat, &mut ok);
+        // On an `until` step, `timeout` limits the whole wait, and each
+        // poll by what is left of it.
+        let timeout_ms = match &mut flow.until {
+            Some(until) => {
+                if let Some(ms) = timeout_ms {
+                    until.timeout_ms = ms;
+                }
+                None
+            }
+            None => timeout_ms,
+        };
         let expect = self.expect_attr(attrs.get("expect").copied(), &mut ok);
         let test_expect = self.expect_attr(attrs.get("test-expect").copied(), &mut ok);
         let assert = attrs
@@ -486,14 +514,21 @@ impl Compiler<'_> {
             ok = false;
         }
         let body = if shell {
-            if let Some(a) = attrs.get("db") {
-                self.error(
-                    "bad-attribute",
-                    "a shell step has no database connection",
-                    a.span,
-                );
-                ok = false;
-            }
+            let connection = value("db").and_then(|name| {
+                let known = self.connections.iter().any(|c| c.name == name);
+                if !known {
+                    let names: Vec<String> =
+                        self.connections.iter().map(|c| c.name.clone()).collect();
+                    let d = self.error(
+                        "unknown-connection",
+                        format!("connection `{name}` is not declared"),
+                        attrs["db"].span,
+                    );
+                    Self::hint(d, format!("declared connections: {}", names.join(", ")));
+                    ok = false;
+                }
+                known.then_some(name)
+            });
             if let Some(name) = &capture {
                 defined.insert(name.clone());
             }
@@ -503,6 +538,7 @@ impl Compiler<'_> {
                 test_expect,
                 asserts: assert.into_iter().collect(),
                 capture,
+                connection,
             }
         } else {
             let connection = match value("db") {
@@ -543,6 +579,7 @@ impl Compiler<'_> {
                 assert,
                 capture: capture.map(|n| (n, attrs["capture"].span)),
                 confirm: confirm.then(|| attrs["confirm"].span),
+                repeats: repeat,
             };
             let step_index = self.steps.len();
             let statements =
@@ -562,6 +599,10 @@ impl Compiler<'_> {
             confirm: confirm && !has_commit,
             on_fail,
             timeout_ms,
+            repeat: flow.repeat,
+            until: flow.until,
+            when: flow.when,
+            not_before: flow.not_before,
             body,
             block: None,
         })

@@ -15,6 +15,24 @@ impl Compiler<'_> {
         defined: &mut HashSet<String>,
         ok: &mut bool,
     ) -> Option<Vec<Statement>> {
+        // `round` is a name in a repeating step only.
+        if block.repeats {
+            defined.insert(crate::template::ROUND.to_string());
+        }
+        let statements = self.block_statements(c, dialect, block, step_index, defined, ok);
+        defined.remove(crate::template::ROUND);
+        statements
+    }
+
+    fn block_statements(
+        &mut self,
+        c: &CodeBlock,
+        dialect: Dialect,
+        block: BlockLevel,
+        step_index: usize,
+        defined: &mut HashSet<String>,
+        ok: &mut bool,
+    ) -> Option<Vec<Statement>> {
         let split = split::split(&c.text, dialect);
         if let Some(open) = &split.unterminated {
             let d = self.error(
@@ -461,6 +479,8 @@ pub(super) struct BlockLevel {
     pub(super) capture: Option<(String, Span)>,
     pub(super) confirm: Option<Span>,
     pub(super) show: Option<(usize, Span)>,
+    /// Whether the step repeats: `round` is then defined.
+    pub(super) repeats: bool,
 }
 
 /// The rows a `show` flag (`show`, `show=true`) or count (`show=N`)

@@ -16,6 +16,15 @@ impl Compiler<'_> {
             }
             let dialect = match &self.steps[si].body {
                 StepBody::Sql { connection, .. } => self.dialect_of(connection),
+                StepBody::Shell {
+                    connection: Some(c),
+                    ..
+                } => {
+                    if open.contains_key(c.as_str()) {
+                        problems.push((self.steps[si].location.clone(), "shell-in-transaction", format!("this shell step connects to `{c}` while a transaction there is open"), "its own session would not see the transaction's rows and could wait on their locks: run it before the BEGIN or after the COMMIT".into()));
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             let StepBody::Sql {

@@ -50,6 +50,13 @@ impl Rules for Libsql {
     }
 
     /// The auth token, never in the URL (which is refused with one).
+    /// The server's URL (never with a token, which a URL may not hold);
+    /// the script reads the token where the operator gave it
+    /// (`RUNBOOK_DB_<NAME>_AUTH_TOKEN`, `LIBSQL_AUTH_TOKEN`).
+    fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
+        Ok(vec![("RUNBOOK_DB_URL".into(), url.to_string())])
+    }
+
     fn credentials_elsewhere(&self) -> Option<&'static str> {
         Some("RUNBOOK_DB_<NAME>_AUTH_TOKEN or LIBSQL_AUTH_TOKEN (as the auth token)")
     }

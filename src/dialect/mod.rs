@@ -173,6 +173,14 @@ pub trait Rules: Sync {
         None
     }
 
+    /// The environment a shell step with `db=NAME` gets for the database's
+    /// own clients (format section 17), from the connection's URL; an
+    /// error when the URL cannot be read.
+    fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
+        let _ = url;
+        Ok(Vec::new())
+    }
+
     /// Whether its tables live in schemas a name can qualify
     /// (`ops.runbook_registry`).
     fn schemas(&self) -> bool {
@@ -412,6 +420,51 @@ fn first_word(sql: &str, dialect: Dialect) -> String {
         .next()
         .map(|(w, _)| w)
         .unwrap_or_default()
+}
+
+/// The parts of a server URL (`postgres://user:password@host:port/db?...`),
+/// percent-decoded: what a database's own clients read from their
+/// environment.
+pub(crate) struct UrlParts {
+    /// The host, if any.
+    pub host: Option<String>,
+    /// The port, if given.
+    pub port: Option<u16>,
+    /// The user, if given.
+    pub user: Option<String>,
+    /// The password, if given.
+    pub password: Option<String>,
+    /// The database: the path without its `/`.
+    pub database: Option<String>,
+    /// The query's pairs.
+    pub query: Vec<(String, String)>,
+}
+
+impl UrlParts {
+    /// Reads `url`; an error naming what is wrong, never the URL (it may
+    /// hold a password).
+    pub(crate) fn of(url: &str) -> Result<UrlParts, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("the URL cannot be read: {e}"))?;
+        let text = |s: &str| (!s.is_empty()).then(|| percent_decoded(s));
+        Ok(UrlParts {
+            host: parsed.host_str().map(str::to_string),
+            port: parsed.port(),
+            user: text(parsed.username()),
+            password: parsed.password().map(percent_decoded),
+            database: text(parsed.path().trim_start_matches('/')),
+            query: parsed
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        })
+    }
+}
+
+/// `s` with its `%XX` escapes decoded.
+fn percent_decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -117,6 +117,23 @@ impl Rules for Mysql {
         first.eq_ignore_ascii_case("DELIMITER") || first.eq_ignore_ascii_case("SOURCE")
     }
 
+    fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
+        let p = super::UrlParts::of(url)?;
+        let mut env = Vec::new();
+        for (name, value) in [
+            ("MYSQL_HOST", p.host),
+            ("MYSQL_TCP_PORT", p.port.map(|n| n.to_string())),
+            ("MYSQL_PWD", p.password),
+            ("RUNBOOK_DB_USER", p.user),
+            ("RUNBOOK_DB_DATABASE", p.database),
+        ] {
+            if let Some(v) = value {
+                env.push((name.to_string(), v));
+            }
+        }
+        Ok(env)
+    }
+
     fn credentials_elsewhere(&self) -> Option<&'static str> {
         Some("MYSQL_PWD")
     }

@@ -135,6 +135,37 @@ impl Rules for Postgres {
         "psql client"
     }
 
+    fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
+        let p = super::UrlParts::of(url)?;
+        let mut env = Vec::new();
+        // `?host=/run/postgresql` names a socket folder, as libpq reads it.
+        let host = p
+            .query
+            .iter()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| v.clone())
+            .or(p.host);
+        for (name, value) in [
+            ("PGHOST", host),
+            ("PGPORT", p.port.map(|n| n.to_string())),
+            ("PGUSER", p.user),
+            ("PGDATABASE", p.database),
+            ("PGPASSWORD", p.password),
+            (
+                "PGSSLMODE",
+                p.query
+                    .iter()
+                    .find(|(k, _)| k == "sslmode")
+                    .map(|(_, v)| v.clone()),
+            ),
+        ] {
+            if let Some(v) = value {
+                env.push((name.to_string(), v));
+            }
+        }
+        Ok(env)
+    }
+
     fn credentials_elsewhere(&self) -> Option<&'static str> {
         Some("PGPASSWORD or ~/.pgpass (PGPASSFILE)")
     }

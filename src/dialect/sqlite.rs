@@ -55,6 +55,23 @@ impl Rules for Sqlite {
         Some(USER_OBJECTS)
     }
 
+    fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
+        let options: sqlx::sqlite::SqliteConnectOptions = url
+            .parse()
+            .map_err(|e| format!("the URL cannot be read: {e}"))?;
+        let file = options.get_filename();
+        if file.as_os_str() == ":memory:" || file.as_os_str().is_empty() {
+            return Err("an in-memory database has no file a shell step could open".into());
+        }
+        let path = std::env::current_dir()
+            .map(|d| d.join(file))
+            .unwrap_or_else(|_| file.to_path_buf());
+        Ok(vec![(
+            "RUNBOOK_DB_PATH".into(),
+            path.to_string_lossy().into_owned(),
+        )])
+    }
+
     fn in_memory(&self) -> Option<&'static str> {
         Some("sqlite::memory:")
     }

@@ -312,6 +312,7 @@ async fn build_and_run(
     interrupt: Option<watch::Receiver<bool>>,
 ) -> Outcome {
     let mut dbs: HashMap<String, Box<dyn Database>> = HashMap::new();
+    let mut clients = BTreeMap::new();
     for (n, c) in plan.connections.iter().enumerate() {
         let d = c.dialect;
         let shared = servers.get(d).is_some_and(|admin| {
@@ -342,6 +343,9 @@ async fn build_and_run(
                 }
             }
         };
+        if let Some(env) = Dialect::of_url(&url).and_then(|u| u.rules().client_env(&url).ok()) {
+            clients.insert(c.name.clone(), env);
+        }
         let mut db = match engine::connect(&url, Open::Create).await {
             Ok(db) => db,
             Err(e) => {
@@ -396,6 +400,7 @@ async fn build_and_run(
         dir: dir.to_path_buf(),
         env,
         interrupt,
+        clients,
         ..Options::default()
     };
     let mut operator = Unattended;
@@ -404,7 +409,7 @@ async fn build_and_run(
     let ending = runner.run().await;
     let cases = cases(plan, runner.events());
     let error = match ending {
-        Ending::Success => None,
+        Ending::Success | Ending::Scheduled(_) => None,
         Ending::CheckFailed(m) | Ending::Error(m) | Ending::Declined(m) => Some(m),
     };
     Outcome::Ran {

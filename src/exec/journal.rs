@@ -156,6 +156,57 @@ pub enum Record<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// A round of a `repeat` step began.
+    RoundBegun {
+        /// (step index, statement index 0) in the plan.
+        position: (usize, usize),
+        /// The step id.
+        step: &'a str,
+        /// The round, from 1.
+        round: u64,
+        /// The rows counted before it.
+        total: u64,
+    },
+    /// A round of a `repeat` step ended.
+    Round {
+        /// The step id.
+        step: &'a str,
+        /// The round, from 1.
+        round: u64,
+        /// Its last statement's count.
+        count: u64,
+        /// The rows counted so far.
+        total: u64,
+    },
+    /// A step with `not-before` is not due: the run ended there.
+    Scheduled {
+        /// The step id.
+        step: &'a str,
+        /// When it comes due (UTC, RFC 3339).
+        due: &'a str,
+    },
+    /// A step with `when` did not run.
+    StepSkipped {
+        /// The step id.
+        step: &'a str,
+        /// The condition and the values it read.
+        reason: &'a str,
+    },
+    /// A poll of an `until` step: the journal keeps the first and the last.
+    Polled {
+        /// The step id.
+        step: &'a str,
+        /// Statement index, from 0.
+        index: usize,
+        /// The poll's number, from 1.
+        poll: u64,
+        /// The first row's values.
+        row: &'a str,
+        /// Whether the wait is over.
+        holds: bool,
+        /// Milliseconds since the wait began.
+        waited_ms: u64,
+    },
     /// The server refused a statement: nothing of it was applied.
     Refused {
         /// (step index, statement index) in the plan.
@@ -360,6 +411,13 @@ impl Journal {
     /// transaction stay buffered until the next of those: a crash rolls the
     /// transaction back, so no resume relies on them.
     pub fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        // A wait keeps its first poll and its last, not every one.
+        if let Event::Polled { poll, last, .. } = event
+            && *poll > 1
+            && !*last
+        {
+            return Ok(());
+        }
         let keep = match event {
             Event::Running {
                 in_transaction: true,
@@ -474,6 +532,49 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
             accepted: *accepted,
             operator,
         },
+        Event::RoundBegun {
+            step: s,
+            round,
+            total,
+        } => Record::RoundBegun {
+            position: (*s, 0),
+            step: step(s),
+            round: *round,
+            total: *total,
+        },
+        Event::Round {
+            step: s,
+            round,
+            count,
+            total,
+            ..
+        } => Record::Round {
+            step: step(s),
+            round: *round,
+            count: *count,
+            total: *total,
+        },
+        Event::Scheduled { step: s, due } => Record::Scheduled { step: step(s), due },
+        Event::StepSkipped { step: s, reason } => Record::StepSkipped {
+            step: step(s),
+            reason,
+        },
+        Event::Polled {
+            step: s,
+            index,
+            poll,
+            row,
+            holds,
+            waited,
+            ..
+        } => Record::Polled {
+            step: step(s),
+            index: *index,
+            poll: *poll,
+            row,
+            holds: *holds,
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        },
         Event::Skipped {
             step: s,
             index,
@@ -557,6 +658,7 @@ pub fn record<'a>(event: &'a Event, steps: &'a [String], operator: &'a str) -> R
 pub fn end_record<'a>(ending: &Ending, message: Option<&'a str>) -> Record<'a> {
     let outcome = match ending {
         Ending::Success => "success",
+        Ending::Scheduled(_) => "scheduled",
         Ending::CheckFailed(_) => "check_failed",
         Ending::Error(_) => "error",
         Ending::Declined(_) => "declined",
@@ -607,6 +709,38 @@ pub struct ResumePoint {
     /// The parameter values the run went on with last (a secret's as its
     /// digest): those it started with, and any a resume changed.
     pub params: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The last checkpoint lies in a `repeat` step: where its rounds stand.
+    pub round: Option<RoundPoint>,
+    /// When the run first started: what `not-before=+Nd` counts from.
+    pub started: Option<jiff::Timestamp>,
+}
+
+/// Where the rounds of a `repeat` step stand when a run resumes inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundPoint {
+    /// The step's index.
+    pub step: usize,
+    /// The rounds done: the next to run is `done + 1`.
+    pub done: u64,
+    /// The rows counted over what is done.
+    pub total: u64,
+    /// The statements of round `done + 1` already done (a block without a
+    /// transaction of its own, stopped midway).
+    pub within: Option<usize>,
+    /// The count of round `done + 1`'s last statement, whose end the run
+    /// did not see (an unconfirmed COMMIT): added when it is settled as
+    /// committed.
+    pub pending: Option<u64>,
+}
+
+impl RoundPoint {
+    /// The round in flight when the run stopped ended after all (its
+    /// COMMIT, or its last statement, is settled as applied).
+    pub fn settled(&mut self) {
+        self.done += 1;
+        self.total += self.pending.take().unwrap_or(0);
+        self.within = None;
+    }
 }
 
 /// A COMMIT the journal cannot confirm.
@@ -697,6 +831,11 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     let mut pending: Option<((usize, usize), String)> = None;
     // A statement outside a transaction that was sent and never answered.
     let mut unanswered: Option<(usize, usize)> = None;
+    // Rounds of a `repeat` step: the one in flight (step, round, rows
+    // before it, its last statement's count once seen), and where the
+    // rounds stood at the last checkpoint inside one.
+    let mut in_flight: Option<(usize, u64, u64, Option<u64>)> = None;
+    let mut rounds: Option<RoundPoint> = None;
     // The connections whose transaction is open at this record: a shell
     // step or a sign-off inside one is no checkpoint (a resume redoes the
     // whole transaction, from its BEGIN).
@@ -745,6 +884,22 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
             }
             _ => {}
         }
+        if r["event"] == "round_begun" {
+            in_flight = Some((
+                s,
+                r["round"].as_u64().unwrap_or(1),
+                r["total"].as_u64().unwrap_or(0),
+                None,
+            ));
+        }
+        if r["event"] == "statement"
+            && step.repeat.is_some()
+            && step.driver() == Some(i)
+            && let Some((at, _, _, count)) = &mut in_flight
+            && *at == s
+        {
+            *count = r["count"].as_u64();
+        }
         match r["event"].as_str() {
             Some("committing") => {
                 pending = Some((
@@ -792,8 +947,49 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
                 usize::MAX
             };
             after = Some((s, i));
+            if let Some((at, round, before, count)) = in_flight
+                && at == s
+                && step.repeat.is_some()
+            {
+                let total = before + count.unwrap_or(0);
+                rounds = Some(if step.round_end() == Some(i) {
+                    RoundPoint {
+                        step: s,
+                        done: round,
+                        total,
+                        within: None,
+                        pending: None,
+                    }
+                } else {
+                    RoundPoint {
+                        step: s,
+                        done: round - 1,
+                        total,
+                        within: Some(i),
+                        pending: None,
+                    }
+                });
+            }
         }
     }
+    // The round in flight when the run stopped: its count waits for its
+    // end to be settled.
+    let round = match in_flight {
+        Some((s, round, before, count)) if after.is_none_or(|a| a.0 <= s) => {
+            let mut point = rounds.filter(|p| p.step == s).unwrap_or(RoundPoint {
+                step: s,
+                done: round - 1,
+                total: before,
+                within: None,
+                pending: None,
+            });
+            if point.done + 1 == round && point.within.is_none() {
+                point.pending = count;
+            }
+            Some(point)
+        }
+        _ => rounds.filter(|p| after.is_some_and(|a| a.0 == p.step)),
+    };
     let uncertain = pending.and_then(|(position, connection)| {
         let StepBody::Sql { statements, .. } = &plan.steps.get(position.0)?.body else {
             return None;
@@ -833,5 +1029,67 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
         uncertain,
         unanswered,
         params,
+        round,
+        started: start["at"].as_str().and_then(|t| t.parse().ok()),
     })
+}
+
+/// A run that ended scheduled: its step with `not-before` waits for its
+/// date (format section 16).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Waiting {
+    /// The run id.
+    pub run_id: String,
+    /// The plan hash it ran with.
+    pub plan_hash: String,
+    /// The step that waits.
+    pub step: String,
+    /// When it comes due (UTC, RFC 3339).
+    pub due: String,
+}
+
+/// The runs of runbook `runbook` in the journal folder `dir` whose last
+/// end is `scheduled`, oldest first. A journal that cannot be read is
+/// left out.
+pub fn waiting(dir: &Path, runbook: &str) -> Vec<Waiting> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let Some(start) = records.first().filter(|r| r["event"] == "start") else {
+            continue;
+        };
+        if start["runbook"] != runbook || start["dry_run"] == true {
+            continue;
+        }
+        let ended = records.iter().rev().find(|r| r["event"] == "end");
+        let scheduled = records.iter().rev().find(|r| r["event"] == "scheduled");
+        if let (Some(end), Some(s)) = (ended, scheduled)
+            && end["outcome"] == "scheduled"
+        {
+            found.push((
+                start["at"].as_str().unwrap_or_default().to_string(),
+                Waiting {
+                    run_id: start["run_id"].as_str().unwrap_or_default().to_string(),
+                    plan_hash: start["plan_hash"].as_str().unwrap_or_default().to_string(),
+                    step: s["step"].as_str().unwrap_or_default().to_string(),
+                    due: s["due"].as_str().unwrap_or_default().to_string(),
+                },
+            ));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.into_iter().map(|(_, w)| w).collect()
 }

@@ -1,5 +1,6 @@
 //! Executing a plan.
 
+pub mod clock;
 pub mod db;
 pub mod engine;
 pub mod fixture;

@@ -155,11 +155,58 @@ pub async fn from_registry(
             run.run_id
         )));
     }
-    let after = marks.iter().filter(|m| !m.sending).map(|m| m.at).max();
+    let last = marks
+        .iter()
+        .filter(|m| !m.sending)
+        .max_by_key(|m| (m.at.0, m.round, m.at.1))
+        .copied();
+    let after = last.map(|m| m.at);
+    // The last checkpoint in a `repeat` step: where its rounds stand.
+    let round = last.filter(|m| m.round > 0).map(|m| {
+        let ended = plan.steps.get(m.at.0).and_then(|s| s.round_end()) == Some(m.at.1);
+        crate::exec::journal::RoundPoint {
+            step: m.at.0,
+            done: if ended { m.round } else { m.round - 1 },
+            total: m.total.unwrap_or(0),
+            within: (!ended).then_some(m.at.1),
+            pending: None,
+        }
+    });
     // The write after the last checkpoint is in doubt only when its mark
     // says it was about to go out; without one it never did.
-    let unanswered = next_write_outside_a_transaction(plan, after)
-        .filter(|next| marks.iter().any(|m| m.sending && m.at == *next));
+    // In a `repeat` step, the write after a round's end is the next
+    // round's first.
+    let from = match &round {
+        Some(p) if p.within.is_none() => p.step.checked_sub(1).map(|s| (s, usize::MAX)),
+        _ => after,
+    };
+    let next = next_write_outside_a_transaction(plan, from);
+    // The round a write of a `repeat` step belongs to: the one after the
+    // rounds done, the first when none is.
+    let in_round = |step: usize| match &round {
+        _ if plan.steps[step].repeat.is_none() => 0,
+        Some(p) if p.step == step => p.done + 1,
+        _ => 1,
+    };
+    let unanswered = next.filter(|next| {
+        marks
+            .iter()
+            .any(|m| m.sending && m.at == *next && m.round == in_round(next.0))
+    });
+    // A write in flight in the first round of a `repeat` step: the rounds
+    // stand at none done.
+    let round = match (round, unanswered) {
+        (None, Some((s, _))) if plan.steps[s].repeat.is_some() => {
+            Some(crate::exec::journal::RoundPoint {
+                step: s,
+                done: 0,
+                total: 0,
+                within: None,
+                pending: None,
+            })
+        }
+        (round, _) => round,
+    };
     let params = serde_json::from_str(&run.params).unwrap_or_default();
     Ok(Some(ResumePoint {
         run_id: run.run_id,
@@ -171,6 +218,8 @@ pub async fn from_registry(
         uncertain: None,
         unanswered,
         params,
+        round,
+        started: run.started_at.parse().ok(),
     }))
 }
 
@@ -302,6 +351,9 @@ pub async fn settle(
                 "{by}: the COMMIT of step `{at}` happened; resuming after it"
             ));
             runner.set_resume_after(Some(u.position));
+            if let Some(rounds) = runner.resume_round().filter(|r| r.step == u.position.0) {
+                rounds.settled();
+            }
         } else {
             say(format!(
                 "the COMMIT of step `{at}` did not happen; its transaction runs again"
@@ -337,6 +389,19 @@ pub async fn settle(
         if applied {
             say(format!("{which} was applied; resuming after it"));
             runner.set_resume_after(Some(position));
+            let end = plan.steps[position.0].round_end();
+            if let Some(rounds) = runner.resume_round().filter(|r| r.step == position.0) {
+                if end == Some(position.1) {
+                    // Its count was never seen: the total leaves it out.
+                    say(format!(
+                        "round {} of step `{at}` ended; its rows are not in the total, as its count never came",
+                        rounds.done + 1
+                    ));
+                    rounds.settled();
+                } else {
+                    rounds.within = Some(position.1);
+                }
+            }
         } else {
             say(format!("{which} was not applied; it runs again"));
         }
@@ -384,6 +449,8 @@ mod tests {
             }),
             unanswered: None,
             params: BTreeMap::new(),
+            round: None,
+            started: None,
         }
     }
 

@@ -14,6 +14,7 @@ impl Runner<'_> {
     pub(super) fn batch_len(&self, at: InStep<'_>, ti: usize, statements: &[Statement]) -> usize {
         if self.options.dry_run
             || at.step.timeout_ms.is_some()
+            || at.step.repeat.is_some()
             || !self.open.contains_key(at.connection)
             || self.skipped.contains_key(at.connection)
             || self.done(at.si, ti)

@@ -287,6 +287,13 @@ impl Runner<'_> {
         connection: &str,
         position: (usize, usize),
     ) -> Result<Option<bool>, String> {
+        // In a `repeat` step, the round in flight when the run stopped.
+        let round = self
+            .options
+            .resume_round
+            .as_ref()
+            .filter(|p| p.step == position.0)
+            .map_or(0, |p| p.done + 1);
         let Some(recorder) = self.options.recorder.clone() else {
             return Ok(None);
         };
@@ -300,7 +307,9 @@ impl Runner<'_> {
             .checkpoints(db.as_mut(), &recorder.run_id)
             .await
             .map_err(|e| e.message)?;
-        Ok(Some(held.iter().any(|m| m.at == position && !m.sending)))
+        Ok(Some(held.iter().any(|m| {
+            m.at == position && m.round == round && !m.sending
+        })))
     }
 
     /// Records checkpoint `position` of `kind` in the registry of
@@ -348,8 +357,8 @@ impl Runner<'_> {
                     &recorder.run_id,
                     crate::exec::registry::Mark {
                         at: position,
-                        round: 0,
-                        total: None,
+                        round: self.round.map_or(0, |(r, _)| r),
+                        total: self.round.map(|(_, t)| t),
                         sending,
                     },
                     kind,

@@ -262,7 +262,7 @@ pub(super) fn with_dry_run_stop(ending: Ending, after: Option<Stop>) -> Ending {
     };
     match ending {
         Ending::Success => Ending::Error(m),
-        Ending::CheckFailed(e) | Ending::Error(e) | Ending::Declined(e) => {
+        Ending::CheckFailed(e) | Ending::Error(e) | Ending::Declined(e) | Ending::Scheduled(e) => {
             Ending::Error(format!("{e}; {m}"))
         }
     }

@@ -19,6 +19,7 @@ use super::db::{Database, DbError, Sequence, Shape};
 mod batch;
 mod commit;
 mod dry_run;
+mod flow;
 mod shell;
 mod view;
 
@@ -26,6 +27,7 @@ use crate::plan::{
     Assertion, Dialect, Expect, OnFail, Plan, Statement, StatementKind, Step, StepBody,
 };
 use dry_run::with_dry_run_stop;
+use shell::ShellChecks;
 pub use view::shown_value;
 use view::{first_word, operands, review};
 
@@ -131,6 +133,60 @@ pub enum Event {
         /// Whether the operator confirmed it.
         confirmed: bool,
     },
+    /// A step with `when` did not run: its condition does not hold.
+    StepSkipped {
+        /// Step index.
+        step: usize,
+        /// The condition and the values it read.
+        reason: String,
+    },
+    /// One poll of an `until` step's query (format section 15).
+    Polled {
+        /// Step index.
+        step: usize,
+        /// Statement index in the step.
+        index: usize,
+        /// The poll's number, from 1.
+        poll: u64,
+        /// The first row's values as the operator reads them.
+        row: String,
+        /// Whether the wait is over: the condition holds (and the row is
+        /// stable).
+        holds: bool,
+        /// Whether this is the wait's last poll (it held, or time is up).
+        last: bool,
+        /// Since the wait began.
+        waited: Duration,
+    },
+    /// A step with `not-before` is not due: the run ends here, scheduled.
+    Scheduled {
+        /// Step index.
+        step: usize,
+        /// When it comes due (UTC, RFC 3339).
+        due: String,
+    },
+    /// A round of a `repeat` step begins (format section 14).
+    RoundBegun {
+        /// Step index.
+        step: usize,
+        /// The round's number, from 1.
+        round: u64,
+        /// The rows counted before it.
+        total: u64,
+    },
+    /// A round of a `repeat` step ended: its last statement's count.
+    Round {
+        /// Step index.
+        step: usize,
+        /// The round's number, from 1.
+        round: u64,
+        /// Its last statement's count.
+        count: u64,
+        /// The rows counted so far, this round's among them.
+        total: u64,
+        /// Since the step's first round in this process.
+        elapsed: Duration,
+    },
     /// A dry run did not run a statement (MySQL DDL, which commits implicitly).
     Skipped {
         /// Step index.
@@ -234,13 +290,16 @@ pub enum Ending {
     Error(String),
     /// The operator declined, or could not be asked (4).
     Declined(String),
+    /// Every step before one with `not-before` ran, and that one is not
+    /// due yet (0): the run is resumed on or after its date.
+    Scheduled(String),
 }
 
 impl Ending {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Ending::Success => 0,
+            Ending::Success | Ending::Scheduled(_) => 0,
             Ending::CheckFailed(_) => 1,
             Ending::Error(_) => 3,
             Ending::Declined(_) => 4,
@@ -277,6 +336,14 @@ pub struct Options {
     /// Where checkpoints are recorded besides the journal: the registry
     /// of each connection (format section 19); none in a dry run.
     pub recorder: Option<Recorder>,
+    /// The environment a shell step with `db=NAME` gets, by connection
+    /// name (format section 17).
+    pub clients: BTreeMap<String, Vec<(String, String)>>,
+    /// Resuming inside a `repeat` step: where its rounds stand.
+    pub resume_round: Option<crate::exec::journal::RoundPoint>,
+    /// When the run first started (a resumed run's first start): what a
+    /// `not-before=+Nd` counts from. `None`: now.
+    pub started: Option<jiff::Timestamp>,
 }
 
 /// The run's record in the registry of each connection that keeps one.
@@ -324,6 +391,9 @@ pub struct Runner<'a> {
     /// The ids of the sequences seen moving back while one of the dry
     /// run's statements ran: those judged after its rollback.
     sequences_back: std::collections::HashSet<u32>,
+    /// In a `repeat` step: the round and the rows counted so far, which
+    /// its checkpoints record.
+    round: Option<(u64, u64)>,
     options: Options,
 }
 
@@ -471,6 +541,7 @@ impl<'a> Runner<'a> {
             sequences: HashMap::new(),
             sequence_start: HashMap::new(),
             sequences_back: std::collections::HashSet::new(),
+            round: None,
             options,
         }
     }
@@ -534,6 +605,12 @@ impl<'a> Runner<'a> {
         self.options.resume_after = after;
     }
 
+    /// Where the rounds of a `repeat` step stand, when resuming inside
+    /// one.
+    pub fn resume_round(&mut self) -> Option<&mut crate::exec::journal::RoundPoint> {
+        self.options.resume_round.as_mut()
+    }
+
     /// Everything that happened so far.
     pub fn events(&self) -> &[Event] {
         &self.events
@@ -576,6 +653,7 @@ impl<'a> Runner<'a> {
                 Ending::CheckFailed(m) => Ending::CheckFailed(format!("{m}; and {unrecorded}")),
                 Ending::Error(m) => Ending::Error(format!("{m}; and {unrecorded}")),
                 Ending::Declined(m) => Ending::Declined(format!("{m}; and {unrecorded}")),
+                Ending::Scheduled(m) => Ending::Error(format!("{m}; but {unrecorded}")),
             },
         }
     }
@@ -587,6 +665,7 @@ impl<'a> Runner<'a> {
         let recorder = self.options.recorder.clone()?;
         let outcome = match ending {
             Ending::Success => "success",
+            Ending::Scheduled(_) => "scheduled",
             Ending::CheckFailed(_) => "failed",
             Ending::Error(_) => "error",
             Ending::Declined(_) => "declined",
@@ -739,6 +818,14 @@ impl<'a> Runner<'a> {
                     )))
                     .await;
             }
+            match self.when_holds(si) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(stop) => return self.end(stop).await,
+            }
+            if let Some(ending) = self.not_due(si) {
+                return ending;
+            }
             // A step the run being resumed stopped inside was confirmed then.
             let begun = self
                 .options
@@ -770,14 +857,20 @@ impl<'a> Runner<'a> {
                     test_expect,
                     asserts,
                     capture,
+                    connection,
                 } => {
                     let expect = if self.options.test {
                         test_expect.or(*expect)
                     } else {
                         *expect
                     };
+                    let checks = ShellChecks {
+                        expect,
+                        asserts,
+                        capture: capture.as_deref(),
+                    };
                     match self
-                        .shell_step(si, step, script, expect, asserts, capture.as_deref())
+                        .shell_step(si, step, script, checks, connection.as_deref())
                         .await
                     {
                         Ok(()) => self.record(None, (si, usize::MAX), "shell").await,
@@ -864,6 +957,12 @@ impl<'a> Runner<'a> {
             connection,
             dialect,
         };
+        if let Some(until) = &step.until {
+            return self.wait(at, &env, statements, until).await;
+        }
+        if let Some(repeat) = &step.repeat {
+            return self.rounds(at, &env, statements, repeat).await;
+        }
         let mut ti = 0;
         while ti < statements.len() {
             let together = self.batch_len(at, ti, statements);
@@ -1055,7 +1154,14 @@ impl<'a> Runner<'a> {
         if may_end {
             self.still_open(at, ti, stmt, before).await?;
         }
+        let count = ran.outcome.count;
         let settled = self.settle(at, ti, stmt, ran);
+        if let Some((round, total)) = self.round
+            && step.repeat.is_some()
+            && Some(ti) == step.driver()
+        {
+            self.round = Some((round, total + count));
+        }
         if watch {
             self.sequences_moved(at, ti, stmt).await?;
         }
@@ -1256,135 +1362,159 @@ impl<'a> Runner<'a> {
         dialect: Dialect,
     ) -> Result<Vec<String>, String> {
         let mut held = Vec::new();
-        if asserts.is_empty() {
-            return Ok(held);
+        for a in asserts {
+            match self.verdict("assert", a, Some(count), row, dialect) {
+                Verdict::Held(line) => held.push(line),
+                Verdict::NotHeld(m) | Verdict::Broken(m) => return Err(m),
+            }
         }
+        Ok(held)
+    }
+
+    /// Whether `a` holds over the run's values, `rows` (when `count` is
+    /// given) and the columns of `row`.
+    fn verdict(
+        &self,
+        what: &str,
+        a: &Assertion,
+        count: Option<u64>,
+        row: Option<&[(String, Value)]>,
+        dialect: Dialect,
+    ) -> Verdict {
+        use Verdict::Broken;
         let env = crate::template::environment(dialect);
         let mut ctx = self.values.clone();
-        ctx.insert("rows".into(), Value::from(count));
+        if let Some(count) = count {
+            ctx.insert("rows".into(), Value::from(count));
+        }
         // A column named like a parameter or capture never silently wins.
         let clashes: Vec<&str> = row
             .unwrap_or_default()
             .iter()
             .map(|(name, _)| name.as_str())
-            .filter(|name| self.values.contains_key(*name) || *name == "rows")
+            .filter(|name| self.values.contains_key(*name) || (count.is_some() && *name == "rows"))
             .collect();
         for (name, value) in row.unwrap_or_default() {
             ctx.insert(name.clone(), value.clone());
         }
-        for a in asserts {
-            let expr = env
-                .compile_expression(&a.expr)
-                .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
-            if let Some(name) = expr
-                .undeclared_variables(false)
-                .iter()
-                .find(|n| clashes.contains(&n.as_str()))
-            {
-                return Err(format!(
-                    "assert `{}`: `{name}` is both a column of the result and a parameter, capture or `rows`: name the column apart (`AS {name}_now`)",
-                    a.expr
-                ));
-            }
-            // A number a float cannot hold, among its names or written in
-            // it: every number is compared exactly (format section 11).
-            let names = expr.undeclared_variables(false);
-            if names
-                .iter()
-                .any(|n| ctx.get(n).is_some_and(crate::exact::rounded))
-            {
-                return Err(format!("assert `{}`: {}", a.expr, crate::exact::ROUNDED));
-            }
-            let operands = operands(
-                &a.expr,
-                &names,
-                &ctx,
-                &self.plan.secrets(),
-                &self.options.mask,
-            );
-            // Two columns of one name: which one an assertion reads would
-            // be a silent choice.
-            if let Some(name) = names.iter().find(|n| {
-                row.unwrap_or_default()
-                    .iter()
-                    .filter(|(c, _)| c == *n)
-                    .count()
-                    > 1
-            }) {
-                return Err(format!(
-                    "assert `{}`: the result has two columns named `{name}`: name them apart",
-                    a.expr
-                ));
-            }
-            // A comparison with NULL holds or fails by accident (a MAX over
-            // no rows): said, unless the assertion asks about `none` itself.
-            if !a
-                .expr
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .any(|w| w == "none")
-                && let Some(name) = names
-                    .iter()
-                    .find(|n| ctx.get(*n).is_some_and(|v| v.is_none()))
-            {
-                return Err(format!(
-                    "assert `{}`: `{name}` is NULL, and a check of NULL proves nothing: use COALESCE in the SQL, or test `{name} is none`",
-                    a.expr
-                ));
-            }
-            let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
-            let exact_ctx: BTreeMap<String, Value>;
-            let source: String;
-            let (expr, ctx) = if exact {
-                exact_ctx = crate::exact::exact_values(&ctx);
-                source = crate::exact::exact_assertion(&a.expr);
-                let expr = env
-                    .compile_expression(&source)
-                    .map_err(|e| format!("assert `{}`: {e}", a.expr))?;
-                (expr, &exact_ctx)
-            } else {
-                (expr, &ctx)
-            };
-            match expr.eval(ctx) {
-                Ok(v) if v.is_true() => held.push(format!("{operands}  {} ✓", a.expr)),
-                Ok(_) if !operands.is_empty() => {
-                    return Err(format!(
-                        "assert `{}` does not hold: {}",
-                        a.expr,
-                        operands.replace('=', " = ").replace("  ", ", ")
-                    ));
-                }
-                Ok(v) => return Err(format!("assert `{}` does not hold (it is {v})", a.expr)),
-                Err(e) if exact && e.kind() == minijinja::ErrorKind::InvalidOperation => {
-                    return Err(format!(
-                        "assert `{}`: {}; an exact decimal is compared exactly but takes no arithmetic in an assertion: compute it in the SQL",
-                        a.expr,
-                        e.detail().unwrap_or(&e.to_string())
-                    ));
-                }
-                Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
-                    let names: Vec<&str> = ctx.keys().map(String::as_str).collect();
-                    let why = if row.is_none() {
-                        "the statement returned no row, so there are no columns; "
-                    } else {
-                        ""
-                    };
-                    return Err(format!(
-                        "assert `{}`: a name is not defined ({why}defined: {})",
-                        a.expr,
-                        names.join(", ")
-                    ));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "assert `{}`: {}",
-                        a.expr,
-                        e.detail().unwrap_or(&e.to_string())
-                    ));
-                }
-            }
+        let expr = match env.compile_expression(&a.expr) {
+            Ok(e) => e,
+            Err(e) => return Broken(format!("{what} `{}`: {e}", a.expr)),
+        };
+        if let Some(name) = expr
+            .undeclared_variables(false)
+            .iter()
+            .find(|n| clashes.contains(&n.as_str()))
+        {
+            return Broken(format!(
+                "{what} `{}`: `{name}` is both a column of the result and a parameter, capture or `rows`: name the column apart (`AS {name}_now`)",
+                a.expr
+            ));
         }
-        Ok(held)
+        // A number a float cannot hold, among its names or written in
+        // it: every number is compared exactly (format section 11).
+        let names = expr.undeclared_variables(false);
+        if names
+            .iter()
+            .any(|n| ctx.get(n).is_some_and(crate::exact::rounded))
+        {
+            return Broken(format!("{what} `{}`: {}", a.expr, crate::exact::ROUNDED));
+        }
+        let operands = operands(
+            &a.expr,
+            &names,
+            &ctx,
+            &self.plan.secrets(),
+            &self.options.mask,
+        );
+        // Two columns of one name: which one an assertion reads would
+        // be a silent choice.
+        if let Some(name) = names.iter().find(|n| {
+            row.unwrap_or_default()
+                .iter()
+                .filter(|(c, _)| c == *n)
+                .count()
+                > 1
+        }) {
+            return Broken(format!(
+                "{what} `{}`: the result has two columns named `{name}`: name them apart",
+                a.expr
+            ));
+        }
+        // A comparison with NULL holds or fails by accident (a MAX over
+        // no rows): said, unless the assertion asks about `none` itself.
+        if !a
+            .expr
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w == "none")
+            && let Some(name) = names
+                .iter()
+                .find(|n| ctx.get(*n).is_some_and(|v| v.is_none()))
+        {
+            return Broken(format!(
+                "{what} `{}`: `{name}` is NULL, and a check of NULL proves nothing: use COALESCE in the SQL, or test `{name} is none`",
+                a.expr
+            ));
+        }
+        let exact = crate::exact::needs_exact(&a.expr, names.iter().filter_map(|n| ctx.get(n)));
+        let exact_ctx: BTreeMap<String, Value>;
+        let source: String;
+        let (expr, ctx) = if exact {
+            exact_ctx = crate::exact::exact_values(&ctx);
+            source = crate::exact::exact_assertion(&a.expr);
+            let expr = match env.compile_expression(&source) {
+                Ok(e) => e,
+                Err(e) => return Broken(format!("{what} `{}`: {e}", a.expr)),
+            };
+            (expr, &exact_ctx)
+        } else {
+            (expr, &ctx)
+        };
+        match expr.eval(ctx) {
+            Ok(v) if v.is_true() => Verdict::Held(format!("{operands}  {} ✓", a.expr)),
+            Ok(_) if !operands.is_empty() => Verdict::NotHeld(format!(
+                "{what} `{}` does not hold: {}",
+                a.expr,
+                operands.replace('=', " = ").replace("  ", ", ")
+            )),
+            Ok(v) => Verdict::NotHeld(format!("{what} `{}` does not hold (it is {v})", a.expr)),
+            Err(e) if exact && e.kind() == minijinja::ErrorKind::InvalidOperation => {
+                Broken(format!(
+                    "{what} `{}`: {}; an exact decimal is compared exactly but takes no arithmetic in an assertion: compute it in the SQL",
+                    a.expr,
+                    e.detail().unwrap_or(&e.to_string())
+                ))
+            }
+            Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
+                let names: Vec<&str> = ctx.keys().map(String::as_str).collect();
+                let why = if row.is_none() && count.is_some() {
+                    "the statement returned no row, so there are no columns; "
+                } else {
+                    ""
+                };
+                Broken(format!(
+                    "{what} `{}`: a name is not defined ({why}defined: {})",
+                    a.expr,
+                    names.join(", ")
+                ))
+            }
+            Err(e) => Broken(format!(
+                "{what} `{}`: {}",
+                a.expr,
+                e.detail().unwrap_or(&e.to_string())
+            )),
+        }
     }
+}
+
+/// Whether an assertion holds.
+enum Verdict {
+    /// It holds: the values it read and itself.
+    Held(String),
+    /// It does not: the values it read.
+    NotHeld(String),
+    /// It cannot be told (a name undefined, NULL, a type error).
+    Broken(String),
 }
 
 /// The value a capture stores: one column's value, or a map of columns.

@@ -3,16 +3,49 @@
 
 use super::*;
 
+/// What a shell step's output is checked against.
+pub(super) struct ShellChecks<'a> {
+    /// The count of its non-empty stdout lines.
+    pub(super) expect: Option<Expect>,
+    /// Assertions over `rows` and the run's values.
+    pub(super) asserts: &'a [Assertion],
+    /// The capture its lines go to.
+    pub(super) capture: Option<&'a str>,
+}
+
 impl Runner<'_> {
+    /// Runs a shell step; with `db=NAME`, in the environment of that
+    /// database's clients. A dry run does not run one with a connection:
+    /// what it writes, no rollback undoes.
     pub(super) async fn shell_step(
         &mut self,
         si: usize,
         step: &Step,
         script: &str,
-        expect: Option<Expect>,
-        asserts: &[Assertion],
-        capture: Option<&str>,
+        checks: ShellChecks<'_>,
+        connection: Option<&str>,
     ) -> Result<(), Stop> {
+        let ShellChecks {
+            expect,
+            asserts,
+            capture,
+        } = checks;
+        let client = match connection {
+            None => Vec::new(),
+            Some(_) if self.options.dry_run => {
+                return self.emit(Event::Skipped {
+                    step: si,
+                    index: 0,
+                    reason: "dry run: not run, a shell step with a connection could write what no rollback undoes".into(),
+                });
+            }
+            Some(c) => self.options.clients.get(c).cloned().ok_or_else(|| {
+                Stop::Db(format!(
+                    "{}: the connection `{c}` has no environment for a shell step",
+                    step.location
+                ))
+            })?,
+        };
         self.emit(Event::Running {
             step: si,
             index: 0,
@@ -25,7 +58,7 @@ impl Runner<'_> {
             .arg("-c")
             .arg(script)
             .current_dir(&self.options.dir);
-        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(self.options.env.iter().chain(&client).map(|(k, v)| (k, v)));
         cmd.stdin(std::process::Stdio::null());
         let run = cmd.output();
         let output = match step.timeout_ms {
