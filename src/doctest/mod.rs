@@ -452,6 +452,57 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                     failure: failure.clone(),
                 });
             }
+            // A wait is a case: its condition held, or not.
+            Event::Polled {
+                step,
+                index,
+                holds,
+                last: true,
+                row,
+                ..
+            } => {
+                let s = &plan.steps[*step];
+                let condition = s.until.as_ref().map_or("", |u| u.condition.expr.as_str());
+                out.push(CaseResult {
+                    name: format!("{}::{}#{}", plan.id, s.id, index + 1),
+                    step: s.id.clone(),
+                    statement: Some(*index),
+                    count: 1,
+                    passed: *holds,
+                    location: s.location.to_string(),
+                    sql: format!("until {condition}"),
+                    failure: (!holds).then(|| {
+                        format!("until `{condition}` does not hold ({row}); in a doc test only the runbook writes to the fixture, so it never would")
+                    }),
+                });
+            }
+            // So are a repeat's rounds, with their total.
+            Event::Round {
+                step,
+                round,
+                count: 0,
+                total,
+                ..
+            } => {
+                let s = &plan.steps[*step];
+                let expect = s.repeat.and_then(|r| r.expect_total);
+                let passed = expect.is_none_or(|e| e.holds(*total));
+                out.push(CaseResult {
+                    name: format!("{}::{}", plan.id, s.id),
+                    step: s.id.clone(),
+                    statement: None,
+                    count: *total,
+                    passed,
+                    location: s.location.to_string(),
+                    sql: format!("repeat: {round} rounds"),
+                    failure: (!passed).then(|| {
+                        format!(
+                            "expect-total {} does not hold: {total} rows",
+                            expect.map(|e| e.to_string()).unwrap_or_default()
+                        )
+                    }),
+                });
+            }
             Event::Shell {
                 step,
                 passed,
