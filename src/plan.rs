@@ -418,6 +418,10 @@ pub struct Repeat {
 pub struct Until {
     /// The condition.
     pub condition: Assertion,
+    /// `test-until`: the condition in doc tests, where the fixture is not
+    /// what the wait waits for (another system writes it in production).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_condition: Option<Assertion>,
     /// `every`: between polls, in milliseconds (default 5 s).
     pub every_ms: u64,
     /// `stable`: the same first row this many polls in a row (0: any).

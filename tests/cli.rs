@@ -145,7 +145,7 @@ fn check_reports_all_files_and_all_errors() {
 #[test]
 fn check_passes_on_the_examples_and_the_ok_fixtures() {
     Run::new(&["check"])
-        .stdout_has("checked 4 runbooks: 0 errors, 0 warnings")
+        .stdout_has("checked 5 runbooks: 0 errors, 0 warnings")
         .run();
     // The ok fixtures compile cleanly; what they show of lint rules is not
     // their point.

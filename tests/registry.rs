@@ -592,7 +592,12 @@ async fn the_migration_import_and_its_rollback_keep_their_audit_trail_in_the_reg
             env!("CARGO_BIN_EXE_runbook-compile"),
             journal.display()
         );
-        common::at_terminal(&command, &[("RUNBOOK_DB_APP", &url)], answers)
+        let backups = dir.path().to_str().unwrap();
+        common::at_terminal(
+            &command,
+            &[("RUNBOOK_DB_APP", &url), ("RUNBOOK_BACKUP_DIR", backups)],
+            answers,
+        )
     };
     let count = |sql: &'static str| {
         let url = url.clone();
@@ -661,6 +666,19 @@ async fn the_migration_import_and_its_rollback_keep_their_audit_trail_in_the_reg
     );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(value(&mut *db, &tagged).await.as_deref(), Some("0"));
+    // Its backup was taken first, by pg_dump with the connection's own
+    // credentials, and named by the rollback's run id.
+    let dumps: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("pre-rollback-migration-rollback-")
+        })
+        .collect();
+    assert_eq!(dumps.len(), 1, "{out}");
+    assert!(dumps[0].metadata().unwrap().len() > 1000);
     assert_eq!(count("SELECT COUNT(*) FROM \"Member\"").await, "200");
     assert_eq!(count("SELECT COUNT(*) FROM \"Registration\"").await, "600");
     assert_eq!(count("SELECT COUNT(*) FROM \"WaIdMapping\"").await, "820");

@@ -130,7 +130,9 @@ fn runbook_pages_open_with_their_plan_and_show_every_step_with_badges() {
         "assert live == snap",
         "confirm before COMMIT",
         "capture affected_uids",
-        "skip: shown, never run",
+        "not before 2026-04-29",
+        "wait until ep_119 == 205 and ep_120 == 237 and ep_121 == 350",
+        "doc test: until ep_119 + ep_120 + ep_121 == 0",
         "expect 519 lines",
     ] {
         assert!(wpca.contains(badge), "WPCA page: badge `{badge}`");

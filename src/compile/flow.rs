@@ -109,6 +109,7 @@ impl Compiler<'_> {
             ("pause", "repeat", repeat),
             ("expect-total", "repeat", repeat),
             ("every", "until", attrs.contains_key("until")),
+            ("test-until", "until", attrs.contains_key("until")),
             ("stable", "until", attrs.contains_key("until")),
         ] {
             if let Some(a) = attrs.get(k)
@@ -154,6 +155,7 @@ impl Compiler<'_> {
             parsed
         };
         let until = expression(self, "until");
+        let test_until = expression(self, "test-until");
         let when = expression(self, "when");
         Flow {
             repeat: repeat.then_some(Repeat {
@@ -163,6 +165,7 @@ impl Compiler<'_> {
             }),
             until: until.map(|condition| Until {
                 condition,
+                test_condition: test_until,
                 every_ms: every_ms.unwrap_or(EVERY_MS),
                 stable: stable.map_or(0, |n| n as u32),
                 timeout_ms: UNTIL_TIMEOUT_MS,

@@ -48,6 +48,8 @@ struct CanonicalStep<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     until: Option<(&'a str, u64, u32, u64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    test_until: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     when: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     not_before: Option<NotBefore>,
@@ -128,6 +130,11 @@ pub fn plan_hash(plan: &Plan) -> String {
                         u.timeout_ms,
                     )
                 }),
+                test_until: s
+                    .until
+                    .as_ref()
+                    .and_then(|u| u.test_condition.as_ref())
+                    .map(|c| c.expr.as_str()),
                 when: s.when.as_ref().map(|w| w.expr.as_str()),
                 not_before: s.not_before,
                 body: match &s.body {

@@ -42,6 +42,7 @@ pub const STEP_ATTRS: &[&str] = &[
     "pause",
     "expect-total",
     "until",
+    "test-until",
     "every",
     "stable",
     "when",

@@ -462,7 +462,13 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                 ..
             } => {
                 let s = &plan.steps[*step];
-                let condition = s.until.as_ref().map_or("", |u| u.condition.expr.as_str());
+                let condition = s.until.as_ref().map_or("", |u| {
+                    u.test_condition
+                        .as_ref()
+                        .unwrap_or(&u.condition)
+                        .expr
+                        .as_str()
+                });
                 out.push(CaseResult {
                     name: format!("{}::{}#{}", plan.id, s.id, index + 1),
                     step: s.id.clone(),

@@ -13,8 +13,9 @@
 //!
 //! **Fix**: say how many rows it must touch, on the next line
 //! (`-- @expect ~792`) or on the block (`expect=~792`); `test-expect` alone
-//! also counts, for fixtures smaller than production. Steps marked `skip`
-//! are never run, so they are not reported.
+//! also counts, for fixtures smaller than production. A DROP reports no
+//! row count: count what it drops with a checked query earlier in its
+//! block. Steps marked `skip` are never run, so they are not reported.
 
 use super::super::{Context, Rule};
 use crate::diag::Diagnostic;
@@ -35,14 +36,22 @@ impl Rule for WriteWithoutExpect {
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
+        let checked = |s: &crate::plan::Statement| {
+            s.expect.is_some() || s.test_expect.is_some() || !s.asserts.is_empty()
+        };
         for a in &cx.statements {
             let s = a.stmt;
-            if a.is_destructive()
-                && !a.step.skip
-                && s.expect.is_none()
-                && s.test_expect.is_none()
-                && s.asserts.is_empty()
-            {
+            let verb = a.words.first().map(|(w, _)| w.as_str()).unwrap_or("");
+            // A DROP counts nothing: a checked query before it in its
+            // block counted what it drops.
+            let counted_before = verb == "DROP"
+                && cx.statements.iter().any(|b| {
+                    b.step_index == a.step_index
+                        && b.index < a.index
+                        && b.stmt.kind == crate::plan::StatementKind::Query
+                        && checked(b.stmt)
+                });
+            if a.is_destructive() && !a.step.skip && !checked(s) && !counted_before {
                 let verb = a.words.first().map(|(w, _)| w.as_str()).unwrap_or("write");
                 out.push(
                     Diagnostic::warning(CODE, format!("this {verb} has no expectation"), a.span)

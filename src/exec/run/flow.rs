@@ -92,6 +92,10 @@ impl Runner<'_> {
         } else {
             u64::MAX
         };
+        let condition = match &until.test_condition {
+            Some(c) if self.options.test => c,
+            _ => &until.condition,
+        };
         let mut previous: Option<Vec<(String, Value)>> = None;
         let mut same = 0u32;
         for poll in 1.. {
@@ -142,7 +146,7 @@ impl Runner<'_> {
                 .join(" ");
             let verdict = self.verdict(
                 "until",
-                &until.condition,
+                condition,
                 Some(outcome.count),
                 row.as_deref(),
                 at.dialect,
@@ -159,7 +163,7 @@ impl Runner<'_> {
                 Verdict::Broken(why) => {
                     return Err(Stop::Check(format!(
                         "{} (step `{}`): {}",
-                        until.condition.location,
+                        condition.location,
                         at.step.id,
                         self.masked(&why)
                     )));
@@ -203,24 +207,24 @@ impl Runner<'_> {
                         stmt,
                         &format!(
                             "a dry run does not wait: `{}` does not hold yet ({shown})",
-                            until.condition.expr
+                            condition.expr
                         ),
                     );
                 } else if self.options.test {
                     format!(
                         "until `{}` does not hold{stable} ({shown}); in a doc test only the runbook writes to the fixture, so it never would",
-                        until.condition.expr
+                        condition.expr
                     )
                 } else {
                     format!(
                         "until `{}` did not hold{stable} within {} ({poll} polls; last: {shown})",
-                        until.condition.expr,
+                        condition.expr,
                         crate::plan::duration(limit)
                     )
                 };
                 return Err(Stop::Check(format!(
                     "{} (step `{}`): {}",
-                    until.condition.location,
+                    condition.location,
                     at.step.id,
                     self.masked(&why)
                 )));

@@ -210,6 +210,7 @@ pub(super) fn step_view(
     if step.skip {
         badges.push(Badge::new("skip", "skip: shown, never run"));
     }
+    badges.extend(flow_badges(step));
     if step.on_fail == crate::plan::OnFail::Warn {
         badges.push(Badge::new("warn", "on failure: warn and go on"));
     }
@@ -226,6 +227,68 @@ pub(super) fn step_view(
         badges,
         parts,
     }
+}
+
+/// The badges of rounds, waits, conditions, dates and a shell step's
+/// connection (format sections 14 to 17).
+fn flow_badges(step: &Step) -> Vec<Badge> {
+    let mut out = Vec::new();
+    if let Some(r) = &step.repeat {
+        let mut text = "repeat until 0 rows".to_string();
+        if let Some(n) = r.max_rounds {
+            text.push_str(&format!(", at most {n} rounds"));
+        }
+        if let Some(ms) = r.pause_ms {
+            text.push_str(&format!(", pause {}", crate::plan::duration_ms(ms)));
+        }
+        out.push(Badge::new("flow", text).titled(
+            "each round is a checkpoint (its own transaction when the block has BEGIN/COMMIT); a resume goes on with the next round",
+        ));
+        if let Some(e) = &r.expect_total {
+            let (text, title) = expect_text(e);
+            out.push(Badge::new("expect", format!("expect in all {text}")).titled(title));
+        }
+    }
+    if let Some(u) = &step.until {
+        let mut how = format!("every {}", crate::plan::duration_ms(u.every_ms));
+        if u.stable > 1 {
+            how.push_str(&format!(", same row {} polls in a row", u.stable));
+        }
+        how.push_str(&format!(", at most {}", crate::plan::duration_ms(u.timeout_ms)));
+        out.push(
+            Badge::new("flow", format!("wait until {}", u.condition.expr))
+                .titled(format!("polls its last statement {how}")),
+        );
+        if let Some(t) = &u.test_condition {
+            out.push(Badge::new("test-expect", format!("doc test: until {}", t.expr)));
+        }
+    }
+    if let Some(w) = &step.when {
+        out.push(
+            Badge::new("flow", format!("when {}", w.expr))
+                .titled("runs only when this holds; otherwise journaled as skipped"),
+        );
+    }
+    if let Some(n) = step.not_before {
+        let text = match n {
+            crate::plan::NotBefore::Date(d) => format!("not before {d}"),
+            crate::plan::NotBefore::Days(d) => format!("not before day {d} of the run"),
+        };
+        out.push(Badge::new("schedule", text).titled(
+            "before this date the run ends here, scheduled; `runbook-compile due` lists it",
+        ));
+    }
+    if let StepBody::Shell {
+        connection: Some(c),
+        ..
+    } = &step.body
+    {
+        out.push(
+            Badge::new("db", format!("connection {c}"))
+                .titled("the script gets the database clients' environment (PGHOST, MYSQL_PWD, ...)"),
+        );
+    }
+    out
 }
 
 /// Where the line holding byte `at` starts.
