@@ -274,6 +274,89 @@ fn no_backup() {
 }
 
 #[test]
+fn unbounded_repeat() {
+    for (dialect, body) in [
+        ("mysql", "DELETE FROM t WHERE v = 1;"),
+        ("postgres", "DELETE FROM t WHERE v = 1;"),
+        ("sqlite", "UPDATE t SET v = 0;"),
+    ] {
+        let bad = runbook(
+            dialect,
+            &format!("```sql {{#purge repeat}}\nBEGIN;\n{body}\nCOMMIT;\n```"),
+        );
+        let shown = lint_errors(
+            "unbounded-repeat",
+            &format!("unbounded-{dialect}"),
+            &bad,
+            &none(),
+        );
+        assert!(
+            shown.contains("the rounds of `repeat` end when this counts 0"),
+            "{shown}"
+        );
+    }
+    for (dialect, body) in [
+        ("mysql", "DELETE FROM t WHERE v = 1 ORDER BY id LIMIT 1000;"),
+        (
+            "postgres",
+            "DELETE FROM t WHERE id IN (SELECT id FROM t WHERE v = 1 LIMIT 1000);",
+        ),
+        (
+            "mysql",
+            "SELECT MAX(id) AS hi FROM (SELECT id FROM t WHERE v = 1 ORDER BY id LIMIT 1000) w;\n-- @capture win\nDELETE FROM t WHERE v = 1 AND id <= {{ win }};",
+        ),
+    ] {
+        let ok = runbook(
+            dialect,
+            &format!("```sql {{#purge repeat}}\nBEGIN;\n{body}\nCOMMIT;\n```"),
+        );
+        lint_ok(
+            "unbounded-repeat",
+            &format!("bounded-{dialect}"),
+            &ok,
+            &none(),
+        );
+    }
+    // Not a repeat: the rule says nothing.
+    let once = runbook(
+        "mysql",
+        "```sql {#purge}\nBEGIN;\nDELETE FROM t WHERE v = 1;\n-- @expect 3\nCOMMIT;\n```",
+    );
+    lint_ok("unbounded-repeat", "once", &once, &none());
+}
+
+#[test]
+fn until_without_timeout() {
+    let wait = |attrs: &str| {
+        runbook(
+            "mysql",
+            &format!("```sql {{#wait until=\"n >= 3\"{attrs}}}\nSELECT COUNT(*) AS n FROM t;\n```"),
+        )
+    };
+    let production = |text: String| {
+        text.replacen(
+            "dialect: mysql\n",
+            "dialect: mysql\nenvironment: production\n",
+            1,
+        )
+    };
+    let shown = lint_errors(
+        "until-without-timeout",
+        "until-prod",
+        &production(wait("")),
+        &none(),
+    );
+    assert!(shown.contains("timeout=20m"), "{shown}");
+    lint_ok(
+        "until-without-timeout",
+        "until-prod-timeout",
+        &production(wait(" timeout=20m")),
+        &none(),
+    );
+    lint_ok("until-without-timeout", "until-staging", &wait(""), &none());
+}
+
+#[test]
 fn missing_section() {
     let bad = runbook("sqlite", "```sql {#count expect=1}\nSELECT 1;\n```")
         .replace("## Decisions\n\nHow.\n\n", "")

@@ -10,8 +10,10 @@ pub mod no_backup;
 pub mod non_transactional_write;
 pub mod partial_key_in;
 pub mod step_without_id;
+pub mod unbounded_repeat;
 pub mod unchecked_commit;
 pub mod unqualified_table;
+pub mod until_without_timeout;
 pub mod unused_allow;
 pub mod unused_param;
 pub mod write_outside_transaction;
@@ -68,6 +70,8 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(unqualified_table::UnqualifiedTable),
         Box::new(mysql_create_select::MysqlCreateSelect),
         Box::new(no_backup::NoBackup),
+        Box::new(unbounded_repeat::UnboundedRepeat),
+        Box::new(until_without_timeout::UntilWithoutTimeout),
         Box::new(missing_section::MissingSection),
         Box::new(unused_param::UnusedParam),
         Box::new(step_without_id::StepWithoutId),

@@ -254,13 +254,19 @@ fn flow_badges(step: &Step) -> Vec<Badge> {
         if u.stable > 1 {
             how.push_str(&format!(", same row {} polls in a row", u.stable));
         }
-        how.push_str(&format!(", at most {}", crate::plan::duration_ms(u.timeout_ms)));
+        how.push_str(&format!(
+            ", at most {}",
+            crate::plan::duration_ms(u.timeout_ms)
+        ));
         out.push(
             Badge::new("flow", format!("wait until {}", u.condition.expr))
                 .titled(format!("polls its last statement {how}")),
         );
         if let Some(t) = &u.test_condition {
-            out.push(Badge::new("test-expect", format!("doc test: until {}", t.expr)));
+            out.push(Badge::new(
+                "test-expect",
+                format!("doc test: until {}", t.expr),
+            ));
         }
     }
     if let Some(w) = &step.when {
@@ -284,8 +290,9 @@ fn flow_badges(step: &Step) -> Vec<Badge> {
     } = &step.body
     {
         out.push(
-            Badge::new("db", format!("connection {c}"))
-                .titled("the script gets the database clients' environment (PGHOST, MYSQL_PWD, ...)"),
+            Badge::new("db", format!("connection {c}")).titled(
+                "the script gets the database clients' environment (PGHOST, MYSQL_PWD, ...)",
+            ),
         );
     }
     out
