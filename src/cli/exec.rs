@@ -288,10 +288,11 @@ fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
             round,
             count,
             total,
+            here,
             elapsed,
         } => {
             let rate = if elapsed.as_secs_f64() > 0.0 {
-                format!("  {:.0} rows/s", *total as f64 / elapsed.as_secs_f64())
+                format!("  {:.0} rows/s", *here as f64 / elapsed.as_secs_f64())
             } else {
                 String::new()
             };
@@ -299,9 +300,9 @@ fn show(plan: &Plan, event: &Event, whole: bool, out: &mut dyn Write) {
                 .repeat
                 .and_then(|r| r.expect_total)
                 .and_then(|e| e.target())
-                .filter(|&want| want > *total && *total > 0)
+                .filter(|&want| want > *total && *here > 0)
                 .map(|want| {
-                    let secs = elapsed.as_secs_f64() * (want - *total) as f64 / *total as f64;
+                    let secs = elapsed.as_secs_f64() * (want - *total) as f64 / *here as f64;
                     format!(
                         "  ~{} left",
                         runbook_compile::plan::duration(std::time::Duration::from_secs_f64(secs))

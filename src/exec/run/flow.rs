@@ -262,6 +262,7 @@ impl Runner<'_> {
             None => (1, 0, None),
         };
         let first = round;
+        let total_before = total;
         let started = Instant::now();
         loop {
             if round > first
@@ -301,6 +302,7 @@ impl Runner<'_> {
                 round,
                 count,
                 total,
+                here: total - total_before,
                 elapsed: started.elapsed(),
             })?;
             if count == 0 {

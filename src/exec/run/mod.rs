@@ -184,6 +184,9 @@ pub enum Event {
         count: u64,
         /// The rows counted so far, this round's among them.
         total: u64,
+        /// The rows counted by this process's rounds (a resumed run's
+        /// earlier rounds left out): what the rate is of.
+        here: u64,
         /// Since the step's first round in this process.
         elapsed: Duration,
     },
