@@ -239,9 +239,12 @@ async fn an_until_waits_for_another_writer_and_a_timeout_is_a_failed_check() {
     for (dialect, url) in targets {
         let t = unique("arrived", dialect);
         table(&url, &t, 0).await;
+        // MAX over no rows is NULL: not yet, not an error.
         let body = format!(
-            "```sql {{#wait until=\"n >= 3\" every=200ms timeout=20s capture=arrived}}\nSELECT COUNT(*) AS n FROM {t};\n```\n\n\
+            "```sql {{#first until=\"m >= 1\" every=200ms timeout=20s}}\nSELECT MAX(id) AS m FROM {t};\n```\n\n\
+             ```sql {{#wait until=\"n >= 3\" every=200ms timeout=20s capture=arrived}}\nSELECT COUNT(*) AS n FROM {t};\n```\n\n\
              ```sql {{#steady until=\"n >= 3\" stable=3 every=50ms timeout=20s}}\nSELECT COUNT(*) AS n FROM {t};\n```\n\n\
+             ```sql {{#warned until=\"n >= 100\" every=100ms timeout=500ms on-fail=warn}}\nSELECT COUNT(*) AS n FROM {t};\n```\n\n\
              ```sql {{#never until=\"n >= 100\" every=100ms timeout=1s}}\nSELECT COUNT(*) AS n FROM {t};\n```\n"
         );
         let name = format!("until-{dialect}");
@@ -276,15 +279,16 @@ async fn an_until_waits_for_another_writer_and_a_timeout_is_a_failed_check() {
         let records = journal(&case.join("runs"));
         let polls: Vec<&serde_json::Value> =
             records.iter().filter(|r| r["event"] == "polled").collect();
-        let wait: Vec<u64> = polls
+        let first: Vec<u64> = polls
             .iter()
-            .filter(|r| r["step"] == "wait")
+            .filter(|r| r["step"] == "first")
             .map(|r| r["poll"].as_u64().unwrap())
             .collect();
-        // The journal keeps the first poll and the last.
+        // The journal keeps the first poll and the last (NULL was "not
+        // yet" for the polls between).
         assert!(
-            wait.len() == 2 && wait[0] == 1 && wait[1] > 2,
-            "{dialect}: {wait:?}"
+            first.len() == 2 && first[0] == 1 && first[1] > 2,
+            "{dialect}: {first:?}"
         );
         assert!(
             polls.iter().any(|r| r["step"] == "steady"
@@ -297,6 +301,23 @@ async fn an_until_waits_for_another_writer_and_a_timeout_is_a_failed_check() {
             .find(|r| r["event"] == "capture" && r["name"] == "arrived")
             .map(|r| r["value"].clone());
         assert_eq!(captured, Some(serde_json::json!(3)), "{dialect}");
+        // The warned wait was reported and the run went on to the last.
+        assert!(
+            records.iter().any(|r| r["event"] == "statement"
+                && r["step"] == "warned"
+                && r["passed"] == false),
+            "{dialect}: {records:?}"
+        );
+        assert!(
+            out.contains("until `n >= 100` did not hold within 500ms"),
+            "{dialect}: {out}"
+        );
+        // One `running` record for the whole wait, not one a poll.
+        let running = records
+            .iter()
+            .filter(|r| r["event"] == "running" && r["step"] == "first")
+            .count();
+        assert_eq!(running, 1, "{dialect}");
         cleanup(&url, &[&t], None).await;
     }
 }
@@ -487,4 +508,123 @@ fn doc_tests_run_rounds_and_waits_against_the_fixture() {
             "{dialect}"
         );
     }
+}
+
+#[test]
+fn a_round_whose_statement_went_out_unanswered_is_settled_and_the_rounds_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (targets, _sqld) = rt.block_on(async { targets(dir.path(), "unanswered") });
+    for (dialect, url) in targets {
+        let t = unique("ua", dialect);
+        let log = unique("ua_log", dialect);
+        let prefix = unique("ua_rb", dialect);
+        rt.block_on(async {
+            table(&url, &t, 50).await;
+            let mut db = connect(&url).await;
+            common::run(&mut *db, &format!("DROP TABLE IF EXISTS {log}")).await;
+            common::run(
+                &mut *db,
+                &format!("CREATE TABLE {log} (round INTEGER, n INTEGER)"),
+            )
+            .await;
+            cleanup(&url, &[], Some(&prefix)).await;
+        });
+        // A round of two statements outside any transaction.
+        let body = format!(
+            "```sql {{#purge repeat max-rounds=20 expect-total=50}}\n\
+             INSERT INTO {log} (round, n) SELECT {{{{ round }}}}, COUNT(*) FROM {t};\n\
+             {};\n```\n",
+            bounded_delete(dialect, &t, 10).replace("WHERE v = 1", "WHERE v >= 0")
+        );
+        let name = format!("ua-{dialect}");
+        let path = common::runbook(
+            dir.path(),
+            &name,
+            runbook_dialect(dialect),
+            &format!("registry: {prefix}\n"),
+            &body,
+        );
+        let case = dir.path().join(&name);
+        let (code, out) = common::exec_with(
+            &path,
+            &url,
+            &case,
+            &[],
+            &[("RUNBOOK_FAILPOINT", "after:purge:0")],
+        );
+        assert_eq!(code, None, "{dialect}: killed\n{out}");
+        std::fs::remove_dir_all(case.join("runs")).unwrap();
+        // The registry's mark says the INSERT went out; the operator looked.
+        let command = format!(
+            "{} exec {} --db 'default={url}' --journal {} --yes --resume latest",
+            env!("CARGO_BIN_EXE_runbook-compile"),
+            path.display(),
+            case.join("runs").display()
+        );
+        let (code, out) = common::at_terminal(&command, &[], b"APPLIED\n");
+        assert_eq!(code, Some(0), "{dialect}: resumed\n{out}");
+        assert!(out.contains("(round 1)"), "{dialect}: {out}");
+        let logged = rt.block_on(count(
+            &url,
+            &format!("SELECT COUNT(*) * 1000 + SUM(round) FROM {log}"),
+        ));
+        assert_eq!(
+            logged, "6021",
+            "{dialect}: one log row a round, rounds 1 to 6\n{out}"
+        );
+        assert_eq!(
+            rt.block_on(count(&url, &format!("SELECT COUNT(*) FROM {t}"))),
+            "0",
+            "{dialect}"
+        );
+        rt.block_on(cleanup(&url, &[&t, &log], Some(&prefix)));
+    }
+}
+
+#[test]
+fn due_reads_only_journal_files_and_never_prints_a_forged_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::runbook(
+        dir.path(),
+        "forged",
+        Dialect::Sqlite,
+        "",
+        "```sql {#later not-before=2030-01-01}\nSELECT 1 AS one;\n```\n",
+    );
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(runs.join("pipe.jsonl"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", runs.join("zero.jsonl")).unwrap();
+    let start = |id: &str| {
+        format!(
+            "{{\"event\":\"start\",\"run_id\":{},\"runbook\":\"forged\",\"plan_hash\":\"x\",\"at\":\"2026-01-01T00:00:00Z\"}}\n\
+             {{\"event\":\"scheduled\",\"step\":\"later\",\"due\":\"2030-01-01T00:00:00Z\"}}\n\
+             {{\"event\":\"end\",\"outcome\":\"scheduled\"}}\n",
+            serde_json::json!(id)
+        )
+    };
+    std::fs::write(runs.join("evil.jsonl"), start("x; rm -rf ~ #")).unwrap();
+    std::fs::write(
+        runs.join("fine.jsonl"),
+        start("forged-20260101T000000Z-abcd"),
+    )
+    .unwrap();
+    let (code, out) = common::cli(&[
+        "due",
+        path.to_str().unwrap(),
+        "--journal",
+        runs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("rm -rf"), "{out}");
+    assert!(
+        out.contains("--resume forged-20260101T000000Z-abcd"),
+        "{out}"
+    );
+    assert!(out.contains("the runbook changed since"), "{out}");
 }

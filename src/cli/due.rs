@@ -49,7 +49,7 @@ pub fn due(args: DueArgs<'_>) -> anyhow::Result<u8> {
             let mut command = format!(
                 "runbook-compile exec {} --resume {}",
                 super::exec::shell_word(&file.display().to_string()),
-                w.run_id
+                super::exec::shell_word(&w.run_id)
             );
             if let Some(j) = args.journal {
                 command.push_str(&format!(

@@ -858,11 +858,16 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
             )),
         }
     }
+    // A shell step's environment may hold a connection's URL
+    // (RUNBOOK_DB_<NAME>) or its password (PGPASSWORD, MYSQL_PWD): both,
+    // raw and decoded, are masked in what it prints.
     let passwords: Vec<String> = clients
         .values()
         .flatten()
         .filter(|(k, _)| k.contains("PASSWORD") || k.ends_with("_PWD"))
         .map(|(_, v)| v.clone())
+        .chain(urls.values().flat_map(|u| u.secrets().iter().cloned()))
+        .filter(|p| p.chars().count() >= 4)
         .collect();
     let mask = if passwords.is_empty() {
         mask

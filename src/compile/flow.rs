@@ -133,6 +133,25 @@ impl Compiler<'_> {
                 }
             }
         }
+        if let (Some(a), Some(n), Some(timeout)) = (
+            attrs.get("stable"),
+            stable,
+            attrs
+                .get("timeout")
+                .and_then(|t| t.value.as_deref())
+                .and_then(parse_duration)
+                .or(Some(UNTIL_TIMEOUT_MS)),
+        ) && (n - 1).saturating_mul(every_ms.unwrap_or(EVERY_MS)) >= timeout
+        {
+            bad.push((
+                a.span,
+                format!(
+                    "`stable={n}` polls `every` {} take longer than the wait's timeout",
+                    crate::plan::duration_ms(every_ms.unwrap_or(EVERY_MS))
+                ),
+                "raise `timeout`, or lower `stable` or `every`",
+            ));
+        }
         if repeat && let Some(a) = attrs.get("until") {
             bad.push((
                 a.span,
@@ -173,6 +192,43 @@ impl Compiler<'_> {
             }),
             when,
             not_before,
+        }
+    }
+
+    /// Checks that a `when` condition names only parameters, captures made
+    /// before its step, and `run`: an unknown name would stop the run
+    /// after the steps before it had run.
+    pub(super) fn when_names(
+        &mut self,
+        when: &Assertion,
+        span: Span,
+        defined: &HashSet<String>,
+        ok: &mut bool,
+    ) {
+        let env = crate::template::environment(self.dialect);
+        let Ok(expr) = env.compile_expression(&when.expr) else {
+            return;
+        };
+        let mut names: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
+        names.sort();
+        for name in names {
+            if self.params.iter().any(|p| p.name == name)
+                || defined.contains(&name)
+                || name == crate::template::RUN
+                || crate::template::GLOBALS.contains(&name.as_str())
+            {
+                continue;
+            }
+            let d = self.error(
+                "unknown-name",
+                format!("`{name}` in `when` is not a parameter or a capture made before this step"),
+                span,
+            );
+            Self::hint(
+                d,
+                "a condition reads the parameters and what earlier steps captured",
+            );
+            *ok = false;
         }
     }
 

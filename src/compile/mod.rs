@@ -489,6 +489,10 @@ impl Compiler<'_> {
             },
         };
         let mut flow = self.flow(&attrs, shell, repeat, &mut ok);
+        if let (Some(w), Some(a)) = (&flow.when, attrs.get("when")) {
+            let span = a.span;
+            self.when_names(w, span, defined, &mut ok);
+        }
         // On an `until` step, `timeout` limits the whole wait, and each
         // poll by what is left of it.
         let timeout_ms = match &mut flow.until {

@@ -1034,6 +1034,40 @@ pub fn resume_point(plan: &crate::plan::Plan, path: &Path) -> Result<ResumePoint
     })
 }
 
+/// The journals in `dir`: regular `.jsonl` files no larger than 1 GiB (a
+/// FIFO, a device or a folder named like one would hang or never end).
+pub fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= 1 << 30))
+        .collect()
+}
+
+/// The first record of the journal `path` (read up to 1 MiB).
+pub fn first_record(path: &Path) -> Option<serde_json::Value> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(1 << 20))
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Whether `id` can be a run id this tool made: letters, digits, `-`,
+/// `_` and `.` (a forged journal's id could be anything, even a command).
+fn plausible_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// A run that ended scheduled: its step with `not-before` waits for its
 /// date (format section 16).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -1052,13 +1086,9 @@ pub struct Waiting {
 /// end is `scheduled`, oldest first. A journal that cannot be read is
 /// left out.
 pub fn waiting(dir: &Path, runbook: &str) -> Vec<Waiting> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
+    for path in journal_files(dir) {
+        if first_record(&path).is_none_or(|s| s["runbook"] != runbook) {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -1071,7 +1101,10 @@ pub fn waiting(dir: &Path, runbook: &str) -> Vec<Waiting> {
         let Some(start) = records.first().filter(|r| r["event"] == "start") else {
             continue;
         };
-        if start["runbook"] != runbook || start["dry_run"] == true {
+        if start["runbook"] != runbook
+            || start["dry_run"] == true
+            || !start["run_id"].as_str().is_some_and(plausible_run_id)
+        {
             continue;
         }
         let ended = records.iter().rev().find(|r| r["event"] == "end");

@@ -359,6 +359,31 @@ impl Registry {
         ))
     }
 
+    /// A statement removing the `sending` mark a stopped run left at
+    /// `mark`'s place: the resume that sends the statement again marks it
+    /// afresh (its checkpoint had not replaced it, or the statement would
+    /// not be sent again).
+    pub fn clear_sending(
+        &self,
+        db: &dyn Database,
+        run_id: &str,
+        mark: Mark,
+    ) -> Result<String, DbError> {
+        let statement = if mark.at.1 == usize::MAX {
+            -1
+        } else {
+            i64::try_from(mark.at.1).unwrap_or(i64::MAX)
+        };
+        Ok(format!(
+            "DELETE FROM {} WHERE run_id = {} AND step = {} AND round = {} AND statement = {statement} AND kind = {}",
+            self.checkpoints,
+            Self::text(db, run_id)?,
+            mark.at.0,
+            mark.round,
+            Self::text(db, SENDING)?
+        ))
+    }
+
     /// Records how run `run_id` ended.
     pub async fn finish(
         &self,

@@ -46,17 +46,10 @@ pub fn find(
 
 /// The journal of `runbook`'s newest run in `dir`.
 fn latest_run(dir: &Path, runbook: &str) -> Option<PathBuf> {
-    let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+    let mut runs: Vec<(String, PathBuf)> = crate::exec::journal::journal_files(dir)
+        .into_iter()
         .filter_map(|p| {
-            let first = std::fs::read_to_string(&p)
-                .ok()?
-                .lines()
-                .next()?
-                .to_string();
-            let start: serde_json::Value = serde_json::from_str(&first).ok()?;
+            let start = crate::exec::journal::first_record(&p)?;
             (start["runbook"] == runbook)
                 .then(|| (start["at"].as_str().unwrap_or_default().to_string(), p))
         })
@@ -362,7 +355,12 @@ pub async fn settle(
     }
     if let Some(position) = point.unanswered {
         let at = &plan.steps[position.0].id;
-        let which = format!("statement {} of step `{at}`", position.1 + 1);
+        let round = runner
+            .resume_round()
+            .filter(|r| r.step == position.0)
+            .map(|r| format!(" (round {})", r.done + 1))
+            .unwrap_or_default();
+        let which = format!("statement {} of step `{at}`{round}", position.1 + 1);
         say(format!(
             "the last run stopped while {which} ran outside a transaction: whether it was applied is unknown"
         ));

@@ -103,6 +103,12 @@ impl DbUrl {
         !self.secrets.is_empty()
     }
 
+    /// Its secrets, raw and percent-decoded: what a mask blanks out of
+    /// what a shell step prints (its environment may hold the URL).
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
     /// The URL itself, for the driver only.
     pub fn expose(&self) -> &str {
         &self.url

@@ -38,12 +38,30 @@ impl Rule for UnusedParam {
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         for p in &cx.plan.params {
             let env = format!("RUNBOOK_PARAM_{}", p.name.to_uppercase());
-            let used = cx.plan.steps.iter().any(|s| match &s.body {
-                StepBody::Sql { statements, .. } => {
-                    statements.iter().any(|st| st.uses.contains(&p.name))
-                }
-                StepBody::Shell { script, .. } => script.contains(&env),
-                StepBody::SignOff { .. } => false,
+            // A name among an expression's words (an assertion, a `when`
+            // or `until` condition, a sign-off item's template).
+            let names = |text: &str| {
+                text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == p.name)
+            };
+            let used = cx.plan.steps.iter().any(|s| {
+                let conditions = s.when.iter().chain(
+                    s.until
+                        .iter()
+                        .flat_map(|u| std::iter::once(&u.condition).chain(&u.test_condition)),
+                );
+                conditions.into_iter().any(|c| names(&c.expr))
+                    || match &s.body {
+                        StepBody::Sql { statements, .. } => statements.iter().any(|st| {
+                            st.uses.contains(&p.name) || st.asserts.iter().any(|a| names(&a.expr))
+                        }),
+                        StepBody::Shell {
+                            script, asserts, ..
+                        } => script.contains(&env) || asserts.iter().any(|a| names(&a.expr)),
+                        StepBody::SignOff { items } => items
+                            .iter()
+                            .any(|i| i.text.contains("{{") && names(&i.text)),
+                    }
             });
             let declared = cx
                 .doc

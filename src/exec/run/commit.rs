@@ -351,24 +351,30 @@ impl Runner<'_> {
             let Some(db) = self.dbs.get_mut(name) else {
                 continue;
             };
+            let mark = crate::exec::registry::Mark {
+                at: position,
+                round: self.round.map_or(0, |(r, _)| r),
+                total: self.round.map(|(_, t)| t),
+                sending,
+            };
             let sql = registry
-                .checkpoint(
-                    db.as_ref(),
-                    &recorder.run_id,
-                    crate::exec::registry::Mark {
-                        at: position,
-                        round: self.round.map_or(0, |(r, _)| r),
-                        total: self.round.map(|(_, t)| t),
-                        sending,
-                    },
-                    kind,
-                    &captures,
-                )
+                .checkpoint(db.as_ref(), &recorder.run_id, mark, kind, &captures)
                 .map_err(|e| Stop::Db(e.message))?;
             let shape = Shape {
                 kind: StatementKind::Write,
                 returns_rows: false,
             };
+            if kind == crate::exec::registry::SENDING {
+                let clear = registry
+                    .clear_sending(db.as_ref(), &recorder.run_id, mark)
+                    .map_err(|e| Stop::Db(e.message))?;
+                db.run(&clear, shape).await.map_err(|e| {
+                    Stop::Db(format!(
+                        "step `{}`: cannot clear the registry's mark ({}) on `{name}`: {}",
+                        self.plan.steps[position.0].id, registry.prefix, e.message
+                    ))
+                })?;
+            }
             let done = db.run(&sql, shape).await.map_err(|e| {
                 Stop::Db(format!(
                     "step `{}`: cannot record the checkpoint in the registry ({}) on `{name}`: {}",

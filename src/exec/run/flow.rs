@@ -60,6 +60,33 @@ impl Runner<'_> {
         )))
     }
 
+    /// A wait that did not end well: a failed check that stops the run,
+    /// or with `on-fail=warn` one that is reported and the run goes on.
+    fn wait_failed(
+        &mut self,
+        at: InStep<'_>,
+        ti: usize,
+        sql: &str,
+        why: String,
+        waited: Duration,
+    ) -> Result<(), Stop> {
+        if at.step.on_fail != OnFail::Warn {
+            return Err(Stop::Check(why));
+        }
+        self.emit(Event::Statement {
+            step: at.si,
+            index: ti,
+            sql: self.masked(sql),
+            count: 0,
+            expect: None,
+            passed: false,
+            failure: Some(why),
+            checks: Vec::new(),
+            elapsed: waited,
+            in_transaction: false,
+        })
+    }
+
     /// Runs an `until` step: its statements before the last once, then
     /// the last (a query, outside any transaction) every `every` until the
     /// condition holds over its first row, on the same row `stable` polls
@@ -109,12 +136,16 @@ impl Runner<'_> {
                     ))
                 })?
             };
-            self.emit(Event::Running {
-                step: si,
-                index: ti,
-                sql: self.masked(&sql),
-                in_transaction: false,
-            })?;
+            // The first poll is journaled as it goes out; the rest are
+            // told by their `Polled` events (the first and the last kept).
+            if poll == 1 {
+                self.emit(Event::Running {
+                    step: si,
+                    index: ti,
+                    sql: self.masked(&sql),
+                    in_transaction: false,
+                })?;
+            }
             let left = limit
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(1));
@@ -144,13 +175,18 @@ impl Runner<'_> {
                 .map(|(k, v)| format!("{k}={}", shown_value(v, &self.options.mask)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let verdict = self.verdict(
-                "until",
-                condition,
-                Some(outcome.count),
-                row.as_deref(),
-                at.dialect,
-            );
+            // No row yet is "not yet", like NULL.
+            let verdict = if row.is_none() {
+                Verdict::NotHeld(format!("until `{}`: no row yet", condition.expr))
+            } else {
+                self.verdict(
+                    "until",
+                    condition,
+                    Some(outcome.count),
+                    row.as_deref(),
+                    at.dialect,
+                )
+            };
             same = if previous.is_some() && previous == row {
                 same + 1
             } else {
@@ -161,12 +197,13 @@ impl Runner<'_> {
                 Verdict::Held(_) => true,
                 Verdict::NotHeld(_) => false,
                 Verdict::Broken(why) => {
-                    return Err(Stop::Check(format!(
+                    let why = format!(
                         "{} (step `{}`): {}",
                         condition.location,
                         at.step.id,
                         self.masked(&why)
-                    )));
+                    );
+                    return self.wait_failed(at, ti, &sql, why, started.elapsed());
                 }
             };
             let holds = held && same >= until.stable.max(1);
@@ -222,12 +259,13 @@ impl Runner<'_> {
                         crate::plan::duration(limit)
                     )
                 };
-                return Err(Stop::Check(format!(
+                let why = format!(
                     "{} (step `{}`): {}",
                     condition.location,
                     at.step.id,
                     self.masked(&why)
-                )));
+                );
+                return self.wait_failed(at, ti, &sql, why, started.elapsed());
             }
             let pause = every.min(limit.saturating_sub(started.elapsed()));
             tokio::select! {

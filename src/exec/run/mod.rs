@@ -1454,6 +1454,10 @@ impl<'a> Runner<'a> {
                 .iter()
                 .find(|n| ctx.get(*n).is_some_and(|v| v.is_none()))
         {
+            // A wait reads NULL as "not yet" (a MAX over no rows so far).
+            if what == "until" {
+                return Verdict::NotHeld(format!("{what} `{}`: `{name}` is NULL", a.expr));
+            }
             return Broken(format!(
                 "{what} `{}`: `{name}` is NULL, and a check of NULL proves nothing: use COALESCE in the SQL, or test `{name} is none`",
                 a.expr
