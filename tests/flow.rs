@@ -645,7 +645,12 @@ async fn ctrl_c_in_a_repeat_keeps_the_rounds_done_and_the_resume_goes_on() {
         let case = dir.path().join(&name);
         let journal = case.join("runs");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
-            .args(["exec", path.to_str().unwrap(), "--db", &format!("default={url}")])
+            .args([
+                "exec",
+                path.to_str().unwrap(),
+                "--db",
+                &format!("default={url}"),
+            ])
             .args(["--journal", journal.to_str().unwrap(), "--yes"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -654,16 +659,29 @@ async fn ctrl_c_in_a_repeat_keeps_the_rounds_done_and_the_resume_goes_on() {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         let pid = child.id().to_string();
-        std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
         let (code, out) = common::printed(child.wait_with_output().unwrap());
         assert_eq!(code, Some(4), "{dialect}: {out}");
         // Whole rounds only: a multiple of 10 rows went.
-        let left: u64 = count(&url, &format!("SELECT COUNT(*) FROM {t} WHERE v = 1")).await.parse().unwrap();
-        assert!(left < 100 && left % 10 == 0, "{dialect}: {left} left\n{out}");
+        let left: u64 = count(&url, &format!("SELECT COUNT(*) FROM {t} WHERE v = 1"))
+            .await
+            .parse()
+            .unwrap();
+        assert!(
+            left < 100 && left % 10 == 0,
+            "{dialect}: {left} left\n{out}"
+        );
         let (code, out) = common::exec(&path, &url, &case, &["--resume", "latest"]);
         assert_eq!(code, Some(0), "{dialect}: resumed\n{out}");
         assert!(out.contains("100 in all"), "{dialect}: {out}");
-        assert_eq!(count(&url, &format!("SELECT COUNT(*) FROM {t}")).await, "100", "{dialect}");
+        assert_eq!(
+            count(&url, &format!("SELECT COUNT(*) FROM {t}")).await,
+            "100",
+            "{dialect}"
+        );
         cleanup(&url, &[&t], None).await;
     }
 }
