@@ -671,7 +671,7 @@ async fn ctrl_c_in_a_repeat_keeps_the_rounds_done_and_the_resume_goes_on() {
             .parse()
             .unwrap();
         assert!(
-            left < 100 && left % 10 == 0,
+            left < 100 && left.is_multiple_of(10),
             "{dialect}: {left} left\n{out}"
         );
         let (code, out) = common::exec(&path, &url, &case, &["--resume", "latest"]);

@@ -520,18 +520,8 @@ impl Compiler<'_> {
         }
         let body = if shell {
             let connection = value("db").and_then(|name| {
-                let known = self.connections.iter().any(|c| c.name == name);
-                if !known {
-                    let names: Vec<String> =
-                        self.connections.iter().map(|c| c.name.clone()).collect();
-                    let d = self.error(
-                        "unknown-connection",
-                        format!("connection `{name}` is not declared"),
-                        attrs["db"].span,
-                    );
-                    Self::hint(d, format!("declared connections: {}", names.join(", ")));
-                    ok = false;
-                }
+                let known = self.declared(&name, attrs["db"].span);
+                ok &= known;
                 known.then_some(name)
             });
             if let Some(name) = &capture {
@@ -549,20 +539,8 @@ impl Compiler<'_> {
             let connection = match value("db") {
                 None => self.connections[0].name.clone(),
                 Some(name) => {
-                    if self.connections.iter().any(|c| c.name == name) {
-                        name
-                    } else {
-                        let names: Vec<String> =
-                            self.connections.iter().map(|c| c.name.clone()).collect();
-                        let d = self.error(
-                            "unknown-connection",
-                            format!("connection `{name}` is not declared"),
-                            attrs["db"].span,
-                        );
-                        Self::hint(d, format!("declared connections: {}", names.join(", ")));
-                        ok = false;
-                        name
-                    }
+                    ok &= self.declared(&name, attrs["db"].span);
+                    name
                 }
             };
             let dialect = self.dialect_of(&connection);
@@ -656,6 +634,22 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    /// Whether connection `name` (a step's `db`) is declared; an
+    /// `unknown-connection` error at `span` when it is not.
+    fn declared(&mut self, name: &str, span: Span) -> bool {
+        if self.connections.iter().any(|c| c.name == name) {
+            return true;
+        }
+        let names: Vec<String> = self.connections.iter().map(|c| c.name.clone()).collect();
+        let d = self.error(
+            "unknown-connection",
+            format!("connection `{name}` is not declared"),
+            span,
+        );
+        Self::hint(d, format!("declared connections: {}", names.join(", ")));
+        false
     }
 
     fn capture_name(&mut self, name: &str, span: Span) -> Option<String> {

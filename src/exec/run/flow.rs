@@ -67,9 +67,16 @@ impl Runner<'_> {
         at: InStep<'_>,
         ti: usize,
         sql: &str,
-        why: String,
+        condition: &Assertion,
+        why: &str,
         waited: Duration,
     ) -> Result<(), Stop> {
+        let why = format!(
+            "{} (step `{}`): {}",
+            condition.location,
+            at.step.id,
+            self.masked(why)
+        );
         if at.step.on_fail != OnFail::Warn {
             return Err(Stop::Check(why));
         }
@@ -197,13 +204,7 @@ impl Runner<'_> {
                 Verdict::Held(_) => true,
                 Verdict::NotHeld(_) => false,
                 Verdict::Broken(why) => {
-                    let why = format!(
-                        "{} (step `{}`): {}",
-                        condition.location,
-                        at.step.id,
-                        self.masked(&why)
-                    );
-                    return self.wait_failed(at, ti, &sql, why, started.elapsed());
+                    return self.wait_failed(at, ti, &sql, condition, &why, started.elapsed());
                 }
             };
             let holds = held && same >= until.stable.max(1);
@@ -259,13 +260,7 @@ impl Runner<'_> {
                         crate::plan::duration(limit)
                     )
                 };
-                let why = format!(
-                    "{} (step `{}`): {}",
-                    condition.location,
-                    at.step.id,
-                    self.masked(&why)
-                );
-                return self.wait_failed(at, ti, &sql, why, started.elapsed());
+                return self.wait_failed(at, ti, &sql, condition, &why, started.elapsed());
             }
             let pause = every.min(limit.saturating_sub(started.elapsed()));
             tokio::select! {
