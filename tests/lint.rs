@@ -227,6 +227,49 @@ fn unqualified_table() {
         "DELETE FROM wpca_prod.wp_usermeta",
     );
     lint_ok("unqualified-table", "unqualified-table-ok", &good, &none());
+    // System catalogs resolve whatever the current schema, and a table
+    // named by a template is no schema of the runbook's.
+    for (dialect, catalogs) in [
+        (
+            "postgres",
+            "SELECT r.rolname FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid;\nSELECT table_name FROM information_schema.tables WHERE table_schema = 'ops';\nSELECT tablename FROM pg_tables;",
+        ),
+        (
+            "mysql",
+            "SELECT 1 AS one FROM dual;\nSELECT table_name FROM information_schema.TABLES;",
+        ),
+        (
+            "sqlite",
+            "SELECT name FROM sqlite_master WHERE type = 'table';",
+        ),
+    ] {
+        let text = runbook(
+            dialect,
+            &format!(
+                "```sql {{#catalogs}}\n{catalogs}\nSELECT COUNT(*) AS n FROM ops.a JOIN {{{{ t | ident }}}} USING (id);\n```\n\n```sql {{#other}}\nSELECT id FROM ops.a UNION SELECT id FROM ops.b;\n```"
+            ),
+        )
+        .replacen("---\n\n", "params:\n  t: text\n---\n\n", 1);
+        lint_ok(
+            "unqualified-table",
+            &format!("catalogs-{dialect}"),
+            &text,
+            &none(),
+        );
+    }
+    // Two real schemas and a template: the message names only the schemas.
+    let mixed = runbook(
+        "postgres",
+        "```sql {#mixed}\nSELECT COUNT(*) AS n FROM live.a JOIN snap.a s USING (id) JOIN b USING (id) JOIN {{ t | ident }} USING (id);\n```",
+    )
+    .replacen("---\n\n", "params:\n  t: text\n---\n\n", 1);
+    let shown = lint_errors("unqualified-table", "mixed", &mixed, &none());
+    assert!(
+        shown.contains("`b` is not qualified")
+            && shown.contains("`live`, `snap`")
+            && !shown.contains("tpl_"),
+        "{shown}"
+    );
 }
 
 #[test]

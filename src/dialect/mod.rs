@@ -173,6 +173,13 @@ pub trait Rules: Sync {
         None
     }
 
+    /// Whether `name` (lower case) is a system catalog that resolves
+    /// whatever the current schema (`pg_roles`, `dual`, `sqlite_master`),
+    /// or a schema of them (`information_schema`, `pg_catalog`).
+    fn system_relation(&self, name: &str) -> bool {
+        name == "information_schema"
+    }
+
     /// The environment a shell step with `db=NAME` gets for the database's
     /// own clients (format section 17), from the connection's URL; an
     /// error when the URL cannot be read.

@@ -117,6 +117,13 @@ impl Rules for Mysql {
         first.eq_ignore_ascii_case("DELIMITER") || first.eq_ignore_ascii_case("SOURCE")
     }
 
+    fn system_relation(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "dual" | "information_schema" | "mysql" | "performance_schema" | "sys"
+        )
+    }
+
     fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
         let p = super::UrlParts::of(url)?;
         let mut env = Vec::new();

@@ -135,6 +135,10 @@ impl Rules for Postgres {
         "psql client"
     }
 
+    fn system_relation(&self, name: &str) -> bool {
+        name == "information_schema" || name.starts_with("pg_")
+    }
+
     fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
         let p = super::UrlParts::of(url)?;
         let mut env = Vec::new();

@@ -55,6 +55,10 @@ impl Rules for Sqlite {
         Some(USER_OBJECTS)
     }
 
+    fn system_relation(&self, name: &str) -> bool {
+        name.starts_with("sqlite_") || matches!(name, "pragma_table_info" | "temp" | "main")
+    }
+
     fn client_env(&self, url: &str) -> Result<Vec<(String, String)>, String> {
         let options: sqlx::sqlite::SqliteConnectOptions = url
             .parse()

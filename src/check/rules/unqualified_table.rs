@@ -15,7 +15,10 @@
 //! ```
 //!
 //! **Fix**: qualify it, `wpca_prod.wp_usermeta`. Names of CTEs and of
-//! temporary tables the runbook creates are not reported.
+//! temporary tables the runbook creates are not reported, nor system
+//! catalogs, which resolve whatever the current schema (`pg_roles`,
+//! `information_schema.tables`, `dual`, `sqlite_master`); a table named by
+//! a template (`{{ t | ident }}`) is the runbook's choice at run time.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -74,10 +77,14 @@ impl Rule for UnqualifiedTable {
             {
                 local.extend(parts(&c.name).pop());
             }
+            let rules = a.dialect.rules();
             let _ = visit_relations(ast, |name| {
                 let p = parts(name);
                 if p.len() >= 2 {
-                    schemas.insert(p[p.len() - 2].clone());
+                    let schema = &p[p.len() - 2];
+                    if !rules.system_relation(schema) && !schema.starts_with("tpl_") {
+                        schemas.insert(schema.clone());
+                    }
                 }
                 ControlFlow::<()>::Continue(())
             });
@@ -91,12 +98,14 @@ impl Rule for UnqualifiedTable {
             let mut ctes = Ctes(BTreeSet::new());
             let _ = ast.visit(&mut ctes);
             let mut bare = BTreeSet::new();
+            let rules = a.dialect.rules();
             let _ = visit_relations(ast, |name| {
                 let p = parts(name);
                 if p.len() == 1
                     && !ctes.0.contains(&p[0])
                     && !local.contains(&p[0])
-                    && p[0] != "tpl_ident"
+                    && !p[0].starts_with("tpl_")
+                    && !rules.system_relation(&p[0])
                 {
                     bare.insert(p[0].clone());
                 }
