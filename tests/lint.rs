@@ -89,6 +89,59 @@ fn write_without_expect() {
         &skipped,
         &none(),
     );
+    // What removes rows is reported, what removes none is not; DDL is
+    // checked by a count before it in its block.
+    for (dialect, ddl, reported) in [
+        ("postgres", "DROP INDEX ops.t_v;", false),
+        ("mysql", "DROP VIEW ops.v;", false),
+        ("mysql", "ALTER TABLE ops.t DROP INDEX v;", false),
+        ("mysql", "ALTER TABLE ops.t DROP PARTITION p2019;", true),
+        ("postgres", "ALTER TABLE ops.t DROP COLUMN legacy;", true),
+        ("postgres", "TRUNCATE ops.t;", true),
+        ("mysql", "DROP TABLE ops.t;", true),
+    ] {
+        let text = runbook(dialect, &format!("```sql {{#ddl}}\n{ddl}\n```"));
+        let name = format!(
+            "ddl-{}",
+            ddl.split_whitespace().take(4).collect::<Vec<_>>().join("-")
+        );
+        for code in ["write-without-expect", "no-backup"] {
+            let (found, shown) = findings(&name, &text, &none());
+            let hit = found.iter().any(|d| d.code == code);
+            // The lint runbook signs off a snapshot, so no-backup holds.
+            let want = reported && code == "write-without-expect";
+            assert_eq!(hit, want, "{code} on `{ddl}`:\n{shown}");
+        }
+        let counted = runbook(
+            dialect,
+            &format!(
+                "```sql {{#ddl}}\nSELECT COUNT(*) AS n FROM ops.t;\n-- @assert n < 1000\n{ddl}\n```"
+            ),
+        );
+        lint_ok(
+            "write-without-expect",
+            &format!("{name}-counted"),
+            &counted,
+            &none(),
+        );
+    }
+    // Without the snapshot sign-off, no-backup reports the same statements.
+    let bare = |ddl: &str| {
+        runbook("postgres", &format!("```sql {{#ddl}}\n{ddl}\n```"))
+            .replace("- [ ] A snapshot was taken.\n\n", "")
+    };
+    lint_errors(
+        "no-backup",
+        "truncate-no-backup",
+        &bare("TRUNCATE ops.t;"),
+        &none(),
+    );
+    lint_ok(
+        "no-backup",
+        "drop-index-no-backup",
+        &bare("DROP INDEX ops.t_v;"),
+        &none(),
+    );
 }
 
 #[test]

@@ -77,11 +77,48 @@ impl Analysed<'_> {
         self.stmt.kind == StatementKind::Write
     }
 
-    /// Whether it destroys or overwrites rows or tables: UPDATE, DELETE,
-    /// REPLACE, MERGE, INSERT ... SELECT, TRUNCATE, DROP.
+    /// Whether it destroys or overwrites rows: UPDATE, DELETE, REPLACE,
+    /// MERGE, INSERT ... SELECT, TRUNCATE, DROP of a table, schema or
+    /// database, and ALTER TABLE ... DROP (or TRUNCATE) of a partition or
+    /// a column. Dropping an index, a view, a constraint or a function
+    /// removes no rows.
     pub fn is_destructive(&self) -> bool {
-        match self.words.first().map(|(w, _)| w.as_str()) {
-            Some("UPDATE" | "DELETE" | "REPLACE" | "MERGE" | "TRUNCATE" | "DROP") => true,
+        let word = |i: usize| self.words.get(i).map(|(w, _)| w.as_str());
+        match word(0) {
+            Some("UPDATE" | "DELETE" | "REPLACE" | "MERGE" | "TRUNCATE") => true,
+            Some("DROP") => {
+                let what = if word(1) == Some("TEMPORARY") {
+                    word(2)
+                } else {
+                    word(1)
+                };
+                matches!(what, Some("TABLE" | "SCHEMA" | "DATABASE"))
+            }
+            Some("ALTER") if word(1) == Some("TABLE") => {
+                self.words.iter().enumerate().any(|(i, (w, d))| {
+                    *d == 0
+                        && match w.as_str() {
+                            "TRUNCATE" => true,
+                            "DROP" => !matches!(
+                                word(i + 1),
+                                Some(
+                                    "INDEX"
+                                        | "KEY"
+                                        | "CONSTRAINT"
+                                        | "FOREIGN"
+                                        | "PRIMARY"
+                                        | "CHECK"
+                                        | "DEFAULT"
+                                        | "NOT"
+                                        | "IDENTITY"
+                                        | "EXPRESSION"
+                                        | "TRIGGER"
+                                ) | None
+                            ),
+                            _ => false,
+                        }
+                })
+            }
             Some("INSERT") => self.has_top("SELECT"),
             Some("WITH") => self.is_dml_write(),
             _ => false,

@@ -448,12 +448,13 @@ impl Compiler<'_> {
         let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         // The name inside a template tag, not the same word in the SQL
         // around it (`information_schema`, a column, a comment).
-        let tags: Vec<(usize, usize)> = crate::sql::lex::tokenize(sql, crate::sql::lex::Lexing::from(self.dialect))
-            .0
-            .into_iter()
-            .filter(|t| t.kind == crate::sql::lex::TokenKind::Template)
-            .map(|t| (t.start, t.end))
-            .collect();
+        let tags: Vec<(usize, usize)> =
+            crate::sql::lex::tokenize(sql, crate::sql::lex::Lexing::from(self.dialect))
+                .0
+                .into_iter()
+                .filter(|t| t.kind == crate::sql::lex::TokenKind::Template)
+                .map(|t| (t.start, t.end))
+                .collect();
         let in_tag = |i: usize| tags.iter().any(|&(a, b)| a <= i && i < b);
         sql.match_indices(name)
             .find(|(i, _)| {

@@ -1,6 +1,8 @@
 //! **Catches** the first destructive write (UPDATE, DELETE, REPLACE,
-//! MERGE, TRUNCATE, DROP) of a runbook that has no snapshot or backup step
-//! before it.
+//! MERGE, TRUNCATE, DROP of a table, schema or database, ALTER TABLE ...
+//! DROP PARTITION or DROP COLUMN) of a runbook that has no snapshot or
+//! backup step before it. Dropping an index or a view loses no rows and is
+//! not reported.
 //!
 //! **Why** without a copy of the rows as they were, a wrong write is
 //! permanent: the rollback guide's first rule is to be able to undo.
@@ -70,12 +72,11 @@ impl Rule for NoBackup {
             if step.skip {
                 continue;
             }
-            let destructive = statements.iter().find(|a| {
-                matches!(
-                    a.words.first().map(|(w, _)| w.as_str()),
-                    Some("UPDATE" | "DELETE" | "REPLACE" | "MERGE" | "TRUNCATE" | "DROP")
-                )
-            });
+            // An INSERT ... SELECT adds rows; it is a backup above, not a
+            // loss here.
+            let destructive = statements
+                .iter()
+                .find(|a| a.is_destructive() && !a.starts_with("INSERT"));
             if let Some(a) = destructive {
                 out.push(
                     Diagnostic::warning(CODE, "this destructive write has no snapshot or backup step before it", a.span)

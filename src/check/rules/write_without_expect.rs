@@ -1,5 +1,8 @@
 //! **Catches** a write with no expectation: UPDATE, DELETE, REPLACE, MERGE,
-//! INSERT ... SELECT, TRUNCATE or DROP whose row count nobody checks.
+//! INSERT ... SELECT, TRUNCATE, DROP of a table, schema or database, or
+//! ALTER TABLE ... DROP PARTITION (or COLUMN) whose row count nobody
+//! checks. Dropping an index or a view removes no rows and is not
+//! reported.
 //!
 //! **Why** the count is the one fact that tells a repair from a disaster:
 //! the incident behind the point_info runbook was an UPDATE that matched 36
@@ -13,9 +16,9 @@
 //!
 //! **Fix**: say how many rows it must touch, on the next line
 //! (`-- @expect ~792`) or on the block (`expect=~792`); `test-expect` alone
-//! also counts, for fixtures smaller than production. A DROP reports no
-//! row count: count what it drops with a checked query earlier in its
-//! block. Steps marked `skip` are never run, so they are not reported.
+//! also counts, for fixtures smaller than production. DDL (TRUNCATE, DROP,
+//! ALTER) reports no row count: count what it removes with a checked query
+//! earlier in its block. Steps marked `skip` are never run, so they are not reported.
 
 use super::super::{Context, Rule};
 use crate::diag::Diagnostic;
@@ -41,10 +44,9 @@ impl Rule for WriteWithoutExpect {
         };
         for a in &cx.statements {
             let s = a.stmt;
-            let verb = a.words.first().map(|(w, _)| w.as_str()).unwrap_or("");
-            // A DROP counts nothing: a checked query before it in its
-            // block counted what it drops.
-            let counted_before = verb == "DROP"
+            // DDL counts nothing: a checked query before it in its block
+            // counted what it removes.
+            let counted_before = s.kind == crate::plan::StatementKind::Ddl
                 && cx.statements.iter().any(|b| {
                     b.step_index == a.step_index
                         && b.index < a.index
@@ -56,9 +58,11 @@ impl Rule for WriteWithoutExpect {
                 out.push(
                     Diagnostic::warning(CODE, format!("this {verb} has no expectation"), a.span)
                         .with_label("its row count is never checked")
-                        .with_hint(
-                            "add `-- @expect N` on the next line, with the rows it must touch",
-                        ),
+                        .with_hint(if s.kind == crate::plan::StatementKind::Ddl {
+                            "it reports no row count: count what it removes with a checked query before it in the block"
+                        } else {
+                            "add `-- @expect N` on the next line, with the rows it must touch"
+                        }),
                 );
             }
         }
