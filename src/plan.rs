@@ -312,6 +312,10 @@ pub struct Statement {
     /// Assertions over its first row.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub asserts: Vec<Assertion>,
+    /// The assertions used in doc tests instead of `asserts`, when any
+    /// (`test-assert`): a check that can only hold on production data.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub test_asserts: Vec<Assertion>,
     /// The variable its first row is stored in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
@@ -510,6 +514,18 @@ pub struct Step {
     /// for the site; not part of the plan's JSON or hash.
     #[serde(skip)]
     pub block: Option<usize>,
+}
+
+impl Statement {
+    /// The assertions that apply: in a doc test its `test-assert`s when it
+    /// has any, else its `assert`s.
+    pub fn assertions(&self, test: bool) -> &[Assertion] {
+        if test && !self.test_asserts.is_empty() {
+            &self.test_asserts
+        } else {
+            &self.asserts
+        }
+    }
 }
 
 impl Step {

@@ -511,3 +511,49 @@ fn postgres_text(url: &str, sql: &str) -> Option<String> {
         db.first_text(sql).await.unwrap()
     })
 }
+
+#[test]
+fn test_assert_replaces_a_production_only_assertion_in_doc_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.sql"),
+        "CREATE TABLE t (v INT);\nINSERT INTO t VALUES (1);\n",
+    )
+    .unwrap();
+    let path = dir.path().join("ta.md");
+    std::fs::write(
+        &path,
+        "---\nid: ta\ndialect: sqlite\nfixture: f.sql\n---\n\n# Settings\n\n\
+         ```sql {#mode}\nSELECT COUNT(*) AS n FROM t;\n-- @assert n == 5\n-- @test-assert n == 1\n```\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args(["test", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("ta::mode#1 ... ok"), "{shown}");
+    // A real run on the same data checks the production assertion.
+    let db = dir.path().join("db.sqlite");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook-compile"))
+        .args([
+            "exec",
+            path.to_str().unwrap(),
+            "--db",
+            &format!("default={url}"),
+            "--load-fixture",
+        ])
+        .args(["--journal", dir.path().join("runs").to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("assert `n == 5` does not hold"), "{shown}");
+}

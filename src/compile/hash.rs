@@ -82,6 +82,8 @@ struct CanonicalStatement<'a> {
     expect: Option<Expect>,
     test_expect: Option<Expect>,
     asserts: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    test_asserts: Vec<&'a str>,
     capture: Option<&'a str>,
     confirm: bool,
 }
@@ -150,6 +152,7 @@ pub fn plan_hash(plan: &Plan) -> String {
                                 expect: st.expect,
                                 test_expect: st.test_expect,
                                 asserts: exprs(&st.asserts),
+                                test_asserts: exprs(&st.test_asserts),
                                 capture: st.capture.as_deref(),
                                 confirm: st.confirm,
                             })

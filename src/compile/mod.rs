@@ -31,6 +31,7 @@ pub const STEP_ATTRS: &[&str] = &[
     "expect",
     "test-expect",
     "assert",
+    "test-assert",
     "capture",
     "confirm",
     "skip",
@@ -512,6 +513,12 @@ impl Compiler<'_> {
         if attrs.contains_key("assert") && assert.is_none() {
             ok = false;
         }
+        let test_assert = attrs
+            .get("test-assert")
+            .and_then(|a| self.assertion(a.value.as_deref().unwrap_or(""), a.span));
+        if attrs.contains_key("test-assert") && test_assert.is_none() {
+            ok = false;
+        }
         let capture = attrs
             .get("capture")
             .and_then(|a| self.capture_name(a.value.as_deref().unwrap_or(""), a.span));
@@ -560,6 +567,7 @@ impl Compiler<'_> {
                 expect: expect.map(|e| (e, attrs["expect"].span)),
                 test_expect: test_expect.map(|e| (e, attrs["test-expect"].span)),
                 assert,
+                test_assert,
                 capture: capture.map(|n| (n, attrs["capture"].span)),
                 confirm: confirm.then(|| attrs["confirm"].span),
                 repeats: repeat,

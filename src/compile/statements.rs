@@ -80,6 +80,7 @@ impl Compiler<'_> {
                 expect: None,
                 test_expect: None,
                 asserts: Vec::new(),
+                test_asserts: Vec::new(),
                 capture: None,
                 confirm: false,
                 transaction: None,
@@ -140,6 +141,12 @@ impl Compiler<'_> {
             let span = c.attr("assert").map_or(c.span, |x| x.span);
             if let Some(t) = self.block_target(&statements, target, "assert", span, ok) {
                 statements[t].asserts.push(a);
+            }
+        }
+        if let Some(a) = block.test_assert {
+            let span = c.attr("test-assert").map_or(c.span, |x| x.span);
+            if let Some(t) = self.block_target(&statements, target, "test-assert", span, ok) {
+                statements[t].test_asserts.push(a);
             }
         }
         if let Some((name, span)) = block.capture
@@ -294,6 +301,10 @@ impl Compiler<'_> {
                 Some(x) => stmt.asserts.push(x),
                 None => *ok = false,
             },
+            "test-assert" => match self.assertion(&a.value, span) {
+                Some(x) => stmt.test_asserts.push(x),
+                None => *ok = false,
+            },
             "capture" => match self.capture_name(&a.value, span) {
                 Some(name) => {
                     if stmt.capture.replace(name).is_some() {
@@ -349,7 +360,7 @@ impl Compiler<'_> {
                 );
                 Self::hint(
                     d,
-                    "annotations are @expect, @test-expect, @assert, @capture, @show and @confirm; a comment without `@` is prose",
+                    "annotations are @expect, @test-expect, @assert, @test-assert, @capture, @show and @confirm; a comment without `@` is prose",
                 );
                 *ok = false;
             }
@@ -488,6 +499,7 @@ pub(super) struct BlockLevel {
     pub(super) expect: Option<(Expect, Span)>,
     pub(super) test_expect: Option<(Expect, Span)>,
     pub(super) assert: Option<Assertion>,
+    pub(super) test_assert: Option<Assertion>,
     pub(super) capture: Option<(String, Span)>,
     pub(super) confirm: Option<Span>,
     pub(super) show: Option<(usize, Span)>,

@@ -438,7 +438,11 @@ fn cases(plan: &Plan, events: &[Event]) -> Vec<CaseResult> {
                     continue;
                 };
                 let stmt = &statements[*index];
-                if stmt.expect.is_none() && stmt.test_expect.is_none() && stmt.asserts.is_empty() {
+                if stmt.expect.is_none()
+                    && stmt.test_expect.is_none()
+                    && stmt.asserts.is_empty()
+                    && stmt.test_asserts.is_empty()
+                {
                     continue;
                 }
                 out.push(CaseResult {

@@ -40,7 +40,10 @@ impl Rule for WriteWithoutExpect {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         let checked = |s: &crate::plan::Statement| {
-            s.expect.is_some() || s.test_expect.is_some() || !s.asserts.is_empty()
+            s.expect.is_some()
+                || s.test_expect.is_some()
+                || !s.asserts.is_empty()
+                || !s.test_asserts.is_empty()
         };
         for a in &cx.statements {
             let s = a.stmt;

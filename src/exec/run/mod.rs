@@ -1229,7 +1229,7 @@ impl<'a> Runner<'a> {
         let mut checks = Vec::new();
         if failure.is_none() {
             match self.assertions(
-                &stmt.asserts,
+                stmt.assertions(self.options.test),
                 outcome.count,
                 outcome.first_row.as_deref(),
                 dialect,
@@ -1277,12 +1277,12 @@ impl<'a> Runner<'a> {
                 row: outcome
                     .first_row
                     .clone()
-                    .filter(|_| !stmt.asserts.is_empty())
+                    .filter(|_| !stmt.assertions(self.options.test).is_empty())
                     .map(|row| {
                         row.into_iter()
                             .filter(|(name, _)| {
                                 !stmt
-                                    .asserts
+                                    .assertions(self.options.test)
                                     .iter()
                                     .any(|a| first_word(&a.expr, name).is_some())
                             })

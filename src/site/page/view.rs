@@ -58,6 +58,12 @@ pub(super) fn statement_badges(s: &Statement) -> Vec<Badge> {
     for a in &s.asserts {
         out.push(Badge::new("assert", format!("assert {}", a.expr)));
     }
+    for a in &s.test_asserts {
+        out.push(
+            Badge::new("test-expect", format!("doc test: assert {}", a.expr))
+                .titled("in doc tests, instead of the assertions above"),
+        );
+    }
     if let Some(c) = &s.capture {
         out.push(Badge::new("capture", format!("capture {c}")));
     }
