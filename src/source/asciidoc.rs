@@ -631,6 +631,11 @@ impl Walker<'_, '_> {
                 .get(lo..hi.max(lo))
                 .unwrap_or("")
                 .to_string();
+            // A Markdown-style fence (```sql) carries its language after
+            // the backticks, not an attribute list: read below.
+            if !raw.trim_start().starts_with('[') {
+                continue;
+            }
             match attrs::parse_asciidoc(&raw, afile, lo) {
                 Ok(parsed) => {
                     language = parsed.language.or(language);
@@ -643,6 +648,25 @@ impl Walker<'_, '_> {
         let src = self.doc.sources.file(file);
         let open = src.line(first_line).trim_end().to_string();
         let fenced = open.starts_with("```");
+        // `[source,sql,...]`, a `+` list continuation, then the block:
+        // asciidoctor gives the block those attributes; asciidork drops
+        // them, so they are read here.
+        if block.meta.attrs.is_empty() && first_line > 2 {
+            let (plus, list) = (src.line(first_line - 1).trim(), src.line(first_line - 2).trim_end());
+            if plus == "+" && list.starts_with('[') && list.ends_with(']') && !list.starts_with("[[") {
+                let lo = src.line_range(first_line - 2).start;
+                let raw = list.to_string();
+                match attrs::parse_asciidoc(&raw, file, lo) {
+                    Ok(parsed) => {
+                        language = parsed.language;
+                        style = parsed.style;
+                        block_attrs.extend(parsed.attrs);
+                        span_start = span_start.min(lo);
+                    }
+                    Err(diag) => self.doc.diagnostics.push(*diag),
+                }
+            }
+        }
         let delimited = fenced
             || (open.len() >= 4
                 && (open.bytes().all(|b| b == b'-') || open.bytes().all(|b| b == b'.')));
