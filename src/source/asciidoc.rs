@@ -652,8 +652,15 @@ impl Walker<'_, '_> {
         // asciidoctor gives the block those attributes; asciidork drops
         // them, so they are read here.
         if block.meta.attrs.is_empty() && first_line > 2 {
-            let (plus, list) = (src.line(first_line - 1).trim(), src.line(first_line - 2).trim_end());
-            if plus == "+" && list.starts_with('[') && list.ends_with(']') && !list.starts_with("[[") {
+            let (plus, list) = (
+                src.line(first_line - 1).trim(),
+                src.line(first_line - 2).trim_end(),
+            );
+            if plus == "+"
+                && list.starts_with('[')
+                && list.ends_with(']')
+                && !list.starts_with("[[")
+            {
                 let lo = src.line_range(first_line - 2).start;
                 let raw = list.to_string();
                 match attrs::parse_asciidoc(&raw, file, lo) {

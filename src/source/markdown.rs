@@ -43,6 +43,21 @@ pub fn body_start(text: &str) -> usize {
 }
 
 /// Reads `---` front matter into header attributes; returns where the body starts.
+/// The front matter keys of the format (section 1).
+const RUNBOOK_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "dialect",
+    "databases",
+    "params",
+    "test-params",
+    "test_params",
+    "fixture",
+    "environment",
+    "registry",
+    "approvals",
+];
+
 fn front_matter(src: &SourceFile, id: FileId, doc: &mut Document) -> usize {
     let text = &src.text;
     if !text.starts_with("---\n") {
@@ -92,9 +107,29 @@ fn front_matter(src: &SourceFile, id: FileId, doc: &mut Document) -> usize {
         start: 4,
         end: yaml_end,
     };
+    // Keys of other tools (GitBook's `layout`, mdBook's, Docusaurus's)
+    // belong to them: ignored in a file that declares no runbook key,
+    // a warning in a runbook (a misspelt key of ours looks the same).
+    let runbook = map
+        .keys()
+        .filter_map(|k| k.as_str())
+        .any(|k| RUNBOOK_KEYS.contains(&k) && k != "title");
     for (key, value) in &map {
         let Some(key) = key.as_str() else { continue };
         let span = fm.key_span(key, fm.start);
+        if !RUNBOOK_KEYS.contains(&key) {
+            if runbook {
+                doc.diagnostics.push(
+                    Diagnostic::warning(
+                        "unknown-front-matter",
+                        format!("`{key}` is not a runbook key: it is left to other tools"),
+                        span,
+                    )
+                    .with_hint(format!("runbook keys are {}", RUNBOOK_KEYS.join(", "))),
+                );
+            }
+            continue;
+        }
         match (key, value) {
             ("title", v) => doc.title = scalar(v),
             ("id", v) => fm.push(doc, "runbook-id", v, span),
@@ -411,6 +446,43 @@ mod tests {
 
     fn doc(text: &str) -> Document {
         parse(SourceFile::new(PathBuf::from("t.md"), text.to_string()))
+    }
+
+    #[test]
+    fn front_matter_of_other_tools_is_theirs() {
+        // GitBook, Docusaurus: no runbook key, nothing to say.
+        let page = doc(
+            "---\nlayout:\n  title:\n    visible: true\ndescription: a page\nsidebar_position: 3\ntitle: Page\n---\n# Page\n",
+        );
+        assert!(page.diagnostics.is_empty(), "{:?}", page.diagnostics);
+        assert_eq!(page.title.as_deref(), Some("Page"));
+        // A runbook: each foreign key a warning (a misspelt one looks the
+        // same), never an error, and not read.
+        let runbook = doc("---\nid: rb\nlayout:\n  title: x\ndialct: mysql\n---\n# RB\n");
+        let said: Vec<(bool, String)> = runbook
+            .diagnostics
+            .iter()
+            .map(|d| (d.is_error(), d.message.clone()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                (
+                    false,
+                    "`layout` is not a runbook key: it is left to other tools".to_string()
+                ),
+                (
+                    false,
+                    "`dialct` is not a runbook key: it is left to other tools".to_string()
+                ),
+            ]
+        );
+        assert!(
+            runbook
+                .header
+                .iter()
+                .all(|h| h.key != "dialct" && h.key != "layout")
+        );
     }
 
     #[test]
