@@ -6,6 +6,11 @@
 //! run never compares it. Runbooks copied from a client session are full of
 //! these.
 //!
+//! **From** the WPCA restore as first written: its counts were `-- expect
+//! 467` and `-- expect ~792 rows` comments in a document, read aloud by the
+//! operator and compared by nobody; the runbook format turned each into a
+//! checked `-- @expect`.
+//!
 //! **Example**
 //!
 //! ```sql

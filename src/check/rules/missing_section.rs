@@ -6,6 +6,10 @@
 //! (Execution), why it is done this way (Decisions), what to drop and when
 //! (Retention), and where the evidence is (References).
 //!
+//! **From** the runbook guide of the Event and Membership Administration
+//! system (the `runbooks` module), which names these six sections; the WPCA
+//! restore and the point_info recovery are written in them.
+//!
 //! **Example**: a runbook with only `## Execution`.
 //!
 //! **Fix**: add the missing sections as top-level headings (`== Scope` in

@@ -3,6 +3,10 @@
 //! **Why** it touches every row of the table. In a repair that is almost
 //! never meant; a WHERE lost in copy and paste is how it happens.
 //!
+//! **From** the point_info incident's own recovery: its migrations of
+//! `point_readings` and `point_readings_agg_5m` are UPDATEs whose WHERE is
+//! the only thing between moving 42,000 readings and moving every row.
+//!
 //! **Example**
 //!
 //! ```sql

@@ -6,6 +6,10 @@
 //! fails with error 3098. It also commits the open transaction implicitly,
 //! like all MySQL DDL.
 //!
+//! **From** the WPCA restore: `wpca_prod` runs Group Replication, so its
+//! pre-restore snapshot had to be `CREATE TABLE ... LIKE` then `INSERT ...
+//! SELECT` (the runbook's Constraints say so).
+//!
 //! **Example**
 //!
 //! ```sql

@@ -7,6 +7,11 @@
 //! (the server only warns, 1196). `exec` refuses to send it, so the run
 //! stops there; better to know before the incident.
 //!
+//! **From** the promise of every transaction in a runbook (format section
+//! 8): a failed check leaves nothing half-applied. On MariaDB a MyISAM or
+//! Aria table keeps what was written to it when the transaction around it
+//! rolls back.
+//!
 //! **Example**
 //!
 //! ```sql

@@ -5,6 +5,10 @@
 //! (`execution-2`) changes when a heading or the order changes, so last
 //! week's journal and today's runbook stop agreeing.
 //!
+//! **From** resuming: the WPCA restore's journal and `--resume` name steps
+//! by id; a derived id that changed with an edited heading would point a
+//! resume at the wrong step, which is why a changed plan refuses to resume.
+//!
 //! **Example**
 //!
 //! ````markdown

@@ -6,6 +6,11 @@
 //! what the earlier checks saw; a gate after it (a count, a comparison with
 //! the snapshot) is what the operator reads before typing COMMIT.
 //!
+//! **From** the WPCA restore: its apply transaction ends with four gates
+//! (users match the snapshot, meta row count, no cross-user `umeta_id`,
+//! the sentinel total), read aloud before COMMIT; "if any gate fails,
+//! ROLLBACK".
+//!
 //! **Example**
 //!
 //! ```sql

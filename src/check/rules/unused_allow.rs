@@ -6,6 +6,10 @@
 //! the same block, and a misspelt one hides nothing while looking as if it
 //! did.
 //!
+//! **From** the rule the example runbooks follow: they lint clean with
+//! `--deny warnings` and no allowance that only silences a finding, so an
+//! allowance must still match something.
+//!
 //! **Example**
 //!
 //! ```sql

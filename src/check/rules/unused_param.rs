@@ -5,6 +5,11 @@
 //! usually means a statement that should use it does not (a hard-coded id
 //! list left from a rehearsal).
 //!
+//! **From** the WPCA restore as first written, whose statements carried
+//! the UID list inline (`WHERE ID IN (<519>)`); the executable runbook
+//! made it the `affected_uids` parameter. A declared parameter that no
+//! statement reads is the same mistake the other way round.
+//!
 //! **Example**
 //!
 //! ```text

@@ -5,6 +5,10 @@
 //! expectation fails, the rows are already changed and there is nothing to
 //! roll back. Inside a transaction, a failed check rolls everything back.
 //!
+//! **From** the point_info incident report, whose recovery SQL wraps its
+//! deletes in `BEGIN TRANSACTION ... COMMIT` so that a wrong count can
+//! still be undone; the recovery runbook does the same for every write.
+//!
 //! **Example**
 //!
 //! ```sql
