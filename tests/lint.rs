@@ -413,6 +413,21 @@ fn unbounded_repeat() {
             &none(),
         );
     }
+    // A query ends the rounds: bounded only by max-rounds.
+    let query = |attrs: &str| {
+        runbook(
+            "sqlite",
+            &format!("```sql {{#poll repeat{attrs}}}\nSELECT 1 AS one;\n```"),
+        )
+    };
+    let shown = lint_errors("unbounded-repeat", "query-driver", &query(""), &none());
+    assert!(shown.contains("max-rounds"), "{shown}");
+    lint_ok(
+        "unbounded-repeat",
+        "query-driver-bounded",
+        &query(" max-rounds=10"),
+        &none(),
+    );
     // Not a repeat: the rule says nothing.
     let once = runbook(
         "mysql",

@@ -2,7 +2,9 @@
 //! batches: an UPDATE or DELETE with no WHERE, or one that takes every
 //! matching row at once: no `LIMIT` on MySQL, no subquery with `LIMIT` on
 //! PostgreSQL and SQLite, and no key window from a value the step
-//! captures (keyset batches).
+//! captures (keyset batches). Also a `repeat` ended by a query and no
+//! `max-rounds`: a query counts 0 only when the statements before it
+//! change what it reads, and otherwise the rounds never end.
 //!
 //! **Why** the rounds end when the last statement counts 0. Without a
 //! bound, the first round is the whole purge in one transaction (the
@@ -44,10 +46,28 @@ impl Rule for UnboundedRepeat {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         for a in &cx.statements {
-            if a.step.repeat.is_none()
-                || a.step.driver() != Some(a.index)
-                || !(a.starts_with("UPDATE") || a.starts_with("DELETE"))
+            if a.step.repeat.is_none() || a.step.driver() != Some(a.index) {
+                continue;
+            }
+            if a.stmt.kind == crate::plan::StatementKind::Query
+                && a.step.repeat.is_some_and(|r| r.max_rounds.is_none())
             {
+                out.push(
+                    Diagnostic::warning(
+                        CODE,
+                        "a query ends these rounds, and nothing bounds them",
+                        a.span,
+                    )
+                    .with_label(
+                        "it counts 0 only when the statements before it change what it reads",
+                    )
+                    .with_hint(
+                        "give the step `max-rounds=N`, or end the block with the bounded write",
+                    ),
+                );
+                continue;
+            }
+            if !(a.starts_with("UPDATE") || a.starts_with("DELETE")) {
                 continue;
             }
             let verb = &a.words[0].0;
