@@ -622,10 +622,24 @@ impl Compiler<'_> {
             return None;
         }
         match env.compile_expression(expr) {
-            Ok(_) => Some(Assertion {
-                expr: expr.trim().to_string(),
-                location: self.location(span),
-            }),
+            Ok(_) => {
+                // Filters, tests and functions the environment lacks fail
+                // only when evaluated: found here, as in statements.
+                let unknown = crate::template::unsupported(&env, &format!("{{{{ {expr} }}}}"))
+                    .unwrap_or_default();
+                if let Some((_, what)) = unknown.first() {
+                    self.error(
+                        "bad-assertion",
+                        format!("assertion `{}`: {what}", expr.trim()),
+                        span,
+                    );
+                    return None;
+                }
+                Some(Assertion {
+                    expr: expr.trim().to_string(),
+                    location: self.location(span),
+                })
+            }
             Err(e) => {
                 let d = self.error(
                     "bad-assertion",

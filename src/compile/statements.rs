@@ -259,6 +259,25 @@ impl Compiler<'_> {
             stmt.kind,
             StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback
         );
+        // BEGIN, COMMIT and ROLLBACK return no row: a check or capture
+        // written after one would be dropped or fail at run time.
+        if control && matches!(a.key.as_str(), "assert" | "test-assert" | "capture") {
+            let d = self.error(
+                "bad-annotation",
+                format!(
+                    "`-- @{}` after `{}`: it returns no row to check",
+                    a.key,
+                    first_word(&stmt.sql)
+                ),
+                span,
+            );
+            Self::hint(
+                d,
+                "put it after the statement it checks, before the COMMIT (a gate is a query inside the transaction)",
+            );
+            *ok = false;
+            return;
+        }
         match a.key.as_str() {
             "expect" | "test-expect" => {
                 if control {

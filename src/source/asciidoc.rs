@@ -241,6 +241,7 @@ pub fn parse_within(file: SourceFile, root: Option<&StdPath>) -> Document {
                     doc: &mut doc,
                     read: &read,
                     files: HashMap::from([(0, main)]),
+                    taken: std::collections::HashSet::new(),
                 };
                 walker.run();
             }));
@@ -396,6 +397,9 @@ struct Walker<'a, 'arena> {
     doc: &'a mut Document,
     read: &'a Included,
     files: HashMap<u16, FileId>,
+    /// The attribute lists a block took: (file, offset). One the parser
+    /// left alone may belong to the block after it (see `code_block`).
+    taken: std::collections::HashSet<(FileId, usize)>,
 }
 
 impl Walker<'_, '_> {
@@ -623,6 +627,7 @@ impl Walker<'_, '_> {
             let (afile, _, lo) = self.position(list.loc.start, list.loc.include_depth);
             let (_, _, hi) = self.position(list.loc.end, list.loc.include_depth);
             span_start = span_start.min(lo);
+            self.taken.insert((afile, lo));
             let raw = self
                 .doc
                 .sources
@@ -648,22 +653,24 @@ impl Walker<'_, '_> {
         let src = self.doc.sources.file(file);
         let open = src.line(first_line).trim_end().to_string();
         let fenced = open.starts_with("```");
-        // `[source,sql,...]`, a `+` list continuation, then the block:
-        // asciidoctor gives the block those attributes; asciidork drops
-        // them, so they are read here.
-        if block.meta.attrs.is_empty() && first_line > 2 {
-            let (plus, list) = (
-                src.line(first_line - 1).trim(),
-                src.line(first_line - 2).trim_end(),
-            );
-            if plus == "+"
-                && list.starts_with('[')
+        // `[source,sql,...]`, then blank lines or a `+` list continuation,
+        // then the block: asciidoctor gives the block those attributes;
+        // asciidork drops them, so they are read here, unless another
+        // block took them.
+        let mut above = first_line;
+        while above > 1 && matches!(src.line(above - 1).trim(), "" | "+") {
+            above -= 1;
+        }
+        if block.meta.attrs.is_empty() && above < first_line && above > 1 {
+            let list = src.line(above - 1).trim_end().to_string();
+            let lo = src.line_range(above - 1).start;
+            if list.starts_with('[')
                 && list.ends_with(']')
                 && !list.starts_with("[[")
+                && !self.taken.contains(&(file, lo))
             {
-                let lo = src.line_range(first_line - 2).start;
-                let raw = list.to_string();
-                match attrs::parse_asciidoc(&raw, file, lo) {
+                self.taken.insert((file, lo));
+                match attrs::parse_asciidoc(&list, file, lo) {
                     Ok(parsed) => {
                         language = parsed.language;
                         style = parsed.style;
