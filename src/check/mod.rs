@@ -92,9 +92,14 @@ impl Analysed<'_> {
                 } else {
                     word(1)
                 };
-                matches!(what, Some("TABLE" | "SCHEMA" | "DATABASE"))
+                matches!(what, Some("TABLE" | "TABLES" | "SCHEMA" | "DATABASE"))
             }
-            Some("ALTER") if word(1) == Some("TABLE") => {
+            // MariaDB's `ALTER IGNORE TABLE`, `ALTER ONLINE TABLE`.
+            Some("ALTER")
+                if word(1) == Some("TABLE")
+                    || (matches!(word(1), Some("IGNORE" | "ONLINE"))
+                        && word(2) == Some("TABLE")) =>
+            {
                 self.words.iter().enumerate().any(|(i, (w, d))| {
                     *d == 0
                         && match w.as_str() {
@@ -119,7 +124,10 @@ impl Analysed<'_> {
                         }
                 })
             }
-            Some("INSERT") => self.has_top("SELECT"),
+            // SQLite's `INSERT OR REPLACE` deletes the rows it replaces.
+            Some("INSERT") => {
+                self.has_top("SELECT") || (word(1) == Some("OR") && word(2) == Some("REPLACE"))
+            }
             Some("WITH") => self.is_dml_write(),
             _ => false,
         }

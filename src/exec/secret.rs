@@ -39,6 +39,28 @@ impl DbUrl {
     /// query parameter, raw and percent-decoded.
     pub fn new(url: &str) -> DbUrl {
         let mut found = Vec::new();
+        // Not a URL: a libpq keyword string (`host=... password=...`) or a
+        // URL missing its `//` (`postgres:user:pw@host`). Its secrets are
+        // found all the same, since it is quoted back in errors.
+        if !url.contains("://") {
+            for pair in url.split([' ', '&', ';']) {
+                if let Some((key, v)) = pair.split_once('=')
+                    && matches!(
+                        key.trim().to_ascii_lowercase().as_str(),
+                        "password" | "pass" | "pwd"
+                    )
+                {
+                    found.push(v.trim_matches(['\'', '"']).to_string());
+                }
+            }
+            if let Some((_, rest)) = url.split_once(':') {
+                for (at, _) in rest.match_indices('@') {
+                    if let Some((_, password)) = rest[..at].split_once(':') {
+                        found.push(password.to_string());
+                    }
+                }
+            }
+        }
         if let Some((_, rest)) = url.split_once("://") {
             // A password may hold an unescaped `/`, `?`, `#` or `@`, so the
             // user info may end at any `@`: each candidate is a secret (the
@@ -186,6 +208,17 @@ impl Mask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_that_is_no_url_still_has_its_password_redacted() {
+        let libpq = DbUrl::new("host=127.0.0.1 user=runbook password=Kv9secretpw dbname=runbook");
+        assert_eq!(
+            libpq.redacted(),
+            "host=127.0.0.1 user=runbook password=*** dbname=runbook"
+        );
+        let no_slashes = DbUrl::new("postgres:runbook:Kv9secretD@127.0.0.1/runbook");
+        assert!(!no_slashes.redacted().contains("Kv9secretD"));
+    }
 
     #[test]
     fn passwords_are_redacted_in_every_form() {
