@@ -34,6 +34,10 @@ pub struct Document {
     pub sources: SourceMap,
     /// Problems found while reading the file.
     pub diagnostics: Vec<Diagnostic>,
+    /// Front matter keys the format does not define, in a file that
+    /// declared no runbook key: other tools' (ignored), unless the file
+    /// turns out to hold steps (then each is a warning).
+    pub foreign_keys: Vec<(String, Span)>,
 }
 
 impl Document {
@@ -47,6 +51,7 @@ impl Document {
             blocks: Vec::new(),
             sources,
             diagnostics: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -163,3 +163,41 @@ fn statement_locations_point_into_the_runbook() {
     assert_eq!(plan.transactions.len(), 1);
     assert_eq!(update.transaction, Some(0));
 }
+
+#[test]
+fn runbook_keys_in_another_case_are_read_and_other_tools_keys_are_said_in_runbooks() {
+    // A gate is never dropped for its spelling, in either syntax.
+    let md = "---\nTitle: T\nRegistry: ops_registry\nApprovals: 2\n---\n# T\n\n```sql {#a expect=1}\nSELECT 1;\n```\n";
+    let adoc = "= T\n:Runbook-Id: t\n:Registry: ops_registry\n:Approvals: 2\n\n== Execution\n\n[source,sql,id=a,expect=1]\n----\nSELECT 1;\n----\n";
+    for (name, text) in [("case.md", md), ("case.adoc", adoc)] {
+        let plan = plan_of(name, text);
+        assert_eq!(plan.registry.as_deref(), Some("ops_registry"), "{name}");
+        assert_eq!(plan.approvals, 2, "{name}");
+    }
+    // Only keys of other tools, and a step: the file is a runbook, and a
+    // misspelt key of ours is said, not silently dropped.
+    let text =
+        "---\nlayout: page\ndialekt: postgres\n---\n# T\n\n```sql {#a expect=1}\nSELECT 1;\n```\n";
+    let doc = parse_str(Path::new("other.md"), text.to_string(), Syntax::Markdown);
+    let Compiled { diagnostics, .. } = compile(&doc, Path::new("other.md"));
+    let said: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d.code == "unknown-front-matter")
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "`layout` is not a runbook key: it is left to other tools",
+            "`dialekt` is not a runbook key: it is left to other tools"
+        ]
+    );
+    // No step: a page of another tool, nothing to say.
+    let page = "---\nlayout: page\nsidebar_position: 2\n---\n# Page\n\n```sql\nSELECT 1;\n```\n";
+    let doc = parse_str(Path::new("page.md"), page.to_string(), Syntax::Markdown);
+    let Compiled { diagnostics, .. } = compile(&doc, Path::new("page.md"));
+    assert!(
+        diagnostics.iter().all(|d| d.code != "unknown-front-matter"),
+        "{diagnostics:?}"
+    );
+}

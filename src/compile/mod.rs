@@ -117,6 +117,21 @@ pub fn compile(doc: &Document, path: &Path) -> Compiled {
         );
     }
     c.blocks();
+    // A file with steps is a runbook: keys of other tools in its front
+    // matter, and misspelt ones of ours, are said.
+    if !c.steps.is_empty() {
+        for (key, span) in &doc.foreign_keys {
+            let d = c.warn(
+                "unknown-front-matter",
+                format!("`{key}` is not a runbook key: it is left to other tools"),
+                *span,
+            );
+            Compiler::hint(
+                d,
+                "runbook keys are id, title, dialect, databases, params, test-params, fixture, environment, registry, approvals",
+            );
+        }
+    }
     let transactions = c.transactions();
     c.flow_checks(&transactions);
     c.diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));

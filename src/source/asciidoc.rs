@@ -354,7 +354,7 @@ fn header_attrs(doc: &mut Document, main: FileId) {
         }
         let range = file.line_range(n);
         entries.push(HeaderAttr {
-            key: name.to_string(),
+            key: runbook_key(name),
             value: value.trim().to_string(),
             span: Span::new(main, range.start, range.start + 1 + name.len() + 1),
         });
@@ -363,6 +363,23 @@ fn header_attrs(doc: &mut Document, main: FileId) {
         doc.title = title;
     }
     doc.header = entries;
+}
+
+/// An attribute name as the header reads it: asciidoctor's names are
+/// case-insensitive, so a runbook key in another case (`:Registry:`,
+/// `:Param-uids:`) is that key; a parameter's or connection's own name
+/// after the prefix keeps its case.
+fn runbook_key(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    for prefix in ["test-param-", "param-", "db-", "fixture-"] {
+        if lower.starts_with(prefix) {
+            return format!("{prefix}{}", &name[prefix.len()..]);
+        }
+    }
+    match lower.as_str() {
+        "runbook-id" | "dialect" | "environment" | "registry" | "approvals" | "fixture" => lower,
+        _ => name.to_string(),
+    }
 }
 
 /// Plain text of inline nodes, for headings and list items.

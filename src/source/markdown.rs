@@ -110,26 +110,36 @@ fn front_matter(src: &SourceFile, id: FileId, doc: &mut Document) -> usize {
     // Keys of other tools (GitBook's `layout`, mdBook's, Docusaurus's)
     // belong to them: ignored in a file that declares no runbook key,
     // a warning in a runbook (a misspelt key of ours looks the same).
+    // A runbook key written in another case (`Registry:`) is that key: a
+    // gate such as `approvals` is never dropped for its spelling.
+    let ours = |k: &str| {
+        let lower = k.to_ascii_lowercase();
+        RUNBOOK_KEYS.iter().find(|r| **r == lower).copied()
+    };
     let runbook = map
         .keys()
         .filter_map(|k| k.as_str())
-        .any(|k| RUNBOOK_KEYS.contains(&k) && k != "title");
-    for (key, value) in &map {
-        let Some(key) = key.as_str() else { continue };
-        let span = fm.key_span(key, fm.start);
-        if !RUNBOOK_KEYS.contains(&key) {
+        .any(|k| ours(k).is_some_and(|k| k != "title"));
+    for (written, value) in &map {
+        let Some(written) = written.as_str() else {
+            continue;
+        };
+        let span = fm.key_span(written, fm.start);
+        let Some(key) = ours(written) else {
             if runbook {
                 doc.diagnostics.push(
                     Diagnostic::warning(
                         "unknown-front-matter",
-                        format!("`{key}` is not a runbook key: it is left to other tools"),
+                        format!("`{written}` is not a runbook key: it is left to other tools"),
                         span,
                     )
                     .with_hint(format!("runbook keys are {}", RUNBOOK_KEYS.join(", "))),
                 );
+            } else {
+                doc.foreign_keys.push((written.to_string(), span));
             }
             continue;
-        }
+        };
         match (key, value) {
             ("title", v) => doc.title = scalar(v),
             ("id", v) => fm.push(doc, "runbook-id", v, span),
