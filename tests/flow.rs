@@ -573,6 +573,13 @@ fn a_round_whose_statement_went_out_unanswered_is_settled_and_the_rounds_go_on()
             logged, "6021",
             "{dialect}: one log row a round, rounds 1 to 6\n{out}"
         );
+        // The settled write's mark became its checkpoint: nothing is left
+        // for a later resume to ask about again.
+        let marks = rt.block_on(count(
+            &url,
+            &format!("SELECT COUNT(*) FROM {prefix}_checkpoints WHERE kind = 'sending'"),
+        ));
+        assert_eq!(marks, "0", "{dialect}");
         assert_eq!(
             rt.block_on(count(&url, &format!("SELECT COUNT(*) FROM {t}"))),
             "0",

@@ -386,6 +386,10 @@ pub async fn settle(
         };
         if applied {
             say(format!("{which} was applied; resuming after it"));
+            runner
+                .settled_applied(position)
+                .await
+                .map_err(Refusal::database)?;
             runner.set_resume_after(Some(position));
             let end = plan.steps[position.0].round_end();
             if let Some(rounds) = runner.resume_round().filter(|r| r.step == position.0) {

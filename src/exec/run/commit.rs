@@ -391,6 +391,65 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Statement `position`, a write outside a transaction that went out
+    /// with no answer, was applied after all (its checks or the operator
+    /// said so): its `sending` mark in the registry becomes its checkpoint
+    /// (or the checkpoint is written, when the run stopped before the
+    /// mark), so a later resume from the registry does not ask again.
+    pub async fn settled_applied(&mut self, position: (usize, usize)) -> Result<(), String> {
+        let Some(recorder) = self.options.recorder.clone() else {
+            return Ok(());
+        };
+        let Some(crate::plan::StepBody::Sql { connection, .. }) =
+            self.plan.steps.get(position.0).map(|s| &s.body)
+        else {
+            return Ok(());
+        };
+        let (Some(registry), Some(db)) = (
+            recorder.registries.get(connection.as_str()),
+            self.dbs.get_mut(connection.as_str()),
+        ) else {
+            return Ok(());
+        };
+        // A round of a `repeat` step: the one in flight when the run stopped.
+        let round = self
+            .options
+            .resume_round
+            .as_ref()
+            .filter(|r| r.step == position.0)
+            .map(|r| (r.done + 1, r.total));
+        let mark = crate::exec::registry::Mark {
+            at: position,
+            round: round.map_or(0, |(r, _)| r),
+            total: round.map(|(_, t)| t),
+            sending: true,
+        };
+        let shape = Shape {
+            kind: StatementKind::Write,
+            returns_rows: false,
+        };
+        let update = registry
+            .checkpoint(db.as_ref(), &recorder.run_id, mark, "statement", "{}")
+            .map_err(|e| e.message)?;
+        let done = db.run(&update, shape).await.map_err(|e| e.message)?;
+        if done.count == 0 {
+            let insert = registry
+                .checkpoint(
+                    db.as_ref(),
+                    &recorder.run_id,
+                    crate::exec::registry::Mark {
+                        sending: false,
+                        ..mark
+                    },
+                    "statement",
+                    "{}",
+                )
+                .map_err(|e| e.message)?;
+            db.run(&insert, shape).await.map_err(|e| e.message)?;
+        }
+        Ok(())
+    }
+
     /// Whether statement `position` is a write outside a transaction
     /// (what a `sending` mark goes before).
     pub(super) fn write_outside(&self, (si, ti): (usize, usize)) -> bool {
