@@ -46,17 +46,7 @@ pub fn due(args: DueArgs<'_>) -> anyhow::Result<u8> {
             .map_or_else(|| dir.join(".runbook").join("runs"), Path::to_path_buf);
         for w in waiting(&journals, &plan.id) {
             let is_due = w.due.parse::<jiff::Timestamp>().is_ok_and(|t| t <= now);
-            let mut command = format!(
-                "runbook-compile exec {} --resume {}",
-                super::exec::shell_word(&file.display().to_string()),
-                super::exec::shell_word(&w.run_id)
-            );
-            if let Some(j) = args.journal {
-                command.push_str(&format!(
-                    " --journal {}",
-                    super::exec::shell_word(&j.display().to_string())
-                ));
-            }
+            let command = super::exec::resume_command(&file, &w.run_id, args.journal);
             rows.push(Row {
                 runbook: file.display().to_string(),
                 changed: w.plan_hash != plan.hash,

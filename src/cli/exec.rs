@@ -679,6 +679,23 @@ fn stop_facts(plan: &Plan, events: &[Event], dry_run: bool, again: &Again<'_>) -
 /// `word` as the shell reads it back: in single quotes unless plain, and
 /// as `$'...'` with escapes when it holds control characters, so the
 /// command stays on one line and passes the same bytes.
+/// `runbook-compile exec FILE --resume RUN [--journal DIR]`, each word
+/// quoted for the shell: the command that goes on with run `run`.
+pub(crate) fn resume_command(file: &Path, run: &str, journal: Option<&Path>) -> String {
+    let mut command = format!(
+        "runbook-compile exec {} --resume {}",
+        shell_word(&file.display().to_string()),
+        shell_word(run)
+    );
+    if let Some(j) = journal {
+        command.push_str(&format!(
+            " --journal {}",
+            shell_word(&j.display().to_string())
+        ));
+    }
+    command
+}
+
 pub(crate) fn shell_word(word: &str) -> String {
     let plain = word
         .chars()
@@ -1286,10 +1303,7 @@ pub fn exec(args: ExecArgs<'_>) -> anyhow::Result<u8> {
                 info(json, format!("ok: {statements} statements in {}, {held}", plan.steps_counted()));
                 info(json, format!("scheduled: {}", scrub(m)));
                 let run = resume_point.as_ref().map_or(new_run_id.clone(), |(_, p)| p.run_id.clone());
-                let mut command = format!("runbook-compile exec {} --resume {run}", shell_word(&file.display().to_string()));
-                if let Some(j) = journal_flag {
-                    command.push_str(&format!(" --journal {}", shell_word(&j.display().to_string())));
-                }
+                let command = resume_command(file, &run, journal_flag);
                 info(json, format!("next: {command} (with the same connections), on or after that date; `runbook-compile due` lists what has come due"));
             }
             Ending::CheckFailed(m) => eprintln!("FAILED: {}", scrub(m)),

@@ -212,11 +212,7 @@ impl Compiler<'_> {
         let mut names: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
         names.sort();
         for name in names {
-            if self.params.iter().any(|p| p.name == name)
-                || defined.contains(&name)
-                || name == crate::template::RUN
-                || crate::template::GLOBALS.contains(&name.as_str())
-            {
+            if self.known_name(&name, defined) {
                 continue;
             }
             let d = self.error(
@@ -251,12 +247,7 @@ impl Compiler<'_> {
                 let tx = &txs[t];
                 tx.begin.0 != si || tx.end.0 != si
             });
-            let last = statements.iter().rposition(|s| {
-                !matches!(
-                    s.kind,
-                    StatementKind::Begin | StatementKind::Commit | StatementKind::Rollback
-                )
-            });
+            let last = step.driver();
             if step.repeat.is_some() {
                 if crosses {
                     problems.push((step.location.clone(), "a `repeat` step holds a transaction that begins or ends in another step: each round must end its own".into(), "give the step its own BEGIN and COMMIT, or none"));

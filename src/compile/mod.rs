@@ -673,6 +673,16 @@ impl Compiler<'_> {
         }
     }
 
+    /// Whether a template or condition may read `name`: a parameter, a
+    /// capture made before (`defined`), the run's own values, or a name
+    /// minijinja provides.
+    fn known_name(&self, name: &str, defined: &HashSet<String>) -> bool {
+        self.params.iter().any(|p| p.name == name)
+            || defined.contains(name)
+            || name == crate::template::RUN
+            || crate::template::GLOBALS.contains(&name)
+    }
+
     /// Whether connection `name` (a step's `db`) is declared; an
     /// `unknown-connection` error at `span` when it is not.
     fn declared(&mut self, name: &str, span: Span) -> bool {

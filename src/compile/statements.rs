@@ -442,10 +442,7 @@ impl Compiler<'_> {
             .collect();
         uses.sort();
         for name in &uses {
-            if self.params.iter().any(|p| &p.name == name)
-                || defined.contains(name)
-                || name == crate::template::RUN
-            {
+            if self.known_name(name, defined) {
                 continue;
             }
             let at = self.name_span(&stmt.sql, span, name);

@@ -452,12 +452,12 @@ impl UrlParts {
     /// hold a password).
     pub(crate) fn of(url: &str) -> Result<UrlParts, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("the URL cannot be read: {e}"))?;
-        let text = |s: &str| (!s.is_empty()).then(|| percent_decoded(s));
+        let text = |s: &str| (!s.is_empty()).then(|| crate::exec::secret::percent_decode(s));
         Ok(UrlParts {
             host: parsed.host_str().map(str::to_string),
             port: parsed.port(),
             user: text(parsed.username()),
-            password: parsed.password().map(percent_decoded),
+            password: parsed.password().map(crate::exec::secret::percent_decode),
             database: text(parsed.path().trim_start_matches('/')),
             query: parsed
                 .query_pairs()
@@ -465,13 +465,6 @@ impl UrlParts {
                 .collect(),
         })
     }
-}
-
-/// `s` with its `%XX` escapes decoded.
-fn percent_decoded(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]

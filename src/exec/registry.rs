@@ -36,6 +36,15 @@ const CHECKPOINTS: &[&str] = &[
 ];
 const APPROVALS: &[&str] = &["plan_hash", "runbook", "operator", "at"];
 
+/// A checkpoint's statement as its column holds it: -1 for a whole step.
+fn statement_column(statement: usize) -> i64 {
+    if statement == usize::MAX {
+        -1
+    } else {
+        i64::try_from(statement).unwrap_or(i64::MAX)
+    }
+}
+
 /// The kind of a mark written just before a write outside a transaction
 /// is sent; its checkpoint replaces it once the write ran.
 pub const SENDING: &str = "sending";
@@ -325,11 +334,7 @@ impl Registry {
         kind: &str,
         captures: &str,
     ) -> Result<String, DbError> {
-        let statement = if mark.at.1 == usize::MAX {
-            -1
-        } else {
-            i64::try_from(mark.at.1).unwrap_or(i64::MAX)
-        };
+        let statement = statement_column(mark.at.1);
         let total = mark.total.map_or("NULL".to_string(), |t| t.to_string());
         if kind == "statement" && mark.sending {
             // The mark written before the statement was sent becomes its
@@ -369,11 +374,7 @@ impl Registry {
         run_id: &str,
         mark: Mark,
     ) -> Result<String, DbError> {
-        let statement = if mark.at.1 == usize::MAX {
-            -1
-        } else {
-            i64::try_from(mark.at.1).unwrap_or(i64::MAX)
-        };
+        let statement = statement_column(mark.at.1);
         Ok(format!(
             "DELETE FROM {} WHERE run_id = {} AND step = {} AND round = {} AND statement = {statement} AND kind = {}",
             self.checkpoints,

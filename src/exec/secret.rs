@@ -13,24 +13,20 @@ impl std::fmt::Debug for DbUrl {
     }
 }
 
-/// Decodes `%XX` escapes, leaving anything malformed as it is.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes `%XX` escapes, leaving anything malformed as it is (bytes
+/// that are not UTF-8 become U+FFFD).
+pub(crate) fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Whether a query or keyword parameter named `key` (lower case) holds a
+/// secret: a password, a JWT, any `...token...` or `...secret...`.
+fn secret_key(key: &str) -> bool {
+    matches!(key, "password" | "pass" | "pwd" | "jwt")
+        || key.contains("token")
+        || key.contains("secret")
 }
 
 impl DbUrl {
@@ -45,10 +41,7 @@ impl DbUrl {
         if !url.contains("://") {
             for pair in url.split([' ', '&', ';']) {
                 if let Some((key, v)) = pair.split_once('=')
-                    && matches!(
-                        key.trim().to_ascii_lowercase().as_str(),
-                        "password" | "pass" | "pwd"
-                    )
+                    && secret_key(&key.trim().to_ascii_lowercase())
                 {
                     found.push(v.trim_matches(['\'', '"']).to_string());
                 }
@@ -94,14 +87,10 @@ impl DbUrl {
         }
         if let Some((_, query)) = url.split_once(['?', '#']) {
             for pair in query.split(['&', '#', '?']) {
-                if let Some((key, v)) = pair.split_once('=') {
-                    let key = percent_decode(key).to_ascii_lowercase();
-                    if matches!(key.as_str(), "password" | "pass" | "pwd" | "jwt")
-                        || key.contains("token")
-                        || key.contains("secret")
-                    {
-                        found.push(v.to_string());
-                    }
+                if let Some((key, v)) = pair.split_once('=')
+                    && secret_key(&percent_decode(key).to_ascii_lowercase())
+                {
+                    found.push(v.to_string());
                 }
             }
         }
